@@ -1,0 +1,46 @@
+/**
+ * The Port interface: every way frames enter or leave the daemon (TAP devices now; GRE,
+ * system interfaces and others later) implements this one small, batch-oriented interface.
+ *
+ * Receive: `start()` hands the port the shared FrameBatch and a callback. Whenever frames
+ * are available the port fills the batch (start/len/count, inPort = its number) and calls
+ * `onBatch(port)` synchronously; the callee must be done with every frame when it returns.
+ * Send: the datapath appends (offset, size) pairs into `tx` (frames in `batch.slab`) and
+ * calls `flush()`, which sends them all in one native call and empties the queue. Frames
+ * that cannot be sent are counted in the port's drop counters, never thrown.
+ * Status: a port whose device disappears or fails reports `down` through `onStatus`,
+ * stops receiving, and drops (counted) what is queued to it.
+ */
+import type { FrameBatch, TxQueue } from '../packet/batch.js';
+
+export type PortState = 'up' | 'down';
+export type PortType = 'tap' | 'memory';
+
+/** Counters a port keeps itself (native send/receive results). */
+export interface PortIoCounters {
+  /** Frames the kernel refused because its queue was full (EAGAIN/ENOBUFS). */
+  txQueueFull: number;
+  /** Frames not sent because the device was down or gone. */
+  txPortDown: number;
+  /** Frames not sent for any other error. */
+  txError: number;
+  /** Frames larger than the slot that were truncated by the kernel read (and dropped). */
+  rxTooLong: number;
+}
+
+export interface Port {
+  readonly name: string;
+  /** Port number: stable for the port's life, chosen by the daemon. */
+  readonly number: number;
+  readonly type: PortType;
+  /** The OS device name behind the port (may differ from `name`). */
+  readonly device: string;
+  readonly mtu: number;
+  readonly state: PortState;
+  readonly tx: TxQueue;
+  start(batch: FrameBatch, onBatch: (port: Port) => void, onStatus: (port: Port, state: PortState, reason: string) => void): void;
+  /** Send everything queued in `tx` (offsets into `slab`), then clear the queue. Returns frames sent. */
+  flush(slab: Buffer): number;
+  ioCounters(): PortIoCounters;
+  close(): void;
+}
