@@ -18,6 +18,9 @@ export type PortType = 'tap' | 'memory';
 
 /** Counters a port keeps itself (native send/receive results). */
 export interface PortIoCounters {
+  /** Frames and bytes the port actually sent. */
+  txPackets: number;
+  txBytes: number;
   /** Frames the kernel refused because its queue was full (EAGAIN/ENOBUFS). */
   txQueueFull: number;
   /** Frames not sent because the device was down or gone. */

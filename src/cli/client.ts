@@ -1,0 +1,167 @@
+/**
+ * limectl's end of the management channel: connect to limed's unix socket, send one framed
+ * MgmtRequest, wait for the MgmtReply with the same id, close. Every failure becomes a
+ * named error with a message meant for the operator (no errno soup, no stack):
+ *   - ConnectError: the socket is missing, refuses, or is not ours to open;
+ *   - TimeoutError: no reply within the deadline (which covers connect + reply);
+ *   - ChannelError: the connection broke, or the reply could not be understood;
+ *   - DaemonError: limed answered with an Error reply (code + message).
+ */
+import net from 'node:net';
+import { FrameDecoder, encodeFrame } from '../proto/framing.js';
+import {
+  type ErrorCode,
+  type MgmtReplyBody,
+  type MgmtRequestBody,
+  PROTOCOL_VERSION,
+  decodeMgmtReply,
+  encodeMgmtRequest,
+} from '../proto/schema.js';
+
+/** Base of every failure talking to limed (limectl exit code 1). */
+export class ClientError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ClientError';
+  }
+}
+
+export class ConnectError extends ClientError {
+  constructor(
+    readonly path: string,
+    readonly code: string | undefined,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ConnectError';
+  }
+}
+
+export class TimeoutError extends ClientError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'TimeoutError';
+  }
+}
+
+export class ChannelError extends ClientError {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ChannelError';
+  }
+}
+
+export class DaemonError extends ClientError {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'DaemonError';
+  }
+}
+
+const HINT = 'is limed running? use --socket or LIME_SOCKET';
+
+/** The operator's message for a failed connect to `path` (exported for tests). */
+export function connectMessage(path: string, err: NodeJS.ErrnoException): string {
+  const prefix = `cannot connect to limed at ${path}`;
+  switch (err.code) {
+    case 'ENOENT':
+      return `${prefix}: no such socket (${HINT})`;
+    case 'ECONNREFUSED':
+      return `${prefix}: connection refused (${HINT})`;
+    case 'EACCES':
+    case 'EPERM':
+      return `${prefix}: permission denied (the socket is mode 0600: run limectl as the user limed runs as, usually root)`;
+    case 'ENOTDIR':
+      return `${prefix}: not a socket path (${HINT})`;
+    default:
+      return `${prefix}: ${err.message}`;
+  }
+}
+
+function closedEarly(path: string): ChannelError {
+  return new ChannelError(`limed at ${path} closed the connection without replying (see its log)`);
+}
+
+export interface RequestOptions {
+  /** Unix socket path of limed. */
+  path: string;
+  /** Give up after this many milliseconds (connect + reply). */
+  timeoutMs: number;
+}
+
+let lastId = 0;
+
+/**
+ * Send one request and return the reply body. An Error reply is thrown as DaemonError,
+ * so a returned body is always a success.
+ */
+export function request(opts: RequestOptions, body: MgmtRequestBody): Promise<Exclude<MgmtReplyBody, { body: 'error' }>> {
+  const id = ++lastId;
+  const frame = encodeFrame(encodeMgmtRequest({ version: PROTOCOL_VERSION, id, ...body }));
+  return new Promise((resolve, reject) => {
+    let connected = false;
+    let settled = false;
+    const socket = net.createConnection(opts.path);
+    const decoder = new FrameDecoder();
+    const timer = setTimeout(
+      () => fail(new TimeoutError(`no reply from limed at ${opts.path} within ${opts.timeoutMs} ms (is it overloaded or stuck? see its log; --timeout MS to wait longer)`)),
+      opts.timeoutMs,
+    );
+
+    function finish(): void {
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+    }
+    function fail(err: Error): void {
+      if (settled) return;
+      finish();
+      reject(err);
+    }
+
+    socket.once('connect', () => {
+      connected = true;
+      socket.write(frame);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      let bodies: Uint8Array[];
+      try {
+        bodies = decoder.push(chunk);
+      } catch (err) {
+        fail(new ChannelError(`bad reply from limed at ${opts.path}: ${(err as Error).message}`));
+        return;
+      }
+      for (const bytes of bodies) {
+        let reply: ReturnType<typeof decodeMgmtReply>;
+        try {
+          reply = decodeMgmtReply(bytes);
+        } catch (err) {
+          fail(new ChannelError(`bad reply from limed at ${opts.path}: ${(err as Error).message}`));
+          return;
+        }
+        if (reply.id !== id) continue; // not ours (cannot happen on a private connection)
+        if (reply.body === undefined) {
+          fail(new ChannelError(`limed at ${opts.path} sent a reply this limectl does not understand (limed newer than limectl?)`));
+        } else if (reply.body === 'error') {
+          fail(new DaemonError(reply.error.code, reply.error.message));
+        } else {
+          finish();
+          resolve(reply);
+        }
+        return;
+      }
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (!connected) fail(new ConnectError(opts.path, err.code, connectMessage(opts.path, err)));
+      else if (err.code === 'EPIPE' || err.code === 'ECONNRESET') fail(closedEarly(opts.path));
+      else fail(new ChannelError(`connection to limed at ${opts.path} failed: ${err.message}`));
+    });
+    socket.on('close', () => {
+      fail(closedEarly(opts.path));
+    });
+  });
+}

@@ -1,0 +1,337 @@
+/**
+ * limectl: the operator's CLI for limed, over the local management socket.
+ *
+ * `main(argv, io)` parses the arguments (commander), validates what it can locally (MTU,
+ * MAC, device name — before anything is sent), sends one request (client.ts), and prints
+ * the reply: human text by default, exactly one JSON object with --json. It returns the
+ * exit code instead of exiting, so tests drive it in-process:
+ *   0 success; 1 runtime failure (limed not running, limed returned an error, timeout);
+ *   2 bad usage (unknown command/option, missing argument, bad option value).
+ * Every failure is one line on stderr starting with `limectl: `; usage errors add a hint
+ * to --help. No stack traces.
+ */
+import { Command, CommanderError } from 'commander';
+import { ClientError, request } from './client.js';
+import {
+  type AddPortRequest,
+  DEFAULT_MGMT_SOCKET,
+  type FdbEntry,
+  type PortInfo,
+  type ShowReply,
+} from '../proto/schema.js';
+
+export interface CliIo {
+  stdout: { write(text: string): unknown };
+  stderr: { write(text: string): unknown };
+  /** Environment to read LIME_SOCKET from (default: process.env). */
+  env?: Record<string, string | undefined>;
+}
+
+export const EXIT_OK = 0;
+export const EXIT_FAILURE = 1;
+export const EXIT_USAGE = 2;
+
+const DEFAULT_TIMEOUT_MS = 5000;
+
+/** Bad command line: exit 2. `command` names the subcommand whose --help to suggest. */
+export class UsageError extends Error {
+  constructor(
+    message: string,
+    readonly command?: string,
+  ) {
+    super(message);
+    this.name = 'UsageError';
+  }
+}
+
+interface GlobalOptions {
+  socket?: string;
+  json?: boolean;
+  timeout?: string;
+}
+
+interface Context {
+  io: CliIo;
+  socket: string;
+  json: boolean;
+  timeoutMs: number;
+}
+
+export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
+  const env = io.env ?? process.env;
+  const program = buildProgram(io, env);
+  try {
+    await program.parseAsync(argv, { from: 'user' });
+    return EXIT_OK;
+  } catch (err) {
+    return report(err, io);
+  }
+}
+
+function report(err: unknown, io: CliIo): number {
+  if (err instanceof CommanderError) {
+    if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return EXIT_OK;
+    if (err.code === 'commander.help') {
+      // No command given: commander's help went to a discarded buffer; say it in one line.
+      io.stderr.write("limectl: missing command (see 'limectl --help')\n");
+      return EXIT_USAGE;
+    }
+    const text = err.message.replace(/^error: /, '').replace(/\s*\n\s*/g, ' ');
+    io.stderr.write(`limectl: ${text} (see 'limectl --help')\n`);
+    return EXIT_USAGE;
+  }
+  if (err instanceof UsageError) {
+    const help = err.command ? `limectl ${err.command} --help` : 'limectl --help';
+    io.stderr.write(`limectl: ${err.message} (see '${help}')\n`);
+    return EXIT_USAGE;
+  }
+  if (err instanceof ClientError) {
+    io.stderr.write(`limectl: ${err.message}\n`);
+    return EXIT_FAILURE;
+  }
+  io.stderr.write(`limectl: internal error: ${err instanceof Error ? err.message : String(err)}\n`);
+  return EXIT_FAILURE;
+}
+
+function buildProgram(io: CliIo, env: Record<string, string | undefined>): Command {
+  const program = new Command('limectl');
+  program
+    .description('Operator CLI for limed, the lime data plane daemon. Talks to the local limed over its management socket.')
+    .option(
+      '--socket <path>',
+      `limed's management socket (default: $LIME_SOCKET if set, else ${DEFAULT_MGMT_SOCKET})`,
+    )
+    .option('--json', 'print exactly one JSON object (for scripts) instead of text')
+    .option('--timeout <ms>', `give up when limed has not replied within MS milliseconds (default: ${DEFAULT_TIMEOUT_MS})`)
+    .exitOverride()
+    .configureOutput({
+      writeOut: (text) => io.stdout.write(text),
+      writeErr: () => {}, // only help-on-error goes here; report() prints one line instead
+      outputError: () => {},
+    })
+    .showSuggestionAfterError(true)
+    .addHelpText(
+      'after',
+      `
+Environment:
+  LIME_SOCKET   management socket path, used when --socket is not given
+
+Exit codes:
+  0  success
+  1  runtime failure (limed not running, limed returned an error, timeout)
+  2  bad usage (unknown command or option, missing argument, bad option value)
+
+Examples:
+  limectl show
+  limectl --json show
+  limectl fdb/show
+  limectl add-port vm3 --mtu 9000 --mac 02:00:00:00:00:03
+  limectl del-port vm3`,
+    );
+
+  const context = (cmd: Command): Context => {
+    const opts = cmd.optsWithGlobals<GlobalOptions>();
+    const timeoutMs = opts.timeout === undefined ? DEFAULT_TIMEOUT_MS : parseTimeout(opts.timeout);
+    const socket = opts.socket ?? (env['LIME_SOCKET'] || DEFAULT_MGMT_SOCKET);
+    if (socket === '') throw new UsageError('invalid --socket: empty path');
+    return { io, socket, json: opts.json === true, timeoutMs };
+  };
+
+  program
+    .command('show')
+    .description('show the site, its ports with state and counters, and the MAC table')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'show', show: {} });
+      if (reply.body !== 'show') throw unexpected('show', reply.body);
+      if (ctx.json) printJson(ctx, reply.show);
+      else ctx.io.stdout.write(formatShow(reply.show));
+    });
+
+  program
+    .command('fdb/show')
+    .alias('fdb-show')
+    .description('show the learned MAC addresses (port, VLAN, MAC, age in seconds), like ovs-appctl fdb/show')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'fdb_show', fdb_show: {} });
+      if (reply.body !== 'fdb_show') throw unexpected('fdb/show', reply.body);
+      if (ctx.json) printJson(ctx, { entries: reply.fdb_show.entries });
+      else ctx.io.stdout.write(formatFdb(reply.fdb_show.entries));
+    });
+
+  program
+    .command('add-port')
+    .description('add a port at run time')
+    .argument('<name>', 'port name (also the device name unless --device is given)')
+    .option('--type <type>', 'port type (only tap for now)', 'tap')
+    .option('--device <dev>', 'OS device name (default: the port name)')
+    .option('--mtu <n>', 'MTU, an integer from 68 to 65535 (default: limed\'s, 1500)')
+    .option('--mac <mac>', 'MAC address, unicast, like 02:00:00:00:00:03 (default: chosen by the kernel)')
+    .action(async (name: string, opts: { type: string; device?: string; mtu?: string; mac?: string }, cmd: Command) => {
+      const spec = parseAddPort(name, opts);
+      const ctx = context(cmd);
+      const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'add_port', add_port: spec });
+      if (reply.body !== 'port') throw unexpected('add-port', reply.body);
+      if (ctx.json) printJson(ctx, reply.port);
+      else ctx.io.stdout.write(formatAddedPort(reply.port));
+    });
+
+  program
+    .command('del-port')
+    .description('remove a port at run time')
+    .argument('<name>', 'port name')
+    .action(async (name: string, _opts: unknown, cmd: Command) => {
+      if (name === '') throw new UsageError('port name must not be empty', 'del-port');
+      const ctx = context(cmd);
+      const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'del_port', del_port: { name } });
+      if (reply.body !== 'ok') throw unexpected('del-port', reply.body);
+      if (ctx.json) printJson(ctx, { deleted: name });
+      else ctx.io.stdout.write(`deleted port ${name}\n`);
+    });
+
+  return program;
+}
+
+class UnexpectedReplyError extends ClientError {}
+
+function unexpected(command: string, body: string): Error {
+  return new UnexpectedReplyError(`limed answered ${command} with an unexpected '${body}' reply`);
+}
+
+function printJson(ctx: Context, value: unknown): void {
+  ctx.io.stdout.write(`${JSON.stringify(value, null, 2)}\n`);
+}
+
+// ---------------------------------------------------------------------------------------
+// Local validation (the daemon validates again; this only saves a round trip and gives the
+// operator the option's name)
+
+export const MIN_MTU = 68; // RFC 791: every IPv4 host must accept 68-byte datagrams
+export const MAX_MTU = 65535;
+
+function parseTimeout(text: string): number {
+  if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 3_600_000) {
+    throw new UsageError(`invalid --timeout '${text}': must be a whole number of milliseconds from 1 to 3600000`);
+  }
+  return Number(text);
+}
+
+/** "1500" → 1500, or UsageError naming --mtu. */
+export function parseMtu(text: string): number {
+  const n = /^\d+$/.test(text) ? Number(text) : NaN;
+  if (!Number.isInteger(n) || n < MIN_MTU || n > MAX_MTU) {
+    throw new UsageError(`invalid --mtu '${text}': must be an integer from ${MIN_MTU} to ${MAX_MTU}`, 'add-port');
+  }
+  return n;
+}
+
+/** "02:00:00:00:00:0A" → "02:00:00:00:00:0a", or UsageError naming --mac. */
+export function parseMac(text: string): string {
+  if (!/^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/.test(text)) {
+    throw new UsageError(`invalid --mac '${text}': expected six hex octets separated by colons, like 02:00:00:00:00:03`, 'add-port');
+  }
+  const mac = text.toLowerCase();
+  if (parseInt(mac.slice(0, 2), 16) & 1) {
+    throw new UsageError(`invalid --mac '${text}': a port MAC must be unicast (lowest bit of the first octet clear)`, 'add-port');
+  }
+  if (mac === '00:00:00:00:00:00') {
+    throw new UsageError(`invalid --mac '${text}': the all-zeros MAC is not a valid address`, 'add-port');
+  }
+  return mac;
+}
+
+/** Linux accepts a device name of 1..15 bytes, not "." or "..", without '/', ':' or whitespace. */
+function checkDeviceName(device: string, what: string): void {
+  if (
+    device.length === 0 ||
+    Buffer.byteLength(device) > 15 ||
+    device === '.' ||
+    device === '..' ||
+    /[/:\s]/.test(device)
+  ) {
+    throw new UsageError(`invalid ${what} '${device}': a device name is 1 to 15 characters without '/', ':' or spaces`, 'add-port');
+  }
+}
+
+function parseAddPort(name: string, opts: { type: string; device?: string; mtu?: string; mac?: string }): AddPortRequest {
+  if (name === '') throw new UsageError('port name must not be empty', 'add-port');
+  if (opts.type !== 'tap') throw new UsageError(`invalid --type '${opts.type}': only 'tap' is supported`, 'add-port');
+  const spec: AddPortRequest = { name, type: opts.type };
+  if (opts.device !== undefined) {
+    checkDeviceName(opts.device, '--device');
+    spec.device = opts.device;
+  } else {
+    checkDeviceName(name, 'port name (it is also the device name; use --device)');
+  }
+  if (opts.mtu !== undefined) spec.mtu = parseMtu(opts.mtu);
+  if (opts.mac !== undefined) spec.mac = parseMac(opts.mac);
+  return spec;
+}
+
+// ---------------------------------------------------------------------------------------
+// Human output
+
+type Align = 'left' | 'right';
+
+/** Columns padded to the widest cell, two spaces apart. */
+export function formatTable(header: string[], rows: string[][], align: Align[]): string {
+  const widths = header.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? '').length)));
+  const line = (cells: string[]): string =>
+    cells
+      .map((c, i) => (align[i] === 'right' ? c.padStart(widths[i]!) : c.padEnd(widths[i]!)))
+      .join('  ')
+      .trimEnd();
+  return [line(header), ...rows.map(line)].join('\n') + '\n';
+}
+
+export function formatDrops(drops: Record<string, number>): string {
+  const parts = Object.entries(drops)
+    .filter(([, n]) => n !== 0)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([reason, n]) => `${reason}=${n}`);
+  return parts.length > 0 ? parts.join(',') : '-';
+}
+
+export function formatShow(reply: ShowReply): string {
+  let out = `site: ${reply.site}\n`;
+  const ports = [...reply.ports].sort((a, b) => a.number - b.number);
+  if (ports.length === 0) {
+    out += 'ports: none\n';
+  } else {
+    out += formatTable(
+      ['PORT', 'NAME', 'TYPE', 'DEVICE', 'STATE', 'MTU', 'MAC', 'RX_PACKETS', 'RX_BYTES', 'TX_PACKETS', 'TX_BYTES', 'DROPS'],
+      ports.map((p) => [
+        String(p.number),
+        p.name,
+        p.type,
+        p.device,
+        p.state,
+        String(p.mtu),
+        p.mac,
+        String(p.rx_packets),
+        String(p.rx_bytes),
+        String(p.tx_packets),
+        String(p.tx_bytes),
+        formatDrops(p.drops),
+      ]),
+      ['right', 'left', 'left', 'left', 'left', 'right', 'left', 'right', 'right', 'right', 'right', 'left'],
+    );
+  }
+  const t = reply.mac_table;
+  out += `mac table: ${t.size} of ${t.capacity} entries, ${t.evictions} evictions, aging ${t.aging_seconds} s\n`;
+  return out;
+}
+
+/** Same layout as `ovs-appctl fdb/show`. */
+export function formatFdb(entries: FdbEntry[]): string {
+  let out = ' port  VLAN  MAC                Age\n';
+  for (const e of entries) {
+    out += `${e.port.padStart(5)}  ${String(e.vlan).padStart(4)}  ${e.mac}  ${String(Math.floor(e.age)).padStart(3)}\n`;
+  }
+  return out;
+}
+
+function formatAddedPort(p: PortInfo): string {
+  return `added port ${p.name}: number ${p.number}, type ${p.type}, device ${p.device}, state ${p.state}, mtu ${p.mtu}, mac ${p.mac}\n`;
+}

@@ -1,0 +1,146 @@
+/**
+ * limed's configuration: loaded from YAML (JSON is valid YAML), validated by a zod schema,
+ * with every error naming the field path and what was expected.
+ *
+ *   site: a                       # this site's name
+ *   socket: /run/lime/limed.sock  # management socket (default shown)
+ *   log_level: info               # trace|debug|info|warn|error
+ *   mac_table: { capacity: 8192, aging_seconds: 300 }
+ *   ports:
+ *     - { name: vm1, type: tap, mtu: 1500, mac: "02:00:00:00:00:01", device: lime-vm1 }
+ */
+import { readFileSync } from 'node:fs';
+import { LineCounter, parseDocument } from 'yaml';
+import { z } from 'zod';
+
+export const DEFAULT_SOCKET = '/run/lime/limed.sock';
+
+/** A configuration error: the message names the file and the field. */
+export class ConfigError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'ConfigError';
+  }
+}
+
+const NAME_RE = /^[A-Za-z0-9][A-Za-z0-9_.-]*$/;
+const MAC_RE = /^[0-9a-fA-F]{2}(:[0-9a-fA-F]{2}){5}$/;
+
+/** Linux interface names: 1–15 bytes, no '/', ':' or white space. */
+const ifname = z
+  .string()
+  .min(1, 'expected a device name of 1 to 15 characters')
+  .max(15, 'expected a device name of at most 15 characters (Linux IFNAMSIZ)')
+  .regex(NAME_RE, 'expected letters, digits, "_", "." or "-", starting with a letter or digit');
+
+const mac = z
+  .string()
+  .regex(MAC_RE, 'expected a MAC address like "02:00:00:00:00:01"')
+  .refine((s) => (parseInt(s.slice(0, 2), 16) & 1) === 0, 'expected a unicast MAC address (first octet even)');
+
+export const portSchema = z.strictObject({
+  name: ifname,
+  type: z.literal('tap', { error: 'expected "tap" (the only port type so far)' }),
+  device: ifname.optional(),
+  mtu: z
+    .number({ error: 'expected an integer from 68 to 9000' })
+    .int('expected an integer from 68 to 9000')
+    .min(68, 'expected an integer from 68 to 9000')
+    .max(9000, 'expected an integer from 68 to 9000')
+    .default(1500),
+  mac: mac.optional(),
+});
+
+export const configSchema = z.strictObject({
+  site: z
+    .string({ error: 'expected the site name, a string' })
+    .min(1, 'expected a non-empty site name')
+    .max(64, 'expected a site name of at most 64 characters')
+    .regex(NAME_RE, 'expected letters, digits, "_", "." or "-"'),
+  socket: z.string({ error: 'expected a path' }).min(1, 'expected a path').default(DEFAULT_SOCKET),
+  log_level: z.enum(['trace', 'debug', 'info', 'warn', 'error'], { error: 'expected one of trace, debug, info, warn, error' }).default('info'),
+  mac_table: z
+    .strictObject({
+      capacity: z.number().int('expected an integer').min(16, 'expected at least 16').max(1_000_000, 'expected at most 1000000').default(8192),
+      aging_seconds: z.number().int('expected an integer').min(1, 'expected at least 1').max(86_400, 'expected at most 86400').default(300),
+    })
+    .default({ capacity: 8192, aging_seconds: 300 }),
+  ports: z.array(portSchema, { error: 'expected a list of ports' }).default([]),
+});
+
+export type Config = z.infer<typeof configSchema>;
+export type PortConfig = z.infer<typeof portSchema>;
+
+function pathText(path: readonly PropertyKey[]): string {
+  let s = '';
+  for (const p of path) {
+    if (typeof p === 'number') s += `[${p}]`;
+    else s += s === '' ? String(p) : `.${String(p)}`;
+  }
+  return s === '' ? '(top level)' : s;
+}
+
+function describeValue(doc: unknown, path: readonly PropertyKey[]): string {
+  let v: unknown = doc;
+  for (const p of path) {
+    if (v === null || typeof v !== 'object') return '';
+    v = (v as Record<PropertyKey, unknown>)[p as string];
+  }
+  if (v === undefined) return ', but it is missing';
+  const text = JSON.stringify(v);
+  return `, got ${text === undefined ? String(v) : text.length > 40 ? text.slice(0, 37) + '...' : text}`;
+}
+
+/** Validate a parsed document; throws ConfigError naming the first bad field. */
+export function validateConfig(doc: unknown, source = 'config'): Config {
+  const r = configSchema.safeParse(doc);
+  if (!r.success) {
+    const issue = r.error.issues[0]!;
+    if (issue.code === 'unrecognized_keys') {
+      const where = issue.path.length ? `${pathText(issue.path)}: ` : '';
+      throw new ConfigError(`${source}: ${where}unknown field ${issue.keys.map((k) => `"${k}"`).join(', ')}`);
+    }
+    throw new ConfigError(`${source}: ${pathText(issue.path)}: ${issue.message}${describeValue(doc, issue.path)}`);
+  }
+  const cfg = r.data;
+  const names = new Map<string, number>();
+  const devices = new Map<string, number>();
+  cfg.ports.forEach((p, i) => {
+    const prev = names.get(p.name);
+    if (prev !== undefined) throw new ConfigError(`${source}: ports[${i}].name: duplicate port name "${p.name}" (also ports[${prev}])`);
+    names.set(p.name, i);
+    const dev = p.device ?? p.name;
+    const prevDev = devices.get(dev);
+    if (prevDev !== undefined) throw new ConfigError(`${source}: ports[${i}].device: device "${dev}" is already used by ports[${prevDev}]`);
+    devices.set(dev, i);
+  });
+  return cfg;
+}
+
+/** Parse YAML/JSON text into a validated Config. */
+export function parseConfig(text: string, source = 'config'): Config {
+  const lineCounter = new LineCounter();
+  const doc = parseDocument(text, { prettyErrors: false, uniqueKeys: true, lineCounter });
+  if (doc.errors.length > 0) {
+    const e = doc.errors[0]!;
+    const line = lineCounter.linePos(e.pos[0]);
+    const where = line ? ` (line ${line.line}, column ${line.col})` : '';
+    throw new ConfigError(`${source}: not valid YAML or JSON${where}: ${e.message.split('\n')[0]}`);
+  }
+  const value: unknown = doc.toJS();
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) {
+    throw new ConfigError(`${source}: expected a mapping with at least "site" and "ports"`);
+  }
+  return validateConfig(value, source);
+}
+
+export function loadConfig(file: string): Config {
+  let text: string;
+  try {
+    text = readFileSync(file, 'utf8');
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code ?? 'error';
+    throw new ConfigError(`${file}: cannot read the configuration file (${code})`);
+  }
+  return parseConfig(text, file);
+}

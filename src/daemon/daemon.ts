@@ -1,0 +1,224 @@
+/**
+ * The daemon's composition root: ports ↔ switch ↔ management server, timers and shutdown.
+ *
+ * One FrameBatch is shared by all ports: a port's native reader fills it and calls
+ * `onBatch`, which runs the whole data path for that batch (parse, decide, send) before
+ * returning, so the next port can reuse the batch. Everything else (management requests,
+ * the once-a-second MAC aging tick) runs between batches on the same event loop.
+ */
+import { PerformanceObserver } from 'node:perf_hooks';
+import { FrameBatch, HEADROOM, DEFAULT_SLOT_SIZE } from '../packet/batch.js';
+import { DROP_REASON_NAMES } from '../packet/drop.js';
+import { formatMac } from '../util/addr.js';
+import { Switch } from '../datapath/switch.js';
+import type { Port, PortState } from '../io/port.js';
+import { TapPort } from '../io/tap.js';
+import { ManagementServer } from '../mgmt/server.js';
+import {
+  ManagementError,
+  type FdbEntry,
+  type ManagementService,
+  type PortInfo,
+  type PortSpec,
+  type ShowReply,
+} from '../mgmt/service.js';
+import { portSchema, type Config, type PortConfig } from './config.js';
+import type { Logger } from './log.js';
+
+/** A failure to start, with the exit code limed should use. */
+export class StartupError extends Error {
+  constructor(
+    message: string,
+    readonly exitCode: number,
+  ) {
+    super(message);
+    this.name = 'StartupError';
+  }
+}
+
+const TICK_MS = 1000;
+
+interface PortRecord {
+  port: Port;
+  config: PortConfig;
+  mac: string;
+}
+
+/** Slot size that fits the largest configured MTU plus headers, rounded to 64 bytes. */
+function slotSizeFor(maxMtu: number): number {
+  const need = HEADROOM + maxMtu + 14 + 8 + 64;
+  return Math.max(DEFAULT_SLOT_SIZE, Math.ceil(need / 64) * 64);
+}
+
+export class Daemon implements ManagementService {
+  readonly switch: Switch;
+  private readonly batch: FrameBatch;
+  private readonly records = new Map<string, PortRecord>();
+  private mgmt: ManagementServer | undefined;
+  private tick: NodeJS.Timeout | undefined;
+  private gcObserver: PerformanceObserver | undefined;
+  private gcCount = 0;
+  private readonly startedAt = Date.now();
+  private readonly onBatch = (_port: Port): void => this.switch.process(this.batch);
+  private readonly onStatus = (port: Port, state: PortState, reason: string): void => {
+    this.log.warn({ port: port.name, state, reason }, `port ${port.name} is ${state}`);
+    this.switch.portStateChanged(port.number);
+  };
+
+  constructor(
+    readonly config: Config,
+    private readonly log: Logger,
+  ) {
+    this.switch = new Switch({
+      macTableCapacity: config.mac_table.capacity,
+      macAgingSeconds: config.mac_table.aging_seconds,
+    });
+    // Slots sized for jumbo frames up to the largest MTU allowed at run time (9000).
+    this.batch = new FrameBatch(undefined, slotSizeFor(9000));
+  }
+
+  async start(): Promise<void> {
+    try {
+      for (const pc of this.config.ports) this.openPort(pc);
+      this.mgmt = new ManagementServer({
+        path: this.config.socket,
+        service: this,
+        log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
+      });
+      await this.mgmt.start();
+    } catch (err) {
+      await this.stop();
+      throw this.asStartupError(err);
+    }
+    this.tick = setInterval(() => this.switch.tick(), TICK_MS);
+    this.tick.unref();
+    this.gcObserver = new PerformanceObserver((list) => {
+      this.gcCount += list.getEntries().length;
+    });
+    this.gcObserver.observe({ entryTypes: ['gc'] });
+    this.log.info(
+      { socket: this.config.socket, ports: this.config.ports.map((p) => p.name) },
+      `limed site ${this.config.site} running with ${this.records.size} port(s)`,
+    );
+  }
+
+  private asStartupError(err: unknown): StartupError {
+    if (err instanceof StartupError) return err;
+    const e = err as Error & { code?: string };
+    if (e.name === 'SocketInUseError') return new StartupError(e.message, 1);
+    return new StartupError(e.message ?? String(err), 1);
+  }
+
+  async stop(): Promise<void> {
+    if (this.tick !== undefined) clearInterval(this.tick);
+    this.tick = undefined;
+    this.gcObserver?.disconnect();
+    this.gcObserver = undefined;
+    for (const name of [...this.records.keys()]) this.closePort(name);
+    if (this.mgmt !== undefined) {
+      const m = this.mgmt;
+      this.mgmt = undefined;
+      await m.stop();
+    }
+  }
+
+  private openPort(pc: PortConfig): PortRecord {
+    if (this.records.has(pc.name)) throw new ManagementError('ALREADY_EXISTS', `port ${pc.name} already exists`);
+    const device = pc.device ?? pc.name;
+    for (const r of this.records.values()) {
+      if (r.port.device === device) throw new ManagementError('ALREADY_EXISTS', `device ${device} is already used by port ${r.port.name}`);
+    }
+    const number = this.switch.allocatePortNumber();
+    const port = TapPort.open({ name: pc.name, number, device, mtu: pc.mtu, ...(pc.mac !== undefined ? { mac: pc.mac } : {}) });
+    const rec: PortRecord = { port, config: pc, mac: port.mac };
+    this.records.set(pc.name, rec);
+    this.switch.addPort(port);
+    port.start(this.batch, this.onBatch, this.onStatus);
+    this.log.info({ port: pc.name, number, device: port.device, mtu: port.mtu, mac: rec.mac }, `port ${pc.name} added`);
+    return rec;
+  }
+
+  private closePort(name: string): void {
+    const rec = this.records.get(name);
+    if (rec === undefined) return;
+    this.records.delete(name);
+    this.switch.removePort(rec.port.number);
+    rec.port.close();
+    this.log.info({ port: name }, `port ${name} removed`);
+  }
+
+  private portInfo(rec: PortRecord): PortInfo {
+    const n = rec.port.number;
+    const io = rec.port.ioCounters();
+    const dropCounts = this.switch.dropCounts(n);
+    const drops: Record<string, number> = {};
+    for (let r = 1; r < dropCounts.length; r++) if (dropCounts[r]! > 0) drops[DROP_REASON_NAMES[r]!] = dropCounts[r]!;
+    return {
+      name: rec.port.name,
+      number: n,
+      type: rec.port.type,
+      device: rec.port.device,
+      state: rec.port.state,
+      mtu: rec.port.mtu,
+      mac: rec.mac,
+      rx_packets: this.switch.rxPackets[n]!,
+      rx_bytes: this.switch.rxBytes[n]!,
+      tx_packets: io.txPackets,
+      tx_bytes: io.txBytes,
+      drops,
+    };
+  }
+
+  // ManagementService ---------------------------------------------------------------
+
+  show(): ShowReply {
+    const mem = process.memoryUsage();
+    const mt = this.switch.macTable;
+    return {
+      site: this.config.site,
+      ports: [...this.records.values()].sort((a, b) => a.port.number - b.port.number).map((r) => this.portInfo(r)),
+      mac_table: { size: mt.size, capacity: mt.capacity, evictions: mt.nEvictions, aging_seconds: mt.agingMs / 1000 },
+      process: {
+        pid: process.pid,
+        uptime_seconds: Math.round((Date.now() - this.startedAt) / 1000),
+        heap_used: mem.heapUsed,
+        rss: mem.rss,
+        gc_count: this.gcCount,
+      },
+    };
+  }
+
+  fdbShow(): FdbEntry[] {
+    const now = Date.now();
+    const mt = this.switch.macTable;
+    const out: FdbEntry[] = [];
+    for (const e of mt.entries()) {
+      const age = (now - e.lastSeen) / 1000;
+      if (age * 1000 > mt.agingMs) continue;
+      out.push({ port: this.switch.ports[e.port]?.name ?? String(e.port), vlan: e.vlan, mac: formatMac(e.macHi, e.macLo), age: Math.floor(age) });
+    }
+    return out.reverse();
+  }
+
+  async addPort(spec: PortSpec): Promise<PortInfo> {
+    const r = portSchema.safeParse(spec);
+    if (!r.success) {
+      const issue = r.error.issues[0]!;
+      throw new ManagementError('BAD_REQUEST', `${issue.path.join('.') || 'port'}: ${issue.message}`);
+    }
+    let rec: PortRecord;
+    try {
+      rec = this.openPort(r.data);
+    } catch (err) {
+      if (err instanceof ManagementError) throw err;
+      throw new ManagementError('FAILED', (err as Error).message);
+    }
+    return this.portInfo(rec);
+  }
+
+  async delPort(name: string): Promise<void> {
+    if (!this.records.has(name)) throw new ManagementError('NOT_FOUND', `no port named ${name}`);
+    this.closePort(name);
+  }
+}
+

@@ -1,0 +1,112 @@
+/**
+ * `limed` command line: parse arguments, load the configuration, run the daemon in the
+ * foreground until SIGTERM/SIGINT, and map failures to exit codes:
+ * 0 clean stop, 1 runtime failure (privilege, device, socket in use), 2 bad usage/config.
+ */
+import { Command, CommanderError } from 'commander';
+import { ConfigError, DEFAULT_SOCKET, loadConfig } from './config.js';
+import { Daemon, StartupError } from './daemon.js';
+import { createLogger } from './log.js';
+
+const HELP_AFTER = `
+Configuration (YAML; JSON is accepted):
+  site: a                        this site's name (required)
+  socket: ${DEFAULT_SOCKET}   management socket for limectl (mode 0600)
+  log_level: info                trace | debug | info | warn | error
+  mac_table:
+    capacity: 8192               learned MACs kept at most; the oldest is evicted when full
+    aging_seconds: 300           a MAC not seen for this long is forgotten
+  ports:                         TAP devices limed creates and switches between
+    - name: vm1                  port name (also the device name unless "device" is set)
+      type: tap
+      mtu: 1500                  68..9000
+      mac: "02:00:00:00:00:01"   optional; the kernel picks one otherwise
+      device: lime-vm1           optional OS device name (at most 15 characters)
+
+Forwarding: a VLAN-aware MAC-learning switch (the OpenFlow NORMAL action): frames go to
+the port where their destination MAC was learned, or are flooded to every other port.
+
+Running: as root, or with CAP_NET_ADMIN (to create TAP devices). limed runs in the
+foreground and logs JSON lines to stdout (human-readable on a terminal). SIGTERM or SIGINT
+stops it cleanly: its TAP devices and the management socket are removed.
+
+Exit codes: 0 stopped cleanly, 1 runtime failure (missing privilege, device busy, socket
+in use), 2 bad usage or bad configuration (the message names the field).
+
+Example:
+  limed --config /etc/lime/limed.yaml
+  limectl --socket /run/lime/limed.sock show`;
+
+export async function main(argv: string[]): Promise<number> {
+  const program = new Command('limed')
+    .description('lime data-plane daemon: switches Ethernet frames between TAP ports')
+    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
+    .option('--check-config', 'validate the configuration and exit')
+    .helpOption('-h, --help', 'show this help')
+    .addHelpText('after', HELP_AFTER)
+    .exitOverride()
+    .configureOutput({
+      writeErr: (s) => process.stderr.write(s.startsWith('error:') ? `limed: ${s.slice(7)}` : s),
+    })
+    .showSuggestionAfterError(true);
+
+  try {
+    program.parse(argv, { from: 'user' });
+  } catch (err) {
+    if (err instanceof CommanderError) {
+      if (err.code === 'commander.helpDisplayed' || err.code === 'commander.version') return 0;
+      process.stderr.write("limed: try 'limed --help'\n");
+      return 2;
+    }
+    throw err;
+  }
+  const opts = program.opts<{ config: string; checkConfig?: boolean }>();
+
+  let config;
+  try {
+    config = loadConfig(opts.config);
+  } catch (err) {
+    if (err instanceof ConfigError) {
+      process.stderr.write(`limed: ${err.message}\n`);
+      return 2;
+    }
+    throw err;
+  }
+  if (opts.checkConfig) {
+    process.stdout.write(`limed: ${opts.config}: configuration is valid (site ${config.site}, ${config.ports.length} port(s))\n`);
+    return 0;
+  }
+
+  const log = createLogger(config.log_level, config.site);
+  const daemon = new Daemon(config, log);
+  try {
+    await daemon.start();
+  } catch (err) {
+    const code = err instanceof StartupError ? err.exitCode : 1;
+    const msg = err instanceof Error ? err.message : String(err);
+    log.error({ exitCode: code }, msg);
+    process.stderr.write(`limed: ${msg}\n`);
+    return code;
+  }
+
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (signal: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info({ signal }, `received ${signal}, stopping`);
+      daemon.stop().then(
+        () => {
+          log.info('stopped');
+          resolve(0);
+        },
+        (err: unknown) => {
+          log.error({ err }, 'error while stopping');
+          resolve(1);
+        },
+      );
+    };
+    process.on('SIGTERM', () => stop('SIGTERM'));
+    process.on('SIGINT', () => stop('SIGINT'));
+  });
+}

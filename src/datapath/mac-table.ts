@@ -1,0 +1,241 @@
+/**
+ * MacTable: the VLAN-aware MAC learning table behind the NORMAL action.
+ *
+ * What it does: maps (VLAN, MAC) to the port the MAC was last seen on. `learn()` records a
+ * source address, `lookup()` finds where to send a destination address, `expire()` ages
+ * out entries not seen for `agingMs`.
+ *
+ * Invariants:
+ * - At most `capacity` entries, ever. Learning a new address into a full table evicts the
+ *   entry seen least recently and counts it in `nEvictions`; the table never grows.
+ * - A MAC seen on a different port moves there at once (a migrated VM's gratuitous ARP or
+ *   RARP must redirect traffic from the next frame on) and counts in `nMoves`.
+ * - An entry older than `agingMs` is never returned by `lookup()`, even before the next
+ *   `expire()` sweep removes it.
+ *
+ * Layout: struct-of-arrays over entry slots [0, capacity). Slots are chained in a doubly
+ * linked list ordered by last-seen time (head = oldest, tail = newest), so eviction and
+ * aging pop from the head in O(1). An open-addressing hash index (linear probing,
+ * backward-shift deletion, load ≤ 1/2) maps (VLAN, MAC) to a slot.
+ *
+ * Cost model: `learn` and `lookup` are one hash probe sequence each (expected ~1.5 probes)
+ * plus a few typed-array writes; nothing allocates. Time is injected (`now`, milliseconds).
+ */
+
+const EMPTY = -1;
+
+export interface MacEntry {
+  macHi: number;
+  macLo: number;
+  vlan: number;
+  port: number;
+  lastSeen: number;
+}
+
+export class MacTable {
+  readonly capacity: number;
+  agingMs: number;
+  nEvictions = 0;
+  nMoves = 0;
+  nLearned = 0;
+  private nEntries = 0;
+
+  // Entry slots.
+  private readonly macHi: Uint16Array;
+  private readonly macLo: Uint32Array;
+  private readonly vlanOf: Uint16Array;
+  private readonly portOf: Int32Array;
+  private readonly lastSeen: Float64Array;
+  private readonly prev: Int32Array;
+  private readonly next: Int32Array;
+  /** Index of the slot's position in `index`, kept so removal needs no second probe. */
+  private readonly indexPos: Int32Array;
+  private head = EMPTY;
+  private tail = EMPTY;
+  /** Free slots, as a stack. */
+  private readonly free: Int32Array;
+  private nFree: number;
+
+  // Hash index: slot number or EMPTY.
+  private readonly index: Int32Array;
+  private readonly indexMask: number;
+
+  constructor(capacity = 8192, agingSeconds = 300) {
+    if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`MAC table capacity must be a positive integer, got ${capacity}`);
+    this.capacity = capacity;
+    this.agingMs = agingSeconds * 1000;
+    this.macHi = new Uint16Array(capacity);
+    this.macLo = new Uint32Array(capacity);
+    this.vlanOf = new Uint16Array(capacity);
+    this.portOf = new Int32Array(capacity);
+    this.lastSeen = new Float64Array(capacity);
+    this.prev = new Int32Array(capacity);
+    this.next = new Int32Array(capacity);
+    this.indexPos = new Int32Array(capacity);
+    this.free = new Int32Array(capacity);
+    for (let i = 0; i < capacity; i++) this.free[i] = capacity - 1 - i;
+    this.nFree = capacity;
+    let size = 16;
+    while (size < capacity * 2) size *= 2;
+    this.index = new Int32Array(size).fill(EMPTY);
+    this.indexMask = size - 1;
+  }
+
+  get size(): number {
+    return this.nEntries;
+  }
+
+  private hash(hi: number, lo: number, vlan: number): number {
+    let h = Math.imul(lo ^ (hi << 16) ^ vlan, 0x9e3779b1);
+    h ^= h >>> 15;
+    h = Math.imul(h ^ hi, 0x85ebca6b);
+    h ^= h >>> 13;
+    return h & this.indexMask;
+  }
+
+  /** Position in `index` holding the slot for (hi, lo, vlan), or -1 if absent. */
+  private find(hi: number, lo: number, vlan: number): number {
+    const index = this.index;
+    const mask = this.indexMask;
+    let pos = this.hash(hi, lo, vlan);
+    for (;;) {
+      const slot = index[pos]!;
+      if (slot === EMPTY) return -1;
+      if (this.macLo[slot] === lo && this.macHi[slot] === hi && this.vlanOf[slot] === vlan) return pos;
+      pos = (pos + 1) & mask;
+    }
+  }
+
+  /**
+   * Record that (vlan, MAC hi:lo) was seen on `port` at `now`. Returns true when the MAC is
+   * new or moved to another port.
+   */
+  learn(hi: number, lo: number, vlan: number, port: number, now: number): boolean {
+    const pos = this.find(hi, lo, vlan);
+    if (pos >= 0) {
+      const slot = this.index[pos]!;
+      this.lastSeen[slot] = now;
+      if (slot !== this.tail) {
+        this.unlink(slot);
+        this.append(slot);
+      }
+      if (this.portOf[slot] !== port) {
+        this.portOf[slot] = port;
+        this.nMoves++;
+        return true;
+      }
+      return false;
+    }
+    if (this.nFree === 0) {
+      this.removeSlot(this.head);
+      this.nEvictions++;
+    }
+    const slot = this.free[--this.nFree]!;
+    this.macHi[slot] = hi;
+    this.macLo[slot] = lo;
+    this.vlanOf[slot] = vlan;
+    this.portOf[slot] = port;
+    this.lastSeen[slot] = now;
+    this.append(slot);
+    let p = this.hash(hi, lo, vlan);
+    while (this.index[p] !== EMPTY) p = (p + 1) & this.indexMask;
+    this.index[p] = slot;
+    this.indexPos[slot] = p;
+    this.nEntries++;
+    this.nLearned++;
+    return true;
+  }
+
+  /** Port where (vlan, MAC) was last seen, or -1 if unknown or aged out. */
+  lookup(hi: number, lo: number, vlan: number, now: number): number {
+    const pos = this.find(hi, lo, vlan);
+    if (pos < 0) return -1;
+    const slot = this.index[pos]!;
+    if (now - this.lastSeen[slot]! > this.agingMs) return -1;
+    return this.portOf[slot]!;
+  }
+
+  /** Remove entries not seen for longer than the aging time. Returns how many. */
+  expire(now: number): number {
+    let n = 0;
+    while (this.head !== EMPTY && now - this.lastSeen[this.head]! > this.agingMs) {
+      this.removeSlot(this.head);
+      n++;
+    }
+    return n;
+  }
+
+  /** Forget every MAC learned on `port` (the port was removed or went down). */
+  flushPort(port: number): number {
+    let n = 0;
+    let slot = this.head;
+    while (slot !== EMPTY) {
+      const nextSlot = this.next[slot]!;
+      if (this.portOf[slot] === port) {
+        this.removeSlot(slot);
+        n++;
+      }
+      slot = nextSlot;
+    }
+    return n;
+  }
+
+  /** Entries from oldest to newest (management path: allocates). */
+  entries(): MacEntry[] {
+    const out: MacEntry[] = [];
+    for (let slot = this.head; slot !== EMPTY; slot = this.next[slot]!) {
+      out.push({
+        macHi: this.macHi[slot]!,
+        macLo: this.macLo[slot]!,
+        vlan: this.vlanOf[slot]!,
+        port: this.portOf[slot]!,
+        lastSeen: this.lastSeen[slot]!,
+      });
+    }
+    return out;
+  }
+
+  private append(slot: number): void {
+    this.prev[slot] = this.tail;
+    this.next[slot] = EMPTY;
+    if (this.tail !== EMPTY) this.next[this.tail] = slot;
+    else this.head = slot;
+    this.tail = slot;
+  }
+
+  private unlink(slot: number): void {
+    const p = this.prev[slot]!;
+    const n = this.next[slot]!;
+    if (p !== EMPTY) this.next[p] = n;
+    else this.head = n;
+    if (n !== EMPTY) this.prev[n] = p;
+    else this.tail = p;
+  }
+
+  private removeSlot(slot: number): void {
+    this.unlink(slot);
+    // Backward-shift deletion keeps every probe sequence unbroken without tombstones.
+    const index = this.index;
+    const mask = this.indexMask;
+    let hole = this.indexPos[slot]!;
+    index[hole] = EMPTY;
+    let pos = (hole + 1) & mask;
+    for (;;) {
+      const s = index[pos]!;
+      if (s === EMPTY) break;
+      const home = this.hash(this.macHi[s]!, this.macLo[s]!, this.vlanOf[s]!);
+      // Move s into the hole if its home position is not cyclically within (hole, pos].
+      const distHome = (pos - home) & mask;
+      const distHole = (pos - hole) & mask;
+      if (distHome >= distHole) {
+        index[hole] = s;
+        this.indexPos[s] = hole;
+        index[pos] = EMPTY;
+        hole = pos;
+      }
+      pos = (pos + 1) & mask;
+    }
+    this.free[this.nFree++] = slot;
+    this.nEntries--;
+  }
+}

@@ -1,0 +1,333 @@
+/**
+ * The management server: limed's end of the local management channel. A unix socket
+ * (node:net) at the configured path, mode 0600 (only the daemon's user — root — may
+ * talk to it), carrying length-delimited MgmtRequest/MgmtReply messages (src/proto).
+ *
+ * Per connection, in order: bytes → FrameDecoder (size bound checked before buffering) →
+ * decodeMgmtRequest → ManagementService call → MgmtReply with the request's id → frame
+ * → socket. Requests on one connection are served one at a time, in order; the socket is
+ * paused while a request is in service and while a reply waits for the client to read,
+ * so a client can make the server hold at most one read chunk and one reply.
+ *
+ * Failure policy (nothing here may crash the daemon):
+ *   - ManagementError from the service → Error reply with its code and message;
+ *   - any other exception → Error reply FAILED with its message (logged at warn);
+ *   - a framing error or an undecodable message → that connection is closed, the reason
+ *     logged; other connections are untouched;
+ *   - a request of another protocol version, or with a body this build does not know,
+ *     → Error reply BAD_REQUEST.
+ *
+ * Start-up: the parent directory is created (0755) if missing. A socket file already at
+ * the path is probed: if something accepts a connection, start() fails with
+ * SocketInUseError (another limed runs); if nothing listens, the file is stale and is
+ * replaced. stop() closes every connection and removes the socket file.
+ */
+import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
+import net from 'node:net';
+import { dirname } from 'node:path';
+import { FrameDecoder, FramingError, encodeFrame } from '../proto/framing.js';
+import {
+  type ErrorBody,
+  type MgmtReplyBody,
+  type MgmtRequest,
+  type ShowReply as WireShowReply,
+  type FdbEntry as WireFdbEntry,
+  type PortInfo as WirePortInfo,
+  type UnknownBody,
+  PROTOCOL_VERSION,
+  decodeMgmtRequest,
+  encodeMgmtReply,
+} from '../proto/schema.js';
+import { ManagementError, type ManagementService, type PortSpec } from './service.js';
+
+export type LogLevel = 'debug' | 'info' | 'warn' | 'error';
+export type LogFn = (level: LogLevel, msg: string, fields?: Record<string, unknown>) => void;
+
+export interface ManagementServerOptions {
+  /** Unix socket path, e.g. /run/lime/limed.sock. */
+  path: string;
+  service: ManagementService;
+  log?: LogFn;
+}
+
+/** A start-up problem with the management socket path. */
+export class ManagementSocketError extends Error {
+  constructor(
+    readonly path: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ManagementSocketError';
+  }
+}
+
+/** Something (another limed, most likely) already accepts connections at the path. */
+export class SocketInUseError extends ManagementSocketError {
+  constructor(path: string) {
+    super(path, `management socket ${path} is already in use (another limed running?)`);
+    this.name = 'SocketInUseError';
+  }
+}
+
+/** How long start() waits for a connect to an existing socket file before calling it in use. */
+const PROBE_TIMEOUT_MS = 1000;
+
+// The service speaks the TS shapes of service.ts; the wire speaks those of proto/schema.ts.
+// They must stay assignable (service → wire); these aliases make the compiler check it.
+type Assignable<From extends To, To> = [From, To];
+export type ServiceShapesMatchWire = [
+  Assignable<ReturnType<ManagementService['show']>, WireShowReply>,
+  Assignable<ReturnType<ManagementService['fdbShow']>[number], WireFdbEntry>,
+  Assignable<Awaited<ReturnType<ManagementService['addPort']>>, WirePortInfo>,
+];
+
+export class ManagementServer {
+  readonly path: string;
+  private readonly service: ManagementService;
+  private readonly log: LogFn;
+  private server: net.Server | undefined;
+  private readonly connections = new Set<net.Socket>();
+  private nextConnectionId = 1;
+
+  constructor(opts: ManagementServerOptions) {
+    this.path = opts.path;
+    this.service = opts.service;
+    this.log = opts.log ?? (() => {});
+  }
+
+  async start(): Promise<void> {
+    if (this.server) throw new ManagementSocketError(this.path, `management server on ${this.path} already started`);
+    await mkdir(dirname(this.path), { recursive: true, mode: 0o755 });
+    await this.removeStaleSocket();
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.onConnection(socket));
+    await new Promise<void>((resolve, reject) => {
+      const onError = (err: NodeJS.ErrnoException): void => {
+        if (err.code === 'EADDRINUSE') reject(new SocketInUseError(this.path));
+        else reject(new ManagementSocketError(this.path, `cannot listen on management socket ${this.path}: ${err.message}`));
+      };
+      server.once('error', onError);
+      server.listen(this.path, () => {
+        server.off('error', onError);
+        resolve();
+      });
+    });
+    // Until this chmod the socket has the umask's mode; the window is a few microseconds and
+    // the parent directory is normally root's. (Changing the process umask instead would
+    // race with every other file the daemon creates.)
+    try {
+      await chmod(this.path, 0o600);
+    } catch (err) {
+      server.close();
+      throw new ManagementSocketError(this.path, `cannot chmod management socket ${this.path}: ${(err as Error).message}`);
+    }
+    server.on('error', (err) => this.log('error', 'management socket error', { path: this.path, error: err.message }));
+    this.server = server;
+    this.log('info', 'management socket listening', { path: this.path });
+  }
+
+  async stop(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = undefined;
+    for (const socket of this.connections) socket.destroy();
+    this.connections.clear();
+    await new Promise<void>((resolve) => server.close(() => resolve()));
+    try {
+      await unlink(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        this.log('warn', 'cannot remove management socket', { path: this.path, error: (err as Error).message });
+      }
+    }
+    this.log('info', 'management socket closed', { path: this.path });
+  }
+
+  /** Number of open client connections (for tests and `show`). */
+  get connectionCount(): number {
+    return this.connections.size;
+  }
+
+  private async removeStaleSocket(): Promise<void> {
+    let isSocket: boolean;
+    try {
+      isSocket = (await lstat(this.path)).isSocket();
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code === 'ENOENT') return;
+      throw new ManagementSocketError(this.path, `cannot inspect management socket path ${this.path}: ${(err as Error).message}`);
+    }
+    if (!isSocket) {
+      throw new ManagementSocketError(this.path, `management socket path ${this.path} exists and is not a socket`);
+    }
+    if (await this.probe()) throw new SocketInUseError(this.path);
+    try {
+      await unlink(this.path);
+    } catch (err) {
+      if ((err as NodeJS.ErrnoException).code !== 'ENOENT') {
+        throw new ManagementSocketError(this.path, `cannot remove stale management socket ${this.path}: ${(err as Error).message}`);
+      }
+    }
+    this.log('info', 'removed stale management socket', { path: this.path });
+  }
+
+  /** true if something accepts a connection at the path; false if the file is stale. */
+  private probe(): Promise<boolean> {
+    return new Promise((resolve, reject) => {
+      const socket = net.createConnection(this.path);
+      const timer = setTimeout(() => finish(true), PROBE_TIMEOUT_MS);
+      const finish = (inUse: boolean, err?: Error): void => {
+        clearTimeout(timer);
+        socket.destroy();
+        if (err) reject(err);
+        else resolve(inUse);
+      };
+      socket.once('connect', () => finish(true));
+      socket.once('error', (err: NodeJS.ErrnoException) => {
+        if (err.code === 'ECONNREFUSED' || err.code === 'ENOENT') finish(false);
+        else finish(false, new ManagementSocketError(this.path, `cannot probe management socket ${this.path}: ${err.message}`));
+      });
+    });
+  }
+
+  private onConnection(socket: net.Socket): void {
+    const connection = this.nextConnectionId++;
+    this.connections.add(socket);
+    this.log('debug', 'management client connected', { connection });
+    const decoder = new FrameDecoder();
+    const queue: Uint8Array[] = [];
+    let serving = false;
+    let ended = false; // the client half-closed; finish its requests, then end our side
+
+    const close = (reason: string): void => {
+      this.log('warn', 'closing management connection', { connection, reason });
+      queue.length = 0;
+      socket.destroy();
+    };
+
+    const serve = async (): Promise<void> => {
+      serving = true;
+      socket.pause();
+      while (queue.length > 0 && !socket.destroyed) {
+        const bytes = queue.shift()!;
+        let request: ReturnType<typeof decodeMgmtRequest>;
+        try {
+          request = decodeMgmtRequest(bytes);
+        } catch (err) {
+          close((err as Error).message);
+          break;
+        }
+        const reply = await this.replyTo(request, connection);
+        if (socket.destroyed) break;
+        if (!socket.write(reply)) await drained(socket);
+      }
+      serving = false;
+      if (socket.destroyed) return;
+      if (ended) socket.end();
+      else socket.resume();
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      let bodies: Uint8Array[];
+      try {
+        bodies = decoder.push(chunk);
+      } catch (err) {
+        close(err instanceof FramingError ? `framing error: ${err.message}` : (err as Error).message);
+        return;
+      }
+      if (bodies.length === 0) return;
+      queue.push(...bodies);
+      if (!serving) void serve();
+    });
+    socket.on('end', () => {
+      try {
+        decoder.end();
+      } catch (err) {
+        this.log('debug', 'management client closed mid-frame', { connection, reason: (err as Error).message });
+      }
+      // Requests still in service get their replies before we end our side (serve() ends it).
+      ended = true;
+      if (!serving) socket.end();
+    });
+    socket.on('error', (err) => this.log('debug', 'management connection error', { connection, error: err.message }));
+    socket.on('close', () => {
+      this.connections.delete(socket);
+      this.log('debug', 'management client disconnected', { connection });
+    });
+  }
+
+  /** The framed reply to one decoded request; never throws. */
+  private async replyTo(request: ReturnType<typeof decodeMgmtRequest>, connection: number): Promise<Buffer> {
+    let body: MgmtReplyBody;
+    try {
+      body = await this.dispatch(request);
+    } catch (err) {
+      if (err instanceof ManagementError) {
+        body = errorBody(err.code, err.message);
+      } else {
+        const message = err instanceof Error ? err.message : String(err);
+        this.log('warn', 'management request failed', {
+          connection,
+          request: request.body,
+          error: message,
+          stack: err instanceof Error ? err.stack : undefined,
+        });
+        body = errorBody('FAILED', message || 'internal error');
+      }
+    }
+    try {
+      return encodeFrame(encodeMgmtReply({ version: PROTOCOL_VERSION, id: request.id, ...body }));
+    } catch (err) {
+      // Too large, or a value the schema cannot carry: tell the client rather than go silent.
+      this.log('warn', 'cannot encode management reply', { connection, request: request.body, error: (err as Error).message });
+      const fallback = errorBody('FAILED', `cannot send reply to ${request.body ?? 'request'}: ${(err as Error).message}`);
+      return encodeFrame(encodeMgmtReply({ version: PROTOCOL_VERSION, id: request.id, ...fallback }));
+    }
+  }
+
+  private async dispatch(request: MgmtRequest | UnknownBody): Promise<MgmtReplyBody> {
+    if (request.version !== PROTOCOL_VERSION) {
+      return errorBody(
+        'BAD_REQUEST',
+        `unsupported management protocol version ${request.version} (this limed speaks version ${PROTOCOL_VERSION})`,
+      );
+    }
+    switch (request.body) {
+      case 'show':
+        return { body: 'show', show: this.service.show() };
+      case 'fdb_show':
+        return { body: 'fdb_show', fdb_show: { entries: this.service.fdbShow() } };
+      case 'add_port': {
+        const r = request.add_port;
+        if (r.name === '') return errorBody('BAD_REQUEST', 'add-port: name is required');
+        if (r.type !== 'tap') return errorBody('BAD_REQUEST', `add-port: type '${r.type}' is not supported (supported: tap)`);
+        const spec: PortSpec = { name: r.name, type: 'tap' };
+        if (r.device !== undefined) spec.device = r.device;
+        if (r.mtu !== undefined) spec.mtu = r.mtu;
+        if (r.mac !== undefined) spec.mac = r.mac;
+        return { body: 'port', port: await this.service.addPort(spec) };
+      }
+      case 'del_port': {
+        if (request.del_port.name === '') return errorBody('BAD_REQUEST', 'del-port: name is required');
+        await this.service.delPort(request.del_port.name);
+        return { body: 'ok', ok: {} };
+      }
+      case undefined:
+        return errorBody('BAD_REQUEST', 'request has no body this limed understands (limectl newer than limed?)');
+    }
+  }
+}
+
+function errorBody(code: ErrorBody['code'], message: string): MgmtReplyBody {
+  return { body: 'error', error: { code, message } };
+}
+
+function drained(socket: net.Socket): Promise<void> {
+  return new Promise((resolve) => {
+    const done = (): void => {
+      socket.off('drain', done);
+      socket.off('close', done);
+      resolve();
+    };
+    socket.once('drain', done);
+    socket.once('close', done);
+  });
+}

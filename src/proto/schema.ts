@@ -1,0 +1,248 @@
+/**
+ * The lime schema at run time: loads src/proto/lime.proto (shipped with the package, found
+ * by walking up from this module to the package root) with protobufjs, and exposes typed
+ * encode/decode helpers for the envelopes. lime.proto is the one definition of the wire
+ * format; the TypeScript interfaces below mirror it field for field (snake_case, as loaded
+ * with `keepCase`), and are also the objects `limectl --json` prints.
+ *
+ * Decoding conventions (protobufjs `toObject` with longs as Number, enums as String,
+ * defaults, oneofs): every scalar field is present (defaults filled), a oneof's chosen
+ * member is named by its `body` discriminator, proto3 `optional` fields are present only
+ * when set, a missing sub-message is filled with its defaults, keys come in .proto
+ * declaration order, and unknown fields are ignored (a newer peer may send more). A body
+ * this build does not know decodes as `body: undefined`; callers answer that with an
+ * error, they do not crash. 64-bit counters become Numbers (exact up to 2^53).
+ */
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import protobuf from 'protobufjs';
+
+/** Version carried in every envelope (lime.proto rules: bump only for incompatible changes). */
+export const PROTOCOL_VERSION = 1;
+
+/** Where limed listens and limectl connects unless told otherwise (LIME_SOCKET, --socket, config). */
+export const DEFAULT_MGMT_SOCKET = '/run/lime/limed.sock';
+
+// ---------------------------------------------------------------------------------------
+// Wire shapes (mirror lime.proto)
+
+export type ErrorCode = 'CODE_UNSPECIFIED' | 'BAD_REQUEST' | 'NOT_FOUND' | 'ALREADY_EXISTS' | 'FAILED';
+
+export interface ErrorBody {
+  code: ErrorCode;
+  message: string;
+}
+
+export type Empty = Record<string, never>;
+
+export interface PortInfo {
+  name: string;
+  number: number;
+  type: string;
+  device: string;
+  state: string;
+  mtu: number;
+  mac: string;
+  rx_packets: number;
+  rx_bytes: number;
+  tx_packets: number;
+  tx_bytes: number;
+  drops: Record<string, number>;
+}
+
+export interface MacTableInfo {
+  size: number;
+  capacity: number;
+  evictions: number;
+  aging_seconds: number;
+}
+
+export interface ProcessInfo {
+  pid: number;
+  uptime_seconds: number;
+  heap_used: number;
+  rss: number;
+  gc_count: number;
+}
+
+export interface ShowReply {
+  site: string;
+  ports: PortInfo[];
+  mac_table: MacTableInfo;
+  process: ProcessInfo;
+}
+
+export interface FdbEntry {
+  port: string;
+  vlan: number;
+  mac: string;
+  age: number;
+}
+
+export interface FdbShowReply {
+  entries: FdbEntry[];
+}
+
+export interface AddPortRequest {
+  name: string;
+  type: string;
+  device?: string;
+  mtu?: number;
+  mac?: string;
+}
+
+export interface DelPortRequest {
+  name: string;
+}
+
+interface Envelope {
+  version: number;
+  id: number;
+}
+
+export type MgmtRequestBody =
+  | { body: 'show'; show: Empty }
+  | { body: 'fdb_show'; fdb_show: Empty }
+  | { body: 'add_port'; add_port: AddPortRequest }
+  | { body: 'del_port'; del_port: DelPortRequest };
+
+export type MgmtReplyBody =
+  | { body: 'error'; error: ErrorBody }
+  | { body: 'show'; show: ShowReply }
+  | { body: 'fdb_show'; fdb_show: FdbShowReply }
+  | { body: 'port'; port: PortInfo }
+  | { body: 'ok'; ok: Empty };
+
+export type MgmtRequest = Envelope & MgmtRequestBody;
+export type MgmtReply = Envelope & MgmtReplyBody;
+
+/** A decoded envelope whose body is absent or unknown to this build (a newer peer's). */
+export type UnknownBody = Envelope & { body: undefined };
+
+// ---------------------------------------------------------------------------------------
+// Loading
+
+/** The package root: the nearest directory above this module holding package.json. */
+function findPackageRoot(): string {
+  const start = dirname(fileURLToPath(import.meta.url));
+  for (let dir = start; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'package.json'))) return dir;
+    if (dirname(dir) === dir) {
+      throw new Error(`lime: no package.json above ${start}; cannot locate src/proto/lime.proto`);
+    }
+  }
+}
+
+/** Absolute path of lime.proto (it ships with the package; dist/ does not copy it). */
+export const PROTO_PATH = join(findPackageRoot(), 'src', 'proto', 'lime.proto');
+
+function loadRoot(): protobuf.Root {
+  if (!existsSync(PROTO_PATH)) {
+    throw new Error(`lime: schema ${PROTO_PATH} is missing (is the package installed completely?)`);
+  }
+  const root = new protobuf.Root().loadSync(PROTO_PATH, { keepCase: true });
+  root.resolveAll();
+  return root;
+}
+
+export const root: protobuf.Root = loadRoot();
+
+export const MgmtRequestType: protobuf.Type = root.lookupType('lime.v1.MgmtRequest');
+export const MgmtReplyType: protobuf.Type = root.lookupType('lime.v1.MgmtReply');
+
+/** Conversion used by every decode helper. */
+export const TO_OBJECT_OPTIONS: protobuf.IConversionOptions = {
+  longs: Number,
+  enums: String,
+  defaults: true,
+  oneofs: true,
+};
+
+// ---------------------------------------------------------------------------------------
+// Encode / decode
+
+/** Bytes that are not a valid encoding of the expected message. */
+export class MessageDecodeError extends Error {
+  constructor(
+    readonly messageType: string,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'MessageDecodeError';
+  }
+}
+
+/** Encode a plain object (enum values by name) as `type`. */
+export function encodeMessage(type: protobuf.Type, value: object): Uint8Array {
+  return type.encode(type.fromObject(value as Record<string, unknown>)).finish();
+}
+
+/** Decode `bytes` as `type` into a plain object (see the conventions at the top). */
+export function decodeMessage(type: protobuf.Type, bytes: Uint8Array): Record<string, unknown> {
+  let message: protobuf.Message;
+  try {
+    message = type.decode(bytes);
+  } catch (err) {
+    throw new MessageDecodeError(type.name, `cannot decode ${type.name}: ${(err as Error).message}`);
+  }
+  return normalize(type, type.toObject(message, TO_OBJECT_OPTIONS));
+}
+
+/**
+ * Rebuild a toObject result in declaration order, filling absent sub-messages with their
+ * defaults and replacing unknown enum numbers by the enum's zero value name.
+ */
+function normalize(type: protobuf.Type, obj: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  for (const field of type.fieldsArray) {
+    const value = obj[field.name];
+    if (value === undefined) continue; // unset oneof member or proto3 optional
+    const rt = field.resolvedType;
+    if (rt instanceof protobuf.Type) {
+      if (field.map) {
+        const m: Record<string, unknown> = {};
+        for (const [k, v] of Object.entries(value as Record<string, unknown>)) m[k] = normalize(rt, v as Record<string, unknown>);
+        out[field.name] = m;
+      } else if (field.repeated) {
+        out[field.name] = (value as Record<string, unknown>[]).map((v) => normalize(rt, v));
+      } else {
+        const v = value === null ? rt.toObject(rt.create(), TO_OBJECT_OPTIONS) : (value as Record<string, unknown>);
+        out[field.name] = normalize(rt, v);
+      }
+    } else if (rt instanceof protobuf.Enum) {
+      const zero = rt.valuesById[0] ?? '';
+      const fix = (v: unknown): unknown => (typeof v === 'number' ? (rt.valuesById[v] ?? zero) : v);
+      out[field.name] = field.repeated ? (value as unknown[]).map(fix) : fix(value);
+    } else {
+      out[field.name] = value;
+    }
+  }
+  for (const oneof of type.oneofsArray) {
+    if (oneof.name.startsWith('_')) continue; // synthetic oneof of a proto3 `optional`
+    if (obj[oneof.name] !== undefined) out[oneof.name] = obj[oneof.name];
+  }
+  return out;
+}
+
+function knownBody<T extends { body: string }>(decoded: Record<string, unknown>, type: protobuf.Type): T | UnknownBody {
+  const body = decoded['body'];
+  if (typeof body === 'string' && type.oneofs?.['body']?.oneof.includes(body)) return decoded as unknown as T;
+  return { ...(decoded as unknown as Envelope), body: undefined };
+}
+
+export function encodeMgmtRequest(request: MgmtRequest): Uint8Array {
+  return encodeMessage(MgmtRequestType, request);
+}
+
+export function decodeMgmtRequest(bytes: Uint8Array): MgmtRequest | UnknownBody {
+  return knownBody<MgmtRequest>(decodeMessage(MgmtRequestType, bytes), MgmtRequestType);
+}
+
+export function encodeMgmtReply(reply: MgmtReply): Uint8Array {
+  return encodeMessage(MgmtReplyType, reply);
+}
+
+export function decodeMgmtReply(bytes: Uint8Array): MgmtReply | UnknownBody {
+  return knownBody<MgmtReply>(decodeMessage(MgmtReplyType, bytes), MgmtReplyType);
+}

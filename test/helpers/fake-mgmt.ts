@@ -1,0 +1,171 @@
+/**
+ * A fake ManagementService (plain data, call log, injectable failures) and a raw framed
+ * client for the management server and limectl tests. No root, no devices.
+ */
+import net from 'node:net';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import {
+  ManagementError,
+  type FdbEntry,
+  type ManagementService,
+  type PortInfo,
+  type PortSpec,
+  type ShowReply,
+} from '../../src/mgmt/service.js';
+import { FrameDecoder, encodeFrame } from '../../src/proto/framing.js';
+import { type MgmtReply, type MgmtRequest, type UnknownBody, decodeMgmtReply, encodeMgmtRequest } from '../../src/proto/schema.js';
+
+export function portInfo(name: string, number: number, extra: Partial<PortInfo> = {}): PortInfo {
+  return {
+    name,
+    number,
+    type: 'tap',
+    device: name,
+    state: 'up',
+    mtu: 1500,
+    mac: `02:00:00:00:00:${number.toString(16).padStart(2, '0')}`,
+    rx_packets: 0,
+    rx_bytes: 0,
+    tx_packets: 0,
+    tx_bytes: 0,
+    drops: {},
+    ...extra,
+  };
+}
+
+export class FakeManagementService implements ManagementService {
+  site = 'paris';
+  ports: PortInfo[] = [
+    portInfo('vm1', 1, { rx_packets: 12, rx_bytes: 1008, tx_packets: 10, tx_bytes: 840, drops: { runt: 3, too_long: 1 } }),
+    portInfo('vm2', 2, { state: 'down', mtu: 9000 }),
+  ];
+  fdb: FdbEntry[] = [
+    { port: 'vm1', vlan: 0, mac: '02:00:00:00:00:01', age: 5 },
+    { port: 'vm2', vlan: 100, mac: '52:54:00:12:34:56', age: 123 },
+  ];
+  /** Every call, in order: method name and argument. */
+  calls: Array<[string, unknown?]> = [];
+  /** If set, show() throws it. */
+  showError: unknown;
+
+  show(): ShowReply {
+    this.calls.push(['show']);
+    if (this.showError !== undefined) throw this.showError;
+    return {
+      site: this.site,
+      ports: this.ports.map((p) => ({ ...p })),
+      mac_table: { size: this.fdb.length, capacity: 8192, evictions: 7, aging_seconds: 300 },
+      process: { pid: 4242, uptime_seconds: 61.5, heap_used: 5_000_000, rss: 40_000_000, gc_count: 3 },
+    };
+  }
+
+  fdbShow(): FdbEntry[] {
+    this.calls.push(['fdbShow']);
+    return this.fdb.map((e) => ({ ...e }));
+  }
+
+  async addPort(spec: PortSpec): Promise<PortInfo> {
+    this.calls.push(['addPort', spec]);
+    await new Promise((r) => setTimeout(r, 5)); // really asynchronous, like opening a TAP
+    if (this.ports.some((p) => p.name === spec.name)) {
+      throw new ManagementError('ALREADY_EXISTS', `port ${spec.name} already exists`);
+    }
+    const number = Math.max(0, ...this.ports.map((p) => p.number)) + 1;
+    const info = portInfo(spec.name, number, {
+      device: spec.device ?? spec.name,
+      ...(spec.mtu !== undefined ? { mtu: spec.mtu } : {}),
+      ...(spec.mac !== undefined ? { mac: spec.mac } : {}),
+    });
+    this.ports.push(info);
+    return { ...info };
+  }
+
+  async delPort(name: string): Promise<void> {
+    this.calls.push(['delPort', name]);
+    const i = this.ports.findIndex((p) => p.name === name);
+    if (i < 0) throw new ManagementError('NOT_FOUND', `no port named ${name}`);
+    this.ports.splice(i, 1);
+  }
+}
+
+/** A fresh temporary directory (short path: unix socket paths are limited to 107 bytes). */
+export function tempDir(): { dir: string; cleanup: () => void } {
+  const dir = mkdtempSync(join(tmpdir(), 'lime-mgmt-'));
+  return { dir, cleanup: () => rmSync(dir, { recursive: true, force: true }) };
+}
+
+/** A raw connection speaking frames, for poking the server with good and bad bytes. */
+export class RawClient {
+  readonly replies: Array<MgmtReply | UnknownBody> = [];
+  closed = false;
+  private readonly decoder = new FrameDecoder();
+  private waiters: Array<() => void> = [];
+
+  private constructor(readonly socket: net.Socket) {
+    socket.on('data', (chunk: Buffer) => {
+      for (const b of this.decoder.push(chunk)) this.replies.push(decodeMgmtReply(b));
+      this.wake();
+    });
+    socket.on('close', () => {
+      this.closed = true;
+      this.wake();
+    });
+    socket.on('error', () => {});
+  }
+
+  static connect(path: string): Promise<RawClient> {
+    return new Promise((resolve, reject) => {
+      const socket = net.createConnection(path);
+      socket.once('connect', () => resolve(new RawClient(socket)));
+      socket.once('error', reject);
+    });
+  }
+
+  send(request: MgmtRequest | Omit<MgmtRequest, 'body'>): void {
+    this.socket.write(encodeFrame(encodeMgmtRequest(request as MgmtRequest)));
+  }
+
+  writeRaw(bytes: Uint8Array): void {
+    this.socket.write(bytes);
+  }
+
+  /** Resolve when `n` replies have arrived (or reject on close/timeout). */
+  async waitReplies(n: number, timeoutMs = 2000): Promise<Array<MgmtReply | UnknownBody>> {
+    await this.until(() => this.replies.length >= n, timeoutMs, `${n} replies`);
+    return this.replies;
+  }
+
+  async waitClosed(timeoutMs = 2000): Promise<void> {
+    await this.until(() => this.closed, timeoutMs, 'close');
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
+
+  private until(cond: () => boolean, timeoutMs: number, what: string): Promise<void> {
+    return new Promise((resolve, reject) => {
+      const check = (): void => {
+        if (cond()) {
+          clearTimeout(timer);
+          resolve();
+        } else if (this.closed) {
+          clearTimeout(timer);
+          reject(new Error(`connection closed while waiting for ${what}`));
+        } else {
+          this.waiters.push(check);
+        }
+      };
+      const timer = setTimeout(() => reject(new Error(`timed out waiting for ${what}`)), timeoutMs);
+      check();
+    });
+  }
+
+  private wake(): void {
+    const w = this.waiters;
+    this.waiters = [];
+    for (const f of w) f();
+  }
+}

@@ -1,0 +1,133 @@
+/**
+ * The `limed` command as an operator meets it: help, bad usage and bad configuration
+ * (exit 2, one line naming the field), missing privilege, socket in use and device busy
+ * (exit 1), and a clean stop that removes its devices and socket (exit 0).
+ */
+import { spawnSync } from 'node:child_process';
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { afterAll, describe, expect, it } from 'vitest';
+import { LIMED, LimedProcess } from '../../src/demo/limed-process.js';
+import { linkExists } from '../../src/demo/netns.js';
+import { describeAsRoot } from '../helpers/root.js';
+
+const dir = mkdtempSync(join(tmpdir(), 'lime-cli-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function config(name: string, text: string): string {
+  const f = join(dir, name);
+  writeFileSync(f, text);
+  return f;
+}
+
+function limed(args: string[], opts: { prefix?: string[] } = {}): { code: number | null; stdout: string; stderr: string } {
+  const cmd = opts.prefix ?? [];
+  const r = spawnSync(cmd[0] ?? process.execPath, [...cmd.slice(1), ...(cmd.length ? [process.execPath] : []), LIMED, ...args], {
+    encoding: 'utf8',
+    timeout: 20_000,
+  });
+  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+}
+
+describe('limed command line', () => {
+  it('documents the configuration and exit codes in --help', () => {
+    const r = limed(['--help']);
+    expect(r.code).toBe(0);
+    for (const s of ['--config', 'site:', 'socket:', 'ports:', 'mtu:', 'mac:', 'aging_seconds', 'Exit codes', 'SIGTERM']) expect(r.stdout).toContain(s);
+  });
+
+  it('exits 2 without --config', () => {
+    const r = limed([]);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("required option '-c, --config <file>' not specified");
+  });
+
+  it('exits 2 on an unknown option', () => {
+    const r = limed(['--config', 'x', '--bogus']);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toContain("unknown option '--bogus'");
+  });
+
+  it('exits 2 when the file cannot be read', () => {
+    const r = limed(['--config', join(dir, 'missing.yaml')]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`limed: ${join(dir, 'missing.yaml')}: cannot read the configuration file (ENOENT)`);
+  });
+
+  it('exits 2 naming the bad field of an invalid config, before touching any device', () => {
+    const f = config('bad-mtu.yaml', 'site: a\nports:\n  - { name: limec-x, type: tap, mtu: 20 }\n');
+    const r = limed(['--config', f]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`limed: ${f}: ports[0].mtu: expected an integer from 68 to 9000, got 20`);
+    expect(r.stderr.split('\n').filter(Boolean)).toHaveLength(1);
+    expect(linkExists('limec-x')).toBe(false);
+  });
+
+  it('exits 2 on a duplicate port name', () => {
+    const f = config('dup.yaml', 'site: a\nports:\n  - { name: vm1, type: tap }\n  - { name: vm1, type: tap }\n');
+    const r = limed(['--config', f]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`limed: ${f}: ports[1].name: duplicate port name "vm1" (also ports[0])`);
+  });
+
+  it('--check-config validates without starting', () => {
+    const f = config('ok.yaml', `site: a\nsocket: ${join(dir, 'never.sock')}\nports:\n  - { name: limec-never, type: tap }\n`);
+    const r = limed(['--config', f, '--check-config']);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toContain('configuration is valid (site a, 1 port(s))');
+    expect(existsSync(join(dir, 'never.sock'))).toBe(false);
+    expect(linkExists('limec-never')).toBe(false);
+  });
+});
+
+describeAsRoot('limed runtime failures and clean stop (root)', () => {
+  it('exits 1 with the errno and device when it lacks CAP_NET_ADMIN', () => {
+    const f = config('noperm.yaml', `site: a\nsocket: ${join(dir, 'noperm.sock')}\nports:\n  - { name: limec-np, type: tap }\n`);
+    const r = limed(['--config', f], { prefix: ['setpriv', '--bounding-set=-net_admin', '--inh-caps=-net_admin', '--'] });
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('limed: EPERM: cannot create TAP limec-np: need CAP_NET_ADMIN');
+    expect(linkExists('limec-np')).toBe(false);
+    expect(existsSync(join(dir, 'noperm.sock'))).toBe(false);
+  });
+
+  it('exits 1 when the management socket is in use, and 1 when a device is busy', async () => {
+    const first = new LimedProcess({ ports: [{ name: 'limec-a' }] });
+    await first.start();
+    try {
+      const sameSocket = config('same-socket.yaml', `site: b\nsocket: ${first.socket}\nports:\n  - { name: limec-b, type: tap }\n`);
+      const r = limed(['--config', sameSocket]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toContain(`management socket ${first.socket} is already in use`);
+      // The failed daemon removed what it had created; the first one is untouched.
+      expect(linkExists('limec-b')).toBe(false);
+      expect(linkExists('limec-a')).toBe(true);
+
+      const sameDevice = config('same-device.yaml', `site: c\nsocket: ${join(dir, 'c.sock')}\nports:\n  - { name: limec-a, type: tap }\n`);
+      const r2 = limed(['--config', sameDevice]);
+      expect(r2.code).toBe(1);
+      expect(r2.stderr).toMatch(/limed: EBUSY: cannot create TAP limec-a/);
+      expect((await first.showJson()).site).toBe('test');
+    } finally {
+      expect(await first.stop()).toBe(0);
+      first.cleanup();
+    }
+  });
+
+  it('stops cleanly on SIGTERM and on SIGINT, removing its devices and socket', async () => {
+    for (const signal of ['SIGTERM', 'SIGINT'] as const) {
+      const d = new LimedProcess({ ports: [{ name: 'limec-s1' }, { name: 'limec-s2', device: 'limec-s2dev' }] });
+      await d.start();
+      expect(linkExists('limec-s1')).toBe(true);
+      expect(linkExists('limec-s2dev')).toBe(true);
+      const exited = new Promise<number | null>((r) => d.child!.once('exit', (code) => r(code)));
+      d.child!.kill(signal);
+      expect(await exited).toBe(0);
+      expect(linkExists('limec-s1')).toBe(false);
+      expect(linkExists('limec-s2dev')).toBe(false);
+      expect(existsSync(d.socket)).toBe(false);
+      expect(d.stdout).toContain('stopping');
+      d.cleanup();
+    }
+  });
+});
