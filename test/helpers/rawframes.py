@@ -40,7 +40,13 @@ def send(iface):
             break
         line = line.strip()
         if line:
-            s.send(bytes.fromhex(line))
+            try:
+                s.send(bytes.fromhex(line))
+            except OSError as e:
+                # A socket bound while the link was down reports ENETDOWN once; go again.
+                if e.errno != 100:
+                    raise
+                s.send(bytes.fromhex(line))
             n += 1
     print(n)
 

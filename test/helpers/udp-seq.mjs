@@ -8,12 +8,13 @@ if (mode === 'send') {
   const [host, port, count, interval] = [args[0], Number(args[1]), Number(args[2]), Number(args[3])];
   const sock = dgram.createSocket('udp4');
   let seq = 0;
-  const buf = Buffer.alloc(64);
   const t0 = Date.now();
   const tick = () => {
     // Catch up to the schedule so the rate holds even when timers fire late.
     const due = Math.min(count, Math.floor((Date.now() - t0) / interval) + 1);
     while (seq < due) {
+      // A fresh buffer per datagram: send() is asynchronous and keeps a reference.
+      const buf = Buffer.alloc(64);
       buf.writeUInt32BE(seq++, 0);
       sock.send(buf, port, host);
     }
