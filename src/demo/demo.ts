@@ -5,7 +5,7 @@
  * also on Ctrl-C.
  */
 import { LimedProcess, limectl } from './limed-process.js';
-import { Netns, isRoot, run } from './netns.js';
+import { Netns, isRoot } from './netns.js';
 
 const PREFIX = 'limedemo-';
 const HOSTS = [
@@ -27,7 +27,7 @@ export async function runDemo(): Promise<number> {
   const net = new Netns(PREFIX);
   const limed = new LimedProcess({
     site: 'demo',
-    ports: HOSTS.map((h) => ({ name: h.port, device: h.device, mtu: 1500 })),
+    ports: HOSTS.map((h) => ({ name: h.port, device: h.device, mtu: 1500, mac: h.mac })),
   });
   let interrupted = false;
   const onSignal = (): void => {
@@ -42,8 +42,7 @@ export async function runDemo(): Promise<number> {
     await limed.start();
     for (const h of HOSTS) {
       const ns = net.add(h.name);
-      // The host side of a TAP port: the host owns the device and its MAC, as a VM's NIC.
-      run('ip', ['link', 'set', 'dev', h.device, 'address', h.mac]);
+      // The host owns the other side of its TAP port, as a VM owns its NIC.
       net.attach(h.device, ns, { addr: `${h.ip}/24`, rename: 'eth0' });
       say(`host ${h.name}: namespace ${ns}, eth0 = ${h.ip} (${h.mac}) on limed port ${h.port}`);
     }
