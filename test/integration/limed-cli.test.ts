@@ -3,7 +3,7 @@
  * (exit 2, one line naming the field), missing privilege, socket in use and device busy
  * (exit 1), and a clean stop that removes its devices and socket (exit 0).
  */
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -127,6 +127,51 @@ describeAsRoot('limed runtime failures and clean stop (root)', () => {
       expect(linkExists('limec-s2dev')).toBe(false);
       expect(existsSync(d.socket)).toBe(false);
       expect(d.stdout).toContain('stopping');
+      d.cleanup();
+    }
+  });
+
+  it('adds and deletes ports at run time through limectl, with clear errors', async () => {
+    const d = new LimedProcess({ ports: [{ name: 'limec-r1' }] });
+    await d.start();
+    try {
+      const add = await d.ctl(['--json', 'add-port', 'limec-r2', '--mtu', '9000', '--mac', '02:00:00:00:aa:02']);
+      expect(add.code).toBe(0);
+      expect(JSON.parse(add.stdout)).toMatchObject({ name: 'limec-r2', number: 2, type: 'tap', state: 'up', mtu: 9000, mac: '02:00:00:00:aa:02' });
+      expect(linkExists('limec-r2')).toBe(true);
+      const dup = await d.ctl(['add-port', 'limec-r2']);
+      expect(dup.code).toBe(1);
+      expect(dup.stderr).toContain('port limec-r2 already exists');
+      const del = await d.ctl(['del-port', 'limec-r2']);
+      expect(del.code).toBe(0);
+      expect(linkExists('limec-r2')).toBe(false);
+      const missing = await d.ctl(['del-port', 'limec-r2']);
+      expect(missing.code).toBe(1);
+      expect(missing.stderr).toContain('no port named limec-r2');
+      expect((await d.showJson()).ports.map((p: { name: string }) => p.name)).toEqual(['limec-r1']);
+    } finally {
+      expect(await d.stop()).toBe(0);
+      d.cleanup();
+    }
+  });
+
+  it('marks a port down when its device is deleted under it, and keeps running', async () => {
+    const d = new LimedProcess({ ports: [{ name: 'limec-g1' }, { name: 'limec-g2' }] });
+    await d.start();
+    try {
+      execFileSync('ip', ['link', 'del', 'limec-g1']);
+      const deadline = Date.now() + 5000;
+      let state = 'up';
+      while (state !== 'down' && Date.now() < deadline) {
+        state = (await d.showJson()).ports.find((p: { name: string }) => p.name === 'limec-g1').state;
+        if (state !== 'down') await new Promise((r) => setTimeout(r, 50));
+      }
+      expect(state).toBe('down');
+      const show = await d.showJson();
+      expect(show.ports.find((p: { name: string }) => p.name === 'limec-g2').state).toBe('up');
+      expect(d.stdout).toContain('port limec-g1 is down');
+    } finally {
+      expect(await d.stop()).toBe(0);
       d.cleanup();
     }
   });
