@@ -1,0 +1,208 @@
+// Aggregation of per-round samples and the markdown report.
+import { summary } from './stats.mjs';
+
+export const FRAME_NOTE = 'iperf3 `-l 64` sets a 64-byte UDP payload: each frame is 64 + 8 (UDP) + 20 (IPv4) + 14 (Ethernet) = 106 bytes on the TAP/veth (110 B with FCS on a real wire).';
+
+export function metricDefs(profile) {
+  return [
+    { key: 'ladder_pps', title: 'Capacity: highest paced 64-byte UDP rate with ≤ 1 % loss (delivered frames/s)', unit: 'kframes/s', scale: 1e-3, better: 'higher', digits: 1 },
+    { key: 'blast_rx_pps', title: 'Unpaced 64-byte UDP blast (`iperf3 -u -l 64 -b 0`): delivered frames/s', unit: 'kframes/s', scale: 1e-3, better: 'higher', digits: 1 },
+    { key: 'blast_loss_pct', title: 'Unpaced 64-byte UDP blast: loss', unit: '%', scale: 1, better: 'lower', digits: 2, noRatio: true },
+    { key: 'cpu_us_per_frame', title: `Forwarder CPU time per delivered frame at ${profile.cpuRate / 1000}k frames/s paced (utime+stime / frames)`, unit: 'µs/frame', scale: 1, better: 'lower', digits: 3 },
+    { key: 'cpu_share', title: `Forwarder CPU share at ${profile.cpuRate / 1000}k frames/s paced`, unit: '% of one core', scale: 100, better: 'lower', digits: 1 },
+    { key: 'tcp_gbps', title: 'TCP throughput h1→h2 (`iperf3 -t ' + profile.tcpSec + '`)', unit: 'Gbit/s', scale: 1, better: 'higher', digits: 2 },
+    { key: 'rtt_p50_us', title: `RTT p50 (\`ping -i ${profile.pingInterval} -c ${profile.pingCount}\`)`, unit: 'µs', scale: 1, better: 'lower', digits: 0 },
+    { key: 'rtt_p99_us', title: 'RTT p99', unit: 'µs', scale: 1, better: 'lower', digits: 0 },
+    { key: 'rtt_added_p50_us', title: 'Added p50 RTT over the direct-veth floor (same round)', unit: 'µs', scale: 1, better: 'lower', digits: 0 },
+  ];
+}
+
+/** Collect per-scenario arrays of each metric over rounds. */
+export function aggregate(results, scenarioNames) {
+  const out = {};
+  for (const name of scenarioNames) {
+    const samples = results.samples.filter((s) => s.scenario === name && !s.error);
+    const m = {};
+    const keys = new Set(samples.flatMap((s) => Object.keys(s.metrics ?? {})));
+    for (const k of keys) {
+      const vals = samples.map((s) => s.metrics[k]).filter((v) => typeof v === 'number' && Number.isFinite(v));
+      m[k] = { ...summary(vals), values: vals };
+    }
+    out[name] = {
+      rounds_ok: samples.length,
+      rounds_failed: results.samples.filter((s) => s.scenario === name && s.error).length,
+      metrics: m,
+      ladder_sender_limited: samples.filter((s) => s.ladder?.sender_limited).length,
+    };
+  }
+  return out;
+}
+
+const fmt = (v, d) => (v == null || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
+
+export function renderMarkdown({ results, agg, scenarioNames, profile, goals }) {
+  const L = [];
+  const env = results.environment;
+  L.push(`# lime bench — ${results.started_at}`);
+  L.push('');
+  L.push(`Mode: ${profile.quick ? '--quick' : 'default'}; rounds: ${profile.rounds} (scenarios interleaved round-robin); scenarios: ${scenarioNames.join(', ')}.`);
+  L.push(`Machine: ${env.cpu_model} × ${env.cpus} CPUs, kernel ${env.kernel}, Node ${env.node}, ${env.ovs ?? 'OVS n/a'}, ${env.iperf3}. Commit ${env.git_commit}${env.git_dirty ? ' (+ uncommitted changes)' : ''}.`);
+  L.push('');
+  L.push(`Frame size: ${FRAME_NOTE}`);
+  L.push(`Values are the median over rounds, with min–max; "× tapfwd" is median ÷ the C TAP forwarder's median. Runtime: ${Math.round(results.runtime_s)} s.`);
+  L.push('');
+
+  const skipped = Object.entries(results.skipped ?? {});
+  for (const [n, why] of skipped) L.push(`- **${n}: skipped: ${why}**`);
+  for (const n of scenarioNames) {
+    const a = agg[n];
+    if (a && a.rounds_failed) {
+      const errs = results.samples.filter((s) => s.scenario === n && s.error).map((s) => `round ${s.round}: ${s.error}`);
+      L.push(`- **${n}: ${a.rounds_failed} round(s) failed** — ${errs.join('; ')}`);
+    }
+  }
+  if (skipped.length) L.push('');
+
+  const busy = results.samples.map((s) => s.background_busy_pct).filter((x) => typeof x === 'number');
+  if (busy.length) {
+    const hi = results.samples.filter((s) => s.background_busy_pct > 10).map((s) => `${s.scenario}#${s.round} ${s.background_busy_pct.toFixed(0)} %`);
+    L.push(`Other work on the machine (CPU busy over 1 s with the topology idle, before each measurement): median ${summary(busy).median.toFixed(1)} %, max ${summary(busy).max.toFixed(1)} % of all CPUs.${hi.length ? ` **Noisy (> 10 %): ${hi.join(', ')} — treat those samples with care.**` : ''}`);
+    L.push('');
+  }
+
+  const defs = metricDefs(profile);
+  const shown = scenarioNames.filter((n) => agg[n]?.rounds_ok);
+  // Summary table
+  L.push('## Summary (medians)');
+  L.push('');
+  const sumKeys = ['ladder_pps', 'blast_rx_pps', 'cpu_us_per_frame', 'tcp_gbps', 'rtt_p50_us', 'rtt_p99_us', 'rtt_added_p50_us'];
+  const sumDefs = sumKeys.map((k) => defs.find((d) => d.key === k));
+  L.push(`| scenario | ${sumDefs.map((d) => `${shortName(d.key)} (${d.unit})`).join(' | ')} |`);
+  L.push(`|---|${sumDefs.map(() => '---:').join('|')}|`);
+  for (const n of shown) {
+    const row = sumDefs.map((d) => {
+      const s = agg[n].metrics[d.key];
+      return s && s.n ? fmt(s.median * d.scale, d.digits) : 'n/a';
+    });
+    L.push(`| ${n} | ${row.join(' | ')} |`);
+  }
+  L.push('');
+
+  L.push('## Per metric');
+  for (const d of defs) {
+    L.push('');
+    L.push(`### ${d.title}`);
+    L.push('');
+    L.push(`${d.better === 'higher' ? 'Higher' : 'Lower'} is better. Unit: ${d.unit}.`);
+    if (d.key === 'ladder_pps') {
+      L.push('Ladder: paced `iperf3 -u -l 64 -b RATE×512 --pacing-timer 200 -t ' + profile.ladderSec + `\` at ${profile.ladderStart / 1000}k, +${profile.ladderStep / 1000}k, … until two steps lose > 1 %, then ${profile.refine} bisection step(s). The figure is the delivered rate of the best step with ≤ 1 % loss. "sender-limited" means iperf3 could not offer more than that (the generator, on the same 2 cores, is the limit, so the true capacity is at least this).`);
+    }
+    if (d.key === 'cpu_us_per_frame') L.push('Not applicable to veth and bridge (the kernel forwards in the sender\'s and receiver\'s context). OVS: ovs-vswitchd, all threads.');
+    L.push('');
+    const hasNote = d.key === 'ladder_pps' || d.key === 'cpu_us_per_frame';
+    L.push(`| scenario | median | min–max | × tapfwd | rounds${hasNote ? ' | note' : ''} |`);
+    L.push(`|---|---:|---:|---:|---:${hasNote ? '|---' : ''}|`);
+    const base = agg.tapfwd?.metrics[d.key];
+    for (const n of shown) {
+      const s = agg[n].metrics[d.key];
+      let note = '';
+      if (d.key === 'ladder_pps') {
+        const sl = agg[n].ladder_sender_limited;
+        note = ` | ${sl ? `sender-limited in ${sl}/${agg[n].rounds_ok}` : ''}`;
+      } else if (d.key === 'cpu_us_per_frame') {
+        const cs = results.samples.filter((x) => x.scenario === n && x.cpu);
+        const rx = summary(cs.map((x) => x.cpu.rx_pps)).median;
+        const loss = summary(cs.map((x) => x.cpu.loss_pct)).median;
+        note = rx != null ? ` | delivered ${fmt(rx / 1e3, 1)}k/s, loss ${fmt(loss, 2)} %` : ' | ';
+      }
+      if (!s || !s.n) { L.push(`| ${n} | n/a | | | 0${note} |`); continue; }
+      const ratio = !d.noRatio && base?.n && base.median ? fmt(s.median / base.median, 2) + '×' : '';
+      L.push(`| ${n} | ${fmt(s.median * d.scale, d.digits)} | ${fmt(s.min * d.scale, d.digits)}–${fmt(s.max * d.scale, d.digits)} | ${ratio} | ${s.n}${note} |`);
+    }
+  }
+  L.push('');
+
+  // limed heap
+  const heaps = results.samples.filter((s) => s.scenario === 'limed' && s.heap);
+  if (heaps.length) {
+    L.push('## limed heap across ≥ 1 M frames');
+    L.push('');
+    L.push('`limectl show --json` before and after paced runs that delivered the frames below (`process.heap_used`, `process.gc_count`).');
+    L.push('');
+    L.push('| round | frames delivered | heap before (MiB) | heap after (MiB) | heap Δ (KiB) | GCs | GCs per 1 M frames | rss after (MiB) |');
+    L.push('|---:|---:|---:|---:|---:|---:|---:|---:|');
+    for (const s of heaps) {
+      const h = s.heap;
+      if (h.error) { L.push(`| ${s.round} | ${h.error} | | | | | | |`); continue; }
+      L.push(`| ${s.round} | ${h.frames} | ${fmt(h.heap_before / 2 ** 20, 2)} | ${fmt(h.heap_after / 2 ** 20, 2)} | ${fmt(h.heap_delta / 1024, 1)} | ${h.gc_delta ?? 'n/a'} | ${fmt(h.gc_per_million, 2)} | ${fmt(h.rss_after / 2 ** 20, 1)} |`);
+    }
+    L.push('');
+  }
+
+  L.push('## Goals (issue 2, "Performance")');
+  L.push('');
+  for (const g of goals) L.push(`- ${g.status === 'pass' ? '✅ PASS' : g.status === 'fail' ? '❌ FAIL' : '⚪ NOT EVALUATED'} — ${g.goal}: ${g.detail}`);
+  L.push('');
+  L.push('## Caveats');
+  L.push('');
+  L.push(`- ${profile.cpus ?? results.environment.cpus} CPUs shared by sender, forwarder and receiver: unpaced blasts let iperf3 steal the forwarder's CPU; the paced ladder and CPU/frame are the figures to compare.`);
+  L.push('- Latency through any user-space forwarder here is dominated by waking a sleeping vCPU (tens of µs): compare ratios, not absolute values.');
+  L.push('- The UDP receiver uses a 2 MB socket buffer (`-w 2M`) so the receiving socket is not the bottleneck; host-side interfaces run with TX checksum offload off (`ethtool -K IF tx off`) in every scenario, which also disables TSO on the veth floor.');
+  L.push('');
+  return L.join('\n');
+}
+
+function shortName(k) {
+  return { ladder_pps: 'capacity', blast_rx_pps: 'blast rx', cpu_us_per_frame: 'CPU/frame', tcp_gbps: 'TCP', rtt_p50_us: 'RTT p50', rtt_p99_us: 'RTT p99', rtt_added_p50_us: 'added p50' }[k] ?? k;
+}
+
+/** Issue 2's performance goals, from the medians of this run. */
+export function evaluateGoals(agg, results) {
+  const med = (n, k) => agg[n]?.metrics[k]?.n ? agg[n].metrics[k].median : null;
+  const goals = [];
+  const need = (names, k) => names.filter((n) => med(n, k) == null);
+  const notEval = (goal, missing) => ({ goal, status: 'n/a', detail: `missing ${missing.join(', ')}${results.skipped?.limed ? ` (limed: ${results.skipped.limed})` : ''}` });
+
+  {
+    const goal = 'limed capacity ≥ 0.9 × tapfwd and ≥ ovs (highest 64-byte rate with ≤ 1 % loss)';
+    const miss = need(['limed', 'tapfwd', 'ovs'], 'ladder_pps');
+    if (miss.length) goals.push(notEval(goal, miss));
+    else {
+      const l = med('limed', 'ladder_pps'), t = med('tapfwd', 'ladder_pps'), o = med('ovs', 'ladder_pps');
+      const ok = l >= 0.9 * t && l >= o;
+      const sl = agg.limed.ladder_sender_limited + agg.tapfwd.ladder_sender_limited;
+      goals.push({ goal, status: ok ? 'pass' : 'fail', detail: `limed ${(l / 1e3).toFixed(1)}k = ${(l / t).toFixed(2)}× tapfwd (${(t / 1e3).toFixed(1)}k), ${(l / o).toFixed(2)}× ovs (${(o / 1e3).toFixed(1)}k)${sl ? ' — note: some ladders were sender-limited' : ''}`, ratio_tapfwd: l / t, ratio_ovs: l / o });
+    }
+  }
+  {
+    const goal = 'limed CPU per frame ≤ 1.5 × tapfwd (same paced rate)';
+    const miss = need(['limed', 'tapfwd'], 'cpu_us_per_frame');
+    if (miss.length) goals.push(notEval(goal, miss));
+    else {
+      const l = med('limed', 'cpu_us_per_frame'), t = med('tapfwd', 'cpu_us_per_frame');
+      goals.push({ goal, status: l <= 1.5 * t ? 'pass' : 'fail', detail: `limed ${l.toFixed(3)} µs vs tapfwd ${t.toFixed(3)} µs = ${(l / t).toFixed(2)}×`, ratio: l / t });
+    }
+  }
+  {
+    const goal = 'limed added p50 RTT over veth ≤ 1.3 × tapfwd\'s';
+    const miss = need(['limed', 'tapfwd'], 'rtt_added_p50_us');
+    if (miss.length) goals.push(notEval(goal, miss));
+    else {
+      const l = med('limed', 'rtt_added_p50_us'), t = med('tapfwd', 'rtt_added_p50_us');
+      const ok = t > 0 ? l <= 1.3 * t : l <= t;
+      goals.push({ goal, status: ok ? 'pass' : 'fail', detail: `limed +${l.toFixed(0)} µs vs tapfwd +${t.toFixed(0)} µs${t > 0 ? ` = ${(l / t).toFixed(2)}×` : ''}`, ratio: t > 0 ? l / t : null });
+    }
+  }
+  {
+    const goal = 'limed hot path allocates nothing per packet (heap before/after ≥ 1 M frames; harness threshold: ≤ 1 GC per million frames and heap growth < 1 MiB)';
+    const hs = results.samples.filter((s) => s.scenario === 'limed' && s.heap && !s.heap.error).map((s) => s.heap);
+    if (!hs.length) goals.push(notEval(goal, ['limed heap statistics']));
+    else {
+      const worstGc = Math.max(...hs.map((h) => h.gc_per_million ?? Infinity));
+      const worstHeap = Math.max(...hs.map((h) => h.heap_delta ?? Infinity));
+      const ok = worstGc <= 1 && worstHeap < 2 ** 20;
+      goals.push({ goal, status: ok ? 'pass' : 'fail', detail: `worst round: ${Number.isFinite(worstGc) ? worstGc.toFixed(2) : 'n/a'} GCs per 1 M frames, heap Δ ${Number.isFinite(worstHeap) ? (worstHeap / 1024).toFixed(1) + ' KiB' : 'n/a'}` });
+    }
+  }
+  return goals;
+}

@@ -1,0 +1,392 @@
+#!/usr/bin/env node
+// lime benchmark harness: builds netns topologies and measures, side by side in one run,
+// a direct veth pair, the Linux bridge, a minimal C TAP forwarder, Open vSwitch's userspace
+// datapath and limed. See bench/README.md. Must run as root.
+import { existsSync, mkdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import os from 'node:os';
+import { log, run, runSync, elapsedSeconds, stopSync } from './lib/exec.mjs';
+import { acquireLock, cleanupLeftovers, finalCleanupSync, teardownSync, makeTmpDir, H1, H2, IP2 } from './lib/netns.mjs';
+import { cpuSeconds, machineBusy } from './lib/proc.mjs';
+import { startServer, udp, tcp } from './lib/iperf.mjs';
+import { ping } from './lib/ping.mjs';
+import { scenarios, ORDER, limectlShow, waitForFile } from './lib/scenarios.mjs';
+import { aggregate, evaluateGoals, renderMarkdown, metricDefs, FRAME_NOTE } from './lib/report.mjs';
+import { median } from './lib/stats.mjs';
+
+const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+
+const USAGE = `usage: node bench/run.mjs [SCENARIO...] [options]
+
+Scenarios (default: all, in this order): ${ORDER.join(', ')}
+Options:
+  --quick          1 round, short runs, coarse ladder (CI smoke check, < 3 min)
+  --rounds N       rounds per scenario, interleaved round-robin (default 3; --quick: 1)
+  --cpu-rate N     paced rate in frames/s for the CPU-per-frame metric (default 200000)
+  --out DIR        write bench.json and bench.md to DIR
+                   (default bench/results/<YYYY-MM-DD>/<HH-MM-SS>/)
+  --limed-root DIR take dist/bin/limed.js and dist/bin/limectl.js from DIR
+                   (default: this checkout), e.g. to compare two builds
+  -h, --help       this text
+Runs as root. Progress goes to stderr; the markdown report is printed to stdout at the end.`;
+
+function parseArgs(argv) {
+  const o = { quick: false, rounds: null, cpuRate: 200_000, out: null, limedRoot: null, names: [] };
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    const val = () => {
+      const v = a.includes('=') ? a.slice(a.indexOf('=') + 1) : argv[++i];
+      if (v == null) usageError(`${a} needs a value`);
+      return v;
+    };
+    if (a === '-h' || a === '--help') { process.stdout.write(USAGE + '\n'); process.exit(0); }
+    else if (a === '--quick') o.quick = true;
+    else if (a.startsWith('--rounds')) { o.rounds = Number(val()); if (!Number.isInteger(o.rounds) || o.rounds < 1) usageError('--rounds must be a positive integer'); }
+    else if (a.startsWith('--cpu-rate')) { o.cpuRate = Number(val()); if (!Number.isInteger(o.cpuRate) || o.cpuRate < 1000) usageError('--cpu-rate must be an integer ≥ 1000 (frames/s)'); }
+    else if (a.startsWith('--out')) o.out = resolve(val());
+    else if (a.startsWith('--limed-root')) o.limedRoot = resolve(val());
+    else if (a.startsWith('-')) usageError(`unknown option ${a}`);
+    else if (!ORDER.includes(a)) usageError(`unknown scenario ${a} (known: ${ORDER.join(', ')})`);
+    else if (!o.names.includes(a)) o.names.push(a);
+  }
+  if (!o.names.length) o.names = [...ORDER];
+  else o.names = ORDER.filter((n) => o.names.includes(n)); // canonical order
+  return o;
+}
+function usageError(msg) {
+  process.stderr.write(`bench: ${msg}\n\n${USAGE}\n`);
+  process.exit(2);
+}
+
+const opts = parseArgs(process.argv.slice(2));
+const profile = opts.quick
+  ? { quick: true, rounds: opts.rounds ?? 1, blastSec: 2, ladderSec: 2, ladderStart: 100_000, ladderStep: 100_000, ladderMax: 1_500_000, refine: 1, cpuSec: 2, tcpSec: 2, pingCount: 300, pingInterval: 0.002, heapFrames: 1_000_000 }
+  : { quick: false, rounds: opts.rounds ?? 3, blastSec: 3, ladderSec: 3, ladderStart: 50_000, ladderStep: 50_000, ladderMax: 2_000_000, refine: 2, cpuSec: 5, tcpSec: 5, pingCount: 1000, pingInterval: 0.002, heapFrames: 1_000_000 };
+profile.cpuRate = opts.cpuRate;
+profile.cpus = os.cpus().length;
+
+// ---------------------------------------------------------------------------------------
+// Safety: tear everything down on any exit path.
+let exiting = false;
+let saveResults = () => {};
+function emergencyExit(code, why) {
+  if (exiting) return;
+  exiting = true;
+  log(`${why}: tearing down`);
+  try { saveResults(true); } catch { /* best effort */ }
+  try { finalCleanupSync(); } catch (e) { process.stderr.write(`bench: teardown error: ${e.message}\n`); }
+  process.exit(code);
+}
+process.on('SIGINT', () => emergencyExit(130, 'interrupted (SIGINT)'));
+process.on('SIGTERM', () => emergencyExit(143, 'terminated (SIGTERM)'));
+process.on('SIGHUP', () => emergencyExit(129, 'hang-up (SIGHUP)'));
+process.on('uncaughtException', (e) => { process.stderr.write(`bench: ${e.stack ?? e}\n`); emergencyExit(1, 'uncaught exception'); });
+process.on('unhandledRejection', (e) => { process.stderr.write(`bench: ${e?.stack ?? e}\n`); emergencyExit(1, 'unhandled rejection'); });
+process.on('exit', () => { if (!exiting) { exiting = true; try { finalCleanupSync(); } catch { /* nothing more to do */ } } });
+
+// ---------------------------------------------------------------------------------------
+
+function firstLine(cmd, args) {
+  const r = runSync(cmd, args);
+  return r.code === 0 ? r.stdout.split('\n')[0].trim() : null;
+}
+
+function environment() {
+  const cpuinfo = readFileSync('/proc/cpuinfo', 'utf8');
+  const model = /^model name\s*:\s*(.*)$/m.exec(cpuinfo)?.[1] ?? 'unknown';
+  const commit = firstLine('git', ['-C', REPO, 'rev-parse', 'HEAD']);
+  const dirty = runSync('git', ['-C', REPO, 'status', '--porcelain', '--untracked-files=no']).stdout.trim() !== '';
+  return {
+    kernel: os.release(),
+    cpu_model: model,
+    cpus: os.cpus().length,
+    mem_gib: +(os.totalmem() / 2 ** 30).toFixed(1),
+    node: process.version,
+    git_commit: commit,
+    git_dirty: dirty,
+    ovs: firstLine('ovs-vswitchd', ['--version']),
+    iperf3: firstLine('iperf3', ['--version']),
+    ping: firstLine('ping', ['-V']),
+    hostname: os.hostname(),
+    clk_tck: Number(firstLine('getconf', ['CLK_TCK'])),
+  };
+}
+
+function buildTapfwd() {
+  const src = join(REPO, 'bench/c/tapfwd.c');
+  const bin = join(REPO, 'bench/build/tapfwd');
+  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return bin;
+  mkdirSync(dirname(bin), { recursive: true });
+  log('building bench/build/tapfwd');
+  const r = runSync('cc', ['-O2', '-o', bin, src]);
+  if (r.code !== 0) throw new Error(`cc tapfwd.c failed: ${r.stderr.trim()}`);
+  return bin;
+}
+
+// ---------------------------------------------------------------------------------------
+// Measurements for one scenario in one round.
+
+const k = (x) => `${(x / 1000).toFixed(1)}k`;
+
+async function ladder(ctx) {
+  const steps = [];
+  const step = async (rate) => {
+    const r = await ctx.udpRetry(rate, profile.ladderSec);
+    r.pass = r.loss_pct <= 1;
+    r.sender_limited = r.sent_pps < 0.95 * rate;
+    steps.push(r);
+    log(`  ladder ${k(rate)}: sent ${k(r.sent_pps)}/s, delivered ${k(r.rx_pps)}/s, loss ${r.loss_pct.toFixed(2)} %${r.pass ? '' : ' ✗'}${r.sender_limited ? ' (sender-limited)' : ''}`);
+    return r;
+  };
+  let fails = 0;
+  let senderCapped = 0;
+  for (let rate = profile.ladderStart; rate <= profile.ladderMax; rate += profile.ladderStep) {
+    const r = await step(rate);
+    if (!r.pass) fails++;
+    if (r.pass && r.sender_limited) senderCapped++;
+    if (fails >= 2) break;
+    if (senderCapped >= 2) { log('  ladder: the sender cannot offer more; stopping'); break; }
+  }
+  // Bisection between the highest passing rate and the lowest failing rate above it.
+  for (let i = 0; i < profile.refine; i++) {
+    const passes = steps.filter((s) => s.pass).map((s) => s.offered_pps);
+    const lo = passes.length ? Math.max(...passes) : 0;
+    const failsAbove = steps.filter((s) => !s.pass && s.offered_pps > lo).map((s) => s.offered_pps);
+    if (!failsAbove.length) break;
+    const hi = Math.min(...failsAbove);
+    const mid = Math.round((lo + hi) / 2 / 5000) * 5000;
+    if (mid <= lo || mid >= hi) break;
+    await step(mid);
+  }
+  const passing = steps.filter((s) => s.pass);
+  const best = passing.reduce((b, s) => (!b || s.rx_pps > b.rx_pps ? s : b), null);
+  return {
+    steps,
+    capacity_pps: best ? best.rx_pps : 0,
+    capacity_offered: best ? best.offered_pps : 0,
+    sender_limited: best ? best.sender_limited : false,
+  };
+}
+
+async function measureScenario(name, round, ctx) {
+  const sc = scenarios[name];
+  const sample = { scenario: name, round, started_at: new Date().toISOString(), metrics: {}, errors: {} };
+  const t0 = Date.now();
+  teardownSync();
+  let server = null;
+  try {
+    log(`round ${round}/${profile.rounds} ${name}: setting up (${sc.title})`);
+    const info = await sc.setup(ctx);
+    sample.forwarder = info.pid ? { pid: info.pid, comm: info.comm } : null;
+    server = await startServer(H2, IP2);
+    const restartServer = async () => { stopSync(server); server = await startServer(H2, IP2); };
+    ctx.udpRetry = async (rate, seconds) => {
+      try { return await udp({ ns: H1, dst: IP2, rate, seconds }); } catch (e) {
+        log(`  iperf3 failed (${e.message}); restarting the server and retrying once`);
+        await restartServer();
+        return await udp({ ns: H1, dst: IP2, rate, seconds });
+      }
+    };
+    const metric = async (key, fn) => {
+      try { await fn(); } catch (e) { sample.errors[key] = e.message; log(`  ${key}: ERROR ${e.message}`); }
+    };
+
+    // Warm-up: ARP and MAC learning; the path must work before anything is measured.
+    await ping({ ns: H1, dst: IP2, count: 5, interval: 0.1 });
+    // How busy is the machine with everything else while our topology sits idle?
+    sample.background_busy_pct = 100 * (await machineBusy(1000));
+    sample.loadavg = readFileSync('/proc/loadavg', 'utf8').trim();
+    if (sample.background_busy_pct > 10) log(`  warning: the machine is ${sample.background_busy_pct.toFixed(0)} % busy with other work before measuring (load ${sample.loadavg})`);
+
+    await metric('rtt', async () => {
+      const p = await ping({ ns: H1, dst: IP2, count: profile.pingCount, interval: profile.pingInterval });
+      sample.rtt = { p50_us: p.p50_us, p99_us: p.p99_us, loss_pct: p.loss_pct, received: p.received, rtts_us: p.rtts_us };
+      sample.metrics.rtt_p50_us = p.p50_us;
+      sample.metrics.rtt_p99_us = p.p99_us;
+      log(`  rtt: p50 ${p.p50_us.toFixed(0)} µs, p99 ${p.p99_us.toFixed(0)} µs, loss ${p.loss_pct?.toFixed(1)} %`);
+    });
+
+    await metric('tcp', async () => {
+      let t;
+      try { t = await tcp({ ns: H1, dst: IP2, seconds: profile.tcpSec }); } catch (e) {
+        log(`  iperf3 tcp failed (${e.message}); retrying once`);
+        await restartServer();
+        t = await tcp({ ns: H1, dst: IP2, seconds: profile.tcpSec });
+      }
+      sample.tcp = t;
+      sample.metrics.tcp_gbps = t.gbps;
+      log(`  tcp: ${t.gbps.toFixed(2)} Gbit/s (${t.retransmits} retransmits)`);
+    });
+
+    await metric('cpu', async () => {
+      const rate = profile.cpuRate;
+      const c0 = info.pid ? cpuSeconds(info.pid) : null;
+      const r = await ctx.udpRetry(rate, profile.cpuSec);
+      const c1 = info.pid ? cpuSeconds(info.pid) : null;
+      sample.cpu = { ...r, cpu_s: info.pid ? c1 - c0 : null };
+      if (info.pid) {
+        sample.metrics.cpu_us_per_frame = ((c1 - c0) * 1e6) / r.received;
+        sample.metrics.cpu_share = (c1 - c0) / r.seconds;
+      }
+      log(`  cpu @${k(rate)}/s: delivered ${r.received} frames (loss ${r.loss_pct.toFixed(2)} %)` +
+        (info.pid ? `, forwarder ${(c1 - c0).toFixed(2)} s CPU → ${sample.metrics.cpu_us_per_frame.toFixed(3)} µs/frame` : ', forwarder CPU n/a (kernel)'));
+    });
+
+    await metric('blast', async () => {
+      const r = await ctx.udpRetry(0, profile.blastSec);
+      sample.blast = r;
+      sample.metrics.blast_rx_pps = r.rx_pps;
+      sample.metrics.blast_loss_pct = r.loss_pct;
+      log(`  blast: sent ${k(r.sent_pps)}/s, delivered ${k(r.rx_pps)}/s, loss ${r.loss_pct.toFixed(2)} %`);
+    });
+
+    await metric('ladder', async () => {
+      const l = await ladder(ctx);
+      sample.ladder = l;
+      sample.metrics.ladder_pps = l.capacity_pps;
+      log(`  capacity: ${k(l.capacity_pps)} frames/s delivered with ≤ 1 % loss (offered ${k(l.capacity_offered)})${l.sender_limited ? ', sender-limited' : ''}`);
+    });
+
+    if (name === 'limed') await metric('heap', async () => { sample.heap = await limedHeap(ctx, info); });
+  } catch (e) {
+    sample.error = e.message;
+    log(`round ${round} ${name}: FAILED: ${e.message}`);
+  } finally {
+    if (server) stopSync(server);
+    teardownSync();
+  }
+  if (!Object.keys(sample.errors).length) delete sample.errors;
+  sample.duration_s = (Date.now() - t0) / 1000;
+  return sample;
+}
+
+/** limed: heap and GC statistics across ≥ heapFrames frames (paced at the CPU rate). */
+async function limedHeap(ctx, info) {
+  if (!(await waitForFile(info.sock, 5000))) return { error: `management socket ${info.sock} not found` };
+  const before = await limectlShow(ctx, info.sock);
+  if (!before) return { error: 'limectl show --json failed' };
+  let frames = 0;
+  const runs = [];
+  for (let i = 0; i < 4 && frames < profile.heapFrames; i++) {
+    const secs = Math.max(1, Math.ceil(((profile.heapFrames - frames) * 1.05) / profile.cpuRate));
+    const r = await ctx.udpRetry(profile.cpuRate, secs);
+    frames += r.received;
+    runs.push({ seconds: secs, received: r.received, loss_pct: r.loss_pct });
+  }
+  const after = await limectlShow(ctx, info.sock);
+  if (!after) return { error: 'limectl show --json failed (after)' };
+  const num = (o, key) => (typeof o?.process?.[key] === 'number' ? o.process[key] : null);
+  const txSum = (o) => (o?.ports ?? []).reduce((a, p) => a + (Number(p.tx_packets) || 0), 0);
+  const hb = num(before, 'heap_used'), ha = num(after, 'heap_used');
+  const gb = num(before, 'gc_count'), ga = num(after, 'gc_count');
+  const h = {
+    frames, runs,
+    heap_before: hb, heap_after: ha, heap_delta: hb != null && ha != null ? ha - hb : null,
+    gc_before: gb, gc_after: ga, gc_delta: gb != null && ga != null ? ga - gb : null,
+    rss_after: num(after, 'rss'),
+    limed_tx_packets_delta: txSum(after) - txSum(before),
+    show_after: after,
+  };
+  h.gc_per_million = h.gc_delta != null ? h.gc_delta / (frames / 1e6) : null;
+  log(`  heap: ${frames} frames, heap Δ ${h.heap_delta != null ? (h.heap_delta / 1024).toFixed(1) + ' KiB' : 'n/a'}, ${h.gc_delta ?? 'n/a'} GCs (${h.gc_per_million?.toFixed(2) ?? 'n/a'} per 1 M frames)`);
+  return h;
+}
+
+// ---------------------------------------------------------------------------------------
+
+async function main() {
+  if (process.getuid?.() !== 0) {
+    process.stderr.write('bench: must run as root (it creates network namespaces and TAP devices)\n');
+    process.exit(2);
+  }
+  for (const tool of ['ip', 'iperf3', 'ping', 'ethtool', 'ss', 'cc']) {
+    if (runSync('sh', ['-c', `command -v ${tool}`]).code !== 0) {
+      process.stderr.write(`bench: ${tool} not found (run .ci/setup, or npm run bench)\n`);
+      process.exit(1);
+    }
+  }
+  acquireLock();
+  cleanupLeftovers();
+
+  const started = new Date();
+  const iso = started.toISOString();
+  const outDir = opts.out ?? join(REPO, 'bench/results', iso.slice(0, 10), iso.slice(11, 19).replace(/:/g, '-'));
+  mkdirSync(outDir, { recursive: true });
+
+  const ctx = {
+    tmp: makeTmpDir(),
+    repo: REPO,
+    tapfwdBin: buildTapfwd(),
+    limedJs: join(opts.limedRoot ?? REPO, 'dist/bin/limed.js'),
+    limectlJs: join(opts.limedRoot ?? REPO, 'dist/bin/limectl.js'),
+  };
+  const results = {
+    started_at: iso,
+    argv: process.argv.slice(2),
+    profile,
+    frame_note: FRAME_NOTE,
+    environment: environment(),
+    scenarios: opts.names,
+    skipped: {},
+    samples: [],
+  };
+  const active = [];
+  for (const n of opts.names) {
+    const why = scenarios[n].available?.(ctx) ?? null;
+    if (why) { results.skipped[n] = why; log(`${n}: skipped: ${why}`); } else active.push(n);
+  }
+  log(`output: ${outDir}`);
+  log(`scenarios: ${active.join(', ') || '(none)'}; rounds: ${profile.rounds}; ${profile.quick ? 'quick mode' : 'default mode'}`);
+
+  let final = false;
+  saveResults = (partial) => {
+    if (final && partial) return;
+    results.runtime_s = elapsedSeconds();
+    results.partial = !!partial;
+    finishDerived(results, active);
+    const agg = aggregate(results, opts.names);
+    const goals = evaluateGoals(agg, results);
+    results.summary = agg;
+    results.goals = goals;
+    writeFileSync(join(outDir, 'bench.json'), JSON.stringify(results, null, 1) + '\n');
+    const md = renderMarkdown({ results, agg, scenarioNames: opts.names, profile, goals });
+    writeFileSync(join(outDir, 'bench.md'), (partial ? '> **Partial results: the run did not finish.**\n\n' : '') + md);
+    return md;
+  };
+
+  for (let round = 1; round <= profile.rounds; round++) {
+    // Rotate the order each round so no scenario always runs first (or right after another).
+    const order = active.map((_, i) => active[(i + round - 1) % active.length]);
+    for (const name of order) {
+      results.samples.push(await measureScenario(name, round, ctx));
+      saveResults(true);
+    }
+  }
+  final = true;
+  const md = saveResults(false);
+  process.stdout.write(md + '\n');
+  log(`done in ${Math.round(elapsedSeconds())} s; results in ${outDir}/bench.{json,md}`);
+  return results.samples.some((s) => s.error) ? 1 : 0;
+}
+
+/** Per-round derived metrics: added RTT over the veth floor of the same round. */
+function finishDerived(results) {
+  const vethP50 = results.samples.filter((s) => s.scenario === 'veth' && s.metrics?.rtt_p50_us != null);
+  const fallback = median(vethP50.map((s) => s.metrics.rtt_p50_us));
+  for (const s of results.samples) {
+    if (s.metrics?.rtt_p50_us == null) continue;
+    const same = vethP50.find((v) => v.round === s.round);
+    const floor = same ? same.metrics.rtt_p50_us : fallback;
+    s.metrics.rtt_added_p50_us = floor != null ? s.metrics.rtt_p50_us - floor : undefined;
+  }
+}
+
+main().then((code) => {
+  exiting = true;
+  finalCleanupSync();
+  process.exit(code);
+}, (e) => {
+  process.stderr.write(`bench: ${e.stack ?? e}\n`);
+  emergencyExit(1, 'failed');
+});
