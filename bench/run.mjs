@@ -2,6 +2,7 @@
 // lime benchmark harness: builds netns topologies and measures, side by side in one run,
 // a direct veth pair, the Linux bridge, a minimal C TAP forwarder, Open vSwitch's userspace
 // datapath and limed. See bench/README.md. Must run as root.
+import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -363,11 +364,36 @@ async function main() {
       saveResults(true);
     }
   }
+  if (active.includes('limed') && !opts.limedRoot) {
+    results.alloc = allocationProfile();
+    saveResults(true);
+  }
   final = true;
   const md = saveResults(false);
   process.stdout.write(md + '\n');
   log(`done in ${Math.round(elapsedSeconds())} s; results in ${outDir}/bench.{json,md}`);
   return results.samples.some((s) => s.error) ? 1 : 0;
+}
+
+/**
+ * limed's allocations by source, from V8's sampling heap profiler (bench/tools/alloc-profile.mjs
+ * runs the daemon in-process under paced traffic): the data path's bytes per frame, and what
+ * Node's event loop allocates per wake-up outside any JavaScript.
+ */
+function allocationProfile() {
+  const secs = profile.quick ? 3 : 5;
+  log(`allocation profile: limed in-process, ${secs} s at ${Math.round(opts.cpuRate / 1000)}k frames/s`);
+  const r = spawnSync(process.execPath, [join(REPO, 'bench/tools/alloc-profile.mjs'), '--seconds', String(secs), '--rate', String(opts.cpuRate), '--json'], {
+    encoding: 'utf8', timeout: (secs + 30) * 1000,
+  });
+  if (r.status !== 0) return { error: `alloc-profile exited ${r.status ?? r.signal}: ${(r.stderr ?? '').trim().split('\n').pop()}` };
+  try {
+    const a = JSON.parse(r.stdout.trim().split('\n').pop());
+    log(`  data path: ${a.lime_bytes_per_frame.toFixed(3)} B/frame; Node event loop: ${a.loop_bytes_per_wakeup.toFixed(1)} B/wake-up (${a.frames_per_wakeup.toFixed(1)} frames/wake-up)`);
+    return a;
+  } catch (e) {
+    return { error: `alloc-profile output not understood: ${e.message}` };
+  }
 }
 
 /** Per-round derived metrics: added RTT over the veth floor of the same round. */

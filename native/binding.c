@@ -59,6 +59,8 @@ typedef struct lime_tap {
   double tx_port_down; /* device gone or down: this frame and the rest of its batch */
   double tx_error; /* any other write failure */
   double last_errno; /* errno (positive) of the last device-level failure, 0 if none */
+  double loop_time; /* uv_now() (ms, monotonic) when the last batch was read: the batch's
+                     * clock, read by JS from the handle so taking the time allocates nothing */
 
   uv_poll_t poll;
   napi_env env;
@@ -350,6 +352,18 @@ lime_tap_errname (napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* lime_tap_now() -> the event loop's clock, uv_now() in ms (monotonic): the same clock
+ * the reader stamps on each batch (loop_time), for timers and ages outside the data path. */
+static napi_value
+lime_tap_now (napi_env env, napi_callback_info info) {
+  uv_loop_t *loop;
+  napi_value result;
+  (void) info;
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+  NAPI_CALL(env, napi_create_double(env, (double) uv_now(loop), &result));
+  return result;
+}
+
 /* ------------------------------------------------------------------ handle */
 
 /* lime_tap_init(handle: Buffer, fd: number): bind a fresh handle to an open fd. */
@@ -519,6 +533,7 @@ on_poll (uv_poll_t *poll, int status, int events) {
     }
     if (n > 0) {
       t->rx_batches++;
+      t->loop_time = (double) uv_now(t->poll.loop);
       call_on_batch(t, cb, (int32_t) n);
       if (t->state != LIME_TAP_POLLING) goto out; /* stopped or closed by onBatch */
     }
@@ -726,6 +741,7 @@ init (napi_env env, napi_value exports) {
   EXPORT_OFFSET(tx_port_down);
   EXPORT_OFFSET(tx_error);
   EXPORT_OFFSET(last_errno);
+  EXPORT_OFFSET(loop_time);
   export_uint32(env, exports, "LIME_TAP_F_VNET_HDR", LIME_TAP_F_VNET_HDR);
 
   export_function(env, exports, "lime_tap_open", lime_tap_open);
@@ -734,6 +750,7 @@ init (napi_env env, napi_value exports) {
   export_function(env, exports, "lime_tap_get_mac", lime_tap_get_mac);
   export_function(env, exports, "lime_tap_set_up", lime_tap_set_up);
   export_function(env, exports, "lime_tap_errname", lime_tap_errname);
+  export_function(env, exports, "lime_tap_now", lime_tap_now);
   export_function(env, exports, "lime_tap_init", lime_tap_init);
   export_function(env, exports, "lime_tap_start", lime_tap_start);
   export_function(env, exports, "lime_tap_stop", lime_tap_stop);

@@ -12,7 +12,7 @@ import { DROP_REASON_NAMES } from '../packet/drop.js';
 import { formatMac } from '../util/addr.js';
 import { Switch } from '../datapath/switch.js';
 import type { Port, PortState } from '../io/port.js';
-import { TapPort } from '../io/tap.js';
+import { TapPort, loopNow } from '../io/tap.js';
 import { ManagementServer } from '../mgmt/server.js';
 import {
   ManagementError,
@@ -72,6 +72,7 @@ export class Daemon implements ManagementService {
     this.switch = new Switch({
       macTableCapacity: config.mac_table.capacity,
       macAgingSeconds: config.mac_table.aging_seconds,
+      now: loopNow,
     });
     // Slots sized for jumbo frames up to the largest MTU allowed at run time (9000).
     this.batch = new FrameBatch(undefined, slotSizeFor(9000));
@@ -189,7 +190,7 @@ export class Daemon implements ManagementService {
   }
 
   fdbShow(): FdbEntry[] {
-    const now = Date.now();
+    const now = this.switch.currentTime();
     const mt = this.switch.macTable;
     const out: FdbEntry[] = [];
     for (const e of mt.entries()) {

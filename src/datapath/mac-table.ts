@@ -19,7 +19,9 @@
  * backward-shift deletion, load ≤ 1/2) maps (VLAN, MAC) to a slot.
  *
  * Cost model: `learn` and `lookup` are one hash probe sequence each (expected ~1.5 probes)
- * plus a few typed-array writes; nothing allocates. Time is injected (`now`, milliseconds).
+ * plus a few typed-array writes; nothing allocates. Time is injected: `clock[0]` holds the
+ * current time in milliseconds (a shared one-element array, so the hot path passes no boxed
+ * doubles around); every time-taking method also accepts an explicit `now`.
  */
 
 const EMPTY = -1;
@@ -60,7 +62,11 @@ export class MacTable {
   private readonly index: Int32Array;
   private readonly indexMask: number;
 
-  constructor(capacity = 8192, agingSeconds = 300) {
+  /** Current time in ms, set by the owner (the switch stamps it once per batch). */
+  readonly clock: Float64Array;
+
+  constructor(capacity = 8192, agingSeconds = 300, clock = new Float64Array(1)) {
+    this.clock = clock;
     if (!Number.isInteger(capacity) || capacity < 1) throw new RangeError(`MAC table capacity must be a positive integer, got ${capacity}`);
     this.capacity = capacity;
     this.agingMs = agingSeconds * 1000;
@@ -110,7 +116,7 @@ export class MacTable {
    * Record that (vlan, MAC hi:lo) was seen on `port` at `now`. Returns true when the MAC is
    * new or moved to another port.
    */
-  learn(hi: number, lo: number, vlan: number, port: number, now: number): boolean {
+  learn(hi: number, lo: number, vlan: number, port: number, now = this.clock[0]!): boolean {
     const pos = this.find(hi, lo, vlan);
     if (pos >= 0) {
       const slot = this.index[pos]!;
@@ -147,7 +153,7 @@ export class MacTable {
   }
 
   /** Port where (vlan, MAC) was last seen, or -1 if unknown or aged out. */
-  lookup(hi: number, lo: number, vlan: number, now: number): number {
+  lookup(hi: number, lo: number, vlan: number, now = this.clock[0]!): number {
     const pos = this.find(hi, lo, vlan);
     if (pos < 0) return -1;
     const slot = this.index[pos]!;
@@ -156,7 +162,7 @@ export class MacTable {
   }
 
   /** Remove entries not seen for longer than the aging time. Returns how many. */
-  expire(now: number): number {
+  expire(now = this.clock[0]!): number {
     let n = 0;
     while (this.head !== EMPTY && now - this.lastSeen[this.head]! > this.agingMs) {
       this.removeSlot(this.head);

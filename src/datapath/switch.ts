@@ -2,7 +2,8 @@
  * The data path of the foundation: ports → batch parse → NORMAL decision → batch out.
  *
  * Order of work for one received batch (`process`), all synchronous, nothing allocated:
- *   1. read the clock once; count the batch's frames and bytes as received on the port;
+ *   1. take the batch's time stamp (set by the port when it read the batch) as the clock
+ *      for this batch; count the batch's frames and bytes as received on the port;
  *   2. for each frame: parse headers into the batch's key row (extract); a malformed frame
  *      is dropped and counted by reason; a multicast source MAC is invalid and dropped;
  *   3. NORMAL: learn (VLAN, source MAC) → in-port; look up the destination; unicast to
@@ -40,7 +41,7 @@ export const MAX_PORTS = 1024;
 export interface SwitchOptions {
   macTableCapacity?: number;
   macAgingSeconds?: number;
-  /** Milliseconds clock; injected so tests control time. */
+  /** Milliseconds clock for housekeeping (tick); batches carry their own time stamp. */
   now?: () => number;
 }
 
@@ -61,8 +62,11 @@ export class Switch {
   private nDirty = 0;
   private readonly now: () => number;
 
+  /** Current time (ms), shared with the MAC table: the batch's stamp, or now() in tick(). */
+  readonly clock = new Float64Array(1);
+
   constructor(opts: SwitchOptions = {}) {
-    this.macTable = new MacTable(opts.macTableCapacity ?? 8192, opts.macAgingSeconds ?? 300);
+    this.macTable = new MacTable(opts.macTableCapacity ?? 8192, opts.macAgingSeconds ?? 300, this.clock);
     this.now = opts.now ?? Date.now;
   }
 
@@ -106,7 +110,7 @@ export class Switch {
 
   /** Forward one received batch (see the order of work at the top of the file). */
   process(batch: FrameBatch): void {
-    const now = this.now();
+    this.clock[0] = batch.time[0]!;
     const inPort = batch.inPort;
     const count = batch.count;
     const slab = batch.slab;
@@ -138,11 +142,11 @@ export class Switch {
       }
       drop[i] = DropReason.NONE;
       const vlan = key[k + K.VLAN_TCI]! & 0xfff;
-      macTable.learn(srcHi, key[k + K.DL_SRC_LO]!, vlan, inPort, now);
+      macTable.learn(srcHi, key[k + K.DL_SRC_LO]!, vlan, inPort);
 
       const dstHi = key[k + K.DL_DST_HI]!;
       let out = -1;
-      if ((dstHi & 0x100) === 0) out = macTable.lookup(dstHi, key[k + K.DL_DST_LO]!, vlan, now);
+      if ((dstHi & 0x100) === 0) out = macTable.lookup(dstHi, key[k + K.DL_DST_LO]!, vlan);
       if (out > 0) {
         if (out === inPort) {
           this.drops[dropBase + DropReason.NO_OUTPUT]++;
@@ -190,7 +194,13 @@ export class Switch {
 
   /** Periodic housekeeping (MAC aging); the daemon calls it about once a second. */
   tick(): void {
-    this.macTable.expire(this.now());
+    this.clock[0] = this.now();
+    this.macTable.expire();
+  }
+
+  /** The housekeeping clock (ms), the same clock batches are stamped with. */
+  currentTime(): number {
+    return this.now();
   }
 
   /** Drops by reason for one port: the data path's plus the port's own I/O drops. */

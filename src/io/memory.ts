@@ -33,11 +33,14 @@ export class MemoryPort implements Port {
     readonly name: string,
     readonly number: number,
     readonly mtu = 1500,
-    opts: { record?: boolean } = {},
+    opts: { record?: boolean; clock?: () => number } = {},
   ) {
     this.device = name;
     this.record = opts.record ?? true;
+    this.clock = opts.clock ?? Date.now;
   }
+  /** Time stamp given to each injected batch (ms). */
+  private readonly clock: () => number;
 
   start(batch: FrameBatch, onBatch: (port: Port) => void, onStatus: (port: Port, state: PortState, reason: string) => void): void {
     this.batch = batch;
@@ -60,10 +63,11 @@ export class MemoryPort implements Port {
     }
     batch.count = frames.length;
     batch.inPort = this.number;
+    batch.time[0] = this.clock();
     this.onBatch(this);
   }
 
-  /** Deliver `count` frames already placed in the batch's slab (start/len set by the caller). */
+  /** Deliver `count` frames already placed in the batch's slab (start/len and time set by the caller). */
   injectInPlace(count: number): void {
     const batch = this.batch!;
     batch.count = count;

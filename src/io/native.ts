@@ -30,6 +30,7 @@ export interface LimeTapBinding {
   readonly offsetof_lime_tap_tx_port_down: number;
   readonly offsetof_lime_tap_tx_error: number;
   readonly offsetof_lime_tap_last_errno: number;
+  readonly offsetof_lime_tap_loop_time: number;
   /** Reserved flag for virtio-net headers (not implemented: open rejects it with EINVAL). */
   readonly LIME_TAP_F_VNET_HDR: number;
 
@@ -47,6 +48,8 @@ export interface LimeTapBinding {
   lime_tap_set_up(name: string, up: boolean): void;
   /** errno name for an errno value (sign ignored), e.g. 77 → 'EBADFD'. */
   lime_tap_errname(errno: number): string;
+  /** The event loop's clock (uv_now, ms, monotonic): the clock batches are stamped with. */
+  lime_tap_now(): number;
   /**
    * Poll the fd; per wake-up, read up to `maxBatch` frames into `slab` at
    * `i * slotSize + headroom`, fill start[i]/len[i] and call `onBatch(n)` once per
@@ -83,6 +86,8 @@ export interface TapCounterIndex {
   readonly txPortDown: number;
   readonly txError: number;
   readonly lastErrno: number;
+  /** uv_now() when the last batch was read (ms). */
+  readonly loopTime: number;
 }
 
 const ADDON_PATH = join('native', 'build', 'Release', 'lime_tap.node');
@@ -129,6 +134,7 @@ export function tapCounterIndex(): TapCounterIndex {
     txPortDown: b.offsetof_lime_tap_tx_port_down / 8,
     txError: b.offsetof_lime_tap_tx_error / 8,
     lastErrno: b.offsetof_lime_tap_last_errno / 8,
+    loopTime: b.offsetof_lime_tap_loop_time / 8,
   });
   return counterIndex;
 }

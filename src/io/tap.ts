@@ -85,6 +85,11 @@ function formatMac(mac: Buffer): string {
   return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
+/** The clock TAP batches are stamped with: the event loop's uv_now() (ms, monotonic). */
+export function loopNow(): number {
+  return loadNative().lime_tap_now();
+}
+
 export class TapPort implements Port {
   readonly name: string;
   readonly number: number;
@@ -170,10 +175,16 @@ export class TapPort implements Port {
     this.onStatus = onStatus;
     if (this.portState === 'down') return;
     // One closure for the port's life, called once per drain (not per frame).
+    const counters = this.counters;
+    const loopTime = this.counterIndex.loopTime;
+    const time = batch.time;
     const onNative = (n: number): void => {
       if (n >= 0) {
         batch.count = n;
         batch.inPort = this.number;
+        // The reader stamped the batch with the loop's clock; copying it between typed
+        // arrays keeps it an unboxed double (Date.now() would allocate on every batch).
+        time[0] = counters[loopTime]!;
         onBatch(this);
       } else {
         this.markDown(`device ${this.device} gone: ${this.native.lime_tap_errname(n)}`);

@@ -38,6 +38,11 @@ export class FrameBatch {
   count = 0;
   /** Port number the frames arrived on. */
   inPort = 0;
+  /**
+   * When the batch was read, in ms on the event loop's monotonic clock (a one-element
+   * array so that stamping and reading the time allocates nothing).
+   */
+  readonly time = new Float64Array(1);
 
   constructor(capacity = BATCH_MAX, slotSize = DEFAULT_SLOT_SIZE) {
     if (slotSize < HEADROOM + 64) throw new RangeError(`slot size ${slotSize} too small`);

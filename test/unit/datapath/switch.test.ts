@@ -32,7 +32,7 @@ describe('Switch (NORMAL: VLAN-aware MAC learning)', () => {
     clock = 1_000_000;
     sw = new Switch({ macTableCapacity: 64, macAgingSeconds: 300, now: () => clock });
     batch = new FrameBatch();
-    ports = [1, 2, 3].map((n) => new MemoryPort(`p${n}`, n, 1500));
+    ports = [1, 2, 3].map((n) => new MemoryPort(`p${n}`, n, 1500, { clock: () => clock }));
     for (const p of ports) {
       sw.addPort(p);
       p.start(batch, () => sw.process(batch), () => sw.portStateChanged(p.number));
@@ -124,13 +124,20 @@ describe('Switch (NORMAL: VLAN-aware MAC learning)', () => {
   });
 
   it('drops a frame larger than the output port accepts', () => {
-    const small = new MemoryPort('small', 4, 100);
+    const small = new MemoryPort('small', 4, 100, { clock: () => clock });
     sw.addPort(small);
     small.start(batch, () => sw.process(batch), () => undefined);
     p1().inject([frame(MAC.bcast, MAC.a, 1514)]);
     expect(small.sent).toHaveLength(0);
     expect(p2().sent).toHaveLength(1);
     expect(sw.dropCounts(1)[DropReason.TOO_LONG]).toBe(1);
+  });
+
+  it('stamps each batch with its time: a MAC seen in an old batch has aged out for a later one', () => {
+    p2().inject([frame(MAC.bcast, MAC.b)]); // b learned at t0
+    clock += 301_000;
+    p1().inject([frame(MAC.b, MAC.a)]); // b unknown now: flooded
+    expect(p3().sent).toHaveLength(2);
   });
 
   it('ages out MACs on tick() after the aging time', () => {
