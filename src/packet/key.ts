@@ -53,11 +53,21 @@ export const K = {
   L3_OFF: 32,
   L4_OFF: 33,
   L7_OFF: 34,
-  /** Tunnel id (GRE key / VLAN tunnel id) of a frame received from a tunnel; 0 otherwise. */
+  /** Tunnel id (GRE key / VLAN tunnel id) of a frame received from a tunnel; 0 otherwise.
+   * Low 32 bits; TUN_ID_HI holds the high 32 bits of OpenFlow's 64-bit tun_id. */
   TUN_ID: 35,
+  TUN_ID_HI: 36,
+  /** OpenFlow metadata (64 bits), zero when a frame enters the pipeline. */
+  METADATA_HI: 37,
+  METADATA_LO: 38,
 } as const;
 
-export const KEY_WORDS = 36;
+export const KEY_WORDS = 39;
+
+/** Key words that are header fields (matchable); the offsets L3_OFF..L7_OFF are not. */
+export function isMatchWord(word: number): boolean {
+  return word < K.L3_OFF || word > K.L7_OFF;
+}
 export const OFF_ABSENT = 0xffff;
 
 /** dl_type value for 802.3 frames whose type/length field is a length (as Open vSwitch). */
