@@ -11,6 +11,7 @@ import net from 'node:net';
 import { FrameDecoder, encodeFrame } from '../proto/framing.js';
 import {
   type ErrorCode,
+  type MgmtEvent,
   type MgmtReplyBody,
   type MgmtRequestBody,
   PROTOCOL_VERSION,
@@ -162,6 +163,193 @@ export function request(opts: RequestOptions, body: MgmtRequestBody): Promise<Ex
     });
     socket.on('close', () => {
       fail(closedEarly(opts.path));
+    });
+  });
+}
+
+// ---------------------------------------------------------------------------------------
+// Several requests on one connection, multipart replies, and the monitor stream
+
+export type SuccessBody = Exclude<MgmtReplyBody, { body: 'error' }>;
+
+/** Does this reply part announce more parts with the same id (lime.proto: multipart replies)? */
+function hasMore(reply: SuccessBody): boolean {
+  if (reply.body === 'dump_flows') return reply.dump_flows.more;
+  if (reply.body === 'flow_diff') return reply.flow_diff.more;
+  return false;
+}
+
+interface Pending {
+  id: number;
+  parts: SuccessBody[];
+}
+
+/**
+ * Send `bodies` in order on one connection (pipelined; limed serves them in order) and
+ * return, for each, its reply parts (one part, or several for a multipart reply). The
+ * first Error reply is thrown as DaemonError (the requests after it are abandoned). This is
+ * how add-flows sends a file larger than one message: all chunks but the last say `more`,
+ * and limed applies them together at the last one.
+ */
+export function transact(opts: RequestOptions, bodies: readonly MgmtRequestBody[]): Promise<SuccessBody[][]> {
+  const pending: Pending[] = bodies.map(() => ({ id: ++lastId, parts: [] }));
+  const frames = bodies.map((body, i) => encodeFrame(encodeMgmtRequest({ version: PROTOCOL_VERSION, id: pending[i]!.id, ...body })));
+  return new Promise((resolve, reject) => {
+    let connected = false;
+    let settled = false;
+    let next = 0; // index of the request whose reply is expected
+    const socket = net.createConnection(opts.path);
+    const decoder = new FrameDecoder();
+    const timer = setTimeout(
+      () => fail(new TimeoutError(`no reply from limed at ${opts.path} within ${opts.timeoutMs} ms (is it overloaded or stuck? see its log; --timeout MS to wait longer)`)),
+      opts.timeoutMs,
+    );
+    function fail(err: Error): void {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      socket.destroy();
+      reject(err);
+    }
+    socket.once('connect', () => {
+      connected = true;
+      for (const f of frames) socket.write(f);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      let bodiesIn: Uint8Array[];
+      try {
+        bodiesIn = decoder.push(chunk);
+      } catch (err) {
+        fail(new ChannelError(`bad reply from limed at ${opts.path}: ${(err as Error).message}`));
+        return;
+      }
+      for (const bytes of bodiesIn) {
+        let reply: ReturnType<typeof decodeMgmtReply>;
+        try {
+          reply = decodeMgmtReply(bytes);
+        } catch (err) {
+          fail(new ChannelError(`bad reply from limed at ${opts.path}: ${(err as Error).message}`));
+          return;
+        }
+        const p = pending[next];
+        if (p === undefined || reply.id !== p.id) continue;
+        if (reply.body === undefined) {
+          fail(new ChannelError(`limed at ${opts.path} sent a reply this limectl does not understand (limed newer than limectl?)`));
+          return;
+        }
+        if (reply.body === 'error') {
+          fail(new DaemonError(reply.error.code, reply.error.message));
+          return;
+        }
+        p.parts.push(reply);
+        if (hasMore(reply)) continue;
+        next++;
+        if (next === pending.length) {
+          settled = true;
+          clearTimeout(timer);
+          socket.destroy();
+          resolve(pending.map((x) => x.parts));
+          return;
+        }
+      }
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (!connected) fail(new ConnectError(opts.path, err.code, connectMessage(opts.path, err)));
+      else if (err.code === 'EPIPE' || err.code === 'ECONNRESET') fail(closedEarly(opts.path));
+      else fail(new ChannelError(`connection to limed at ${opts.path} failed: ${err.message}`));
+    });
+    socket.on('close', () => fail(closedEarly(opts.path)));
+  });
+}
+
+export interface MonitorOptions extends RequestOptions {
+  /** Aborting ends the stream normally (Ctrl-C). */
+  signal?: AbortSignal;
+}
+
+/**
+ * Open a monitor stream: send `monitor`, wait (up to the timeout) for limed's ok, then call
+ * `onEvent` for every event until `signal` aborts (resolves) or limed closes the
+ * connection (rejects with ChannelError, e.g. when it dropped us for reading too slowly).
+ */
+export function monitor(opts: MonitorOptions, onEvent: (event: MgmtEvent) => void): Promise<void> {
+  const id = ++lastId;
+  const frame = encodeFrame(encodeMgmtRequest({ version: PROTOCOL_VERSION, id, body: 'monitor', monitor: {} }));
+  return new Promise((resolve, reject) => {
+    let connected = false;
+    let started = false;
+    let settled = false;
+    const socket = net.createConnection(opts.path);
+    const decoder = new FrameDecoder();
+    const timer = setTimeout(
+      () => finish(new TimeoutError(`no reply from limed at ${opts.path} within ${opts.timeoutMs} ms (is it overloaded or stuck? see its log; --timeout MS to wait longer)`)),
+      opts.timeoutMs,
+    );
+    const onAbort = (): void => finish();
+    function finish(err?: Error): void {
+      if (settled) return;
+      settled = true;
+      clearTimeout(timer);
+      opts.signal?.removeEventListener('abort', onAbort);
+      socket.destroy();
+      if (err) reject(err);
+      else resolve();
+    }
+    if (opts.signal?.aborted) {
+      finish();
+      return;
+    }
+    opts.signal?.addEventListener('abort', onAbort);
+    socket.once('connect', () => {
+      connected = true;
+      socket.write(frame);
+    });
+    socket.on('data', (chunk: Buffer) => {
+      if (settled) return;
+      let bodies: Uint8Array[];
+      try {
+        bodies = decoder.push(chunk);
+      } catch (err) {
+        finish(new ChannelError(`bad event from limed at ${opts.path}: ${(err as Error).message}`));
+        return;
+      }
+      for (const bytes of bodies) {
+        let reply: ReturnType<typeof decodeMgmtReply>;
+        try {
+          reply = decodeMgmtReply(bytes);
+        } catch (err) {
+          finish(new ChannelError(`bad event from limed at ${opts.path}: ${(err as Error).message}`));
+          return;
+        }
+        if (reply.id !== id) continue;
+        if (reply.body === 'error') {
+          finish(new DaemonError(reply.error.code, reply.error.message));
+          return;
+        }
+        if (!started) {
+          if (reply.body !== 'ok') {
+            finish(new ChannelError(`limed at ${opts.path} answered monitor with '${reply.body ?? 'unknown'}'`));
+            return;
+          }
+          started = true;
+          clearTimeout(timer);
+          continue;
+        }
+        if (reply.body === 'event') onEvent(reply.event);
+        if (settled) return;
+      }
+    });
+    socket.on('error', (err: NodeJS.ErrnoException) => {
+      if (!connected) finish(new ConnectError(opts.path, err.code, connectMessage(opts.path, err)));
+      else finish(new ChannelError(`monitor connection to limed at ${opts.path} failed: ${err.message}`));
+    });
+    socket.on('close', () => {
+      finish(
+        started
+          ? new ChannelError(`limed at ${opts.path} closed the monitor stream (stopped, or dropped a client reading too slowly; see its log)`)
+          : closedEarly(opts.path),
+      );
     });
   });
 }

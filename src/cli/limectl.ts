@@ -11,20 +11,42 @@
  * to --help. No stack traces.
  */
 import { Command, CommanderError } from 'commander';
-import { ClientError, request } from './client.js';
+import { ClientError, monitor, request, transact } from './client.js';
 import {
   type AddPortRequest,
   DEFAULT_MGMT_SOCKET,
   type FdbEntry,
+  type FlowModCommandName,
+  type FlowText,
+  type MgmtRequestBody,
   type PortInfo,
   type ShowReply,
 } from '../proto/schema.js';
+import {
+  FlowFileError,
+  FlowInputError,
+  checkActions,
+  checkFlow,
+  checkPacket,
+  chunkFlows,
+  eventJson,
+  flowJson,
+  formatDumpLine,
+  formatEvent,
+  formatPortStats,
+  formatTrace,
+  parseFrameHex,
+  portStats,
+  readFlowFile,
+} from './flows.js';
 
 export interface CliIo {
   stdout: { write(text: string): unknown };
   stderr: { write(text: string): unknown };
   /** Environment to read LIME_SOCKET from (default: process.env). */
   env?: Record<string, string | undefined>;
+  /** Ends `monitor` (as Ctrl-C does). Default: SIGINT/SIGTERM of this process. */
+  signal?: AbortSignal;
 }
 
 export const EXIT_OK = 0;
@@ -59,10 +81,11 @@ interface Context {
 
 export async function main(argv: string[], io: CliIo = { stdout: process.stdout, stderr: process.stderr }): Promise<number> {
   const env = io.env ?? process.env;
-  const program = buildProgram(io, env);
+  const status = { code: EXIT_OK };
+  const program = buildProgram(io, env, status);
   try {
     await program.parseAsync(argv, { from: 'user' });
-    return EXIT_OK;
+    return status.code;
   } catch (err) {
     return report(err, io);
   }
@@ -85,7 +108,11 @@ function report(err: unknown, io: CliIo): number {
     io.stderr.write(`limectl: ${err.message} (see '${help}')\n`);
     return EXIT_USAGE;
   }
-  if (err instanceof ClientError) {
+  if (err instanceof FlowInputError) {
+    io.stderr.write(`limectl: ${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (err instanceof ClientError || err instanceof FlowFileError) {
     io.stderr.write(`limectl: ${err.message}\n`);
     return EXIT_FAILURE;
   }
@@ -93,7 +120,7 @@ function report(err: unknown, io: CliIo): number {
   return EXIT_FAILURE;
 }
 
-function buildProgram(io: CliIo, env: Record<string, string | undefined>): Command {
+function buildProgram(io: CliIo, env: Record<string, string | undefined>, status: { code: number }): Command {
   const program = new Command('limectl');
   program
     .description('Operator CLI for limed, the lime data plane daemon. Talks to the local limed over its management socket.')
@@ -118,15 +145,26 @@ Environment:
 
 Exit codes:
   0  success
-  1  runtime failure (limed not running, limed returned an error, timeout)
-  2  bad usage (unknown command or option, missing argument, bad option value)
+  1  runtime failure (limed not running, limed returned an error — e.g. it rejected a
+     flow-mod or does not know a port —, timeout, a flow file that cannot be read)
+  2  bad usage (unknown command or option, missing argument, bad option value, flow text
+     that does not parse); diff-flows also exits 2 when it found differences, as
+     ovs-ofctl diff-flows does
+
+Flow syntax is ovs-ofctl's (ovs-ofctl(8) "Flow Syntax"); ports may be named or numbered.
 
 Examples:
   limectl show
   limectl --json show
   limectl fdb/show
   limectl add-port vm3 --mtu 9000 --mac 02:00:00:00:00:03
-  limectl del-port vm3`,
+  limectl del-port vm3
+  limectl add-flow 'priority=100,in_port=vm1,tcp,tp_dst=22,actions=output:vm2'
+  limectl add-flows flows.txt
+  limectl dump-flows 'tcp' --json
+  limectl del-flows --strict 'priority=100,in_port=vm1,tcp,tp_dst=22'
+  limectl trace 'in_port=vm1,tcp,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_dst=22'
+  limectl monitor --json`,
     );
 
   const context = (cmd: Command): Context => {
@@ -190,7 +228,236 @@ Examples:
       else ctx.io.stdout.write(`deleted port ${name}\n`);
     });
 
+  // ---- flow table (issue 3) ------------------------------------------------------------
+
+  const send = async (ctx: Context, bodies: MgmtRequestBody[]) =>
+    transact({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, bodies);
+
+  /** flow_mods requests for `texts` (chunks of one file, or one flow), the last one applying. */
+  const flowMods = async (ctx: Context, command: FlowModCommandName, texts: FlowText[], what: string): Promise<void> => {
+    const replies = await send(ctx, texts.map((text) => ({ body: 'flow_mods', flow_mods: { command, text } }) as MgmtRequestBody));
+    const last = replies[replies.length - 1]![0]!;
+    if (last.body !== 'flow_mods') throw unexpected(what, last.body);
+    if (ctx.json) printJson(ctx, last.flow_mods);
+  };
+
+  const one = (flow: string): FlowText[] => [{ flows: [flow], lines: [0], source: '', more: false }];
+
+  program
+    .command('add-flow')
+    .description('add a flow (ovs-ofctl syntax); an identical match and priority is replaced')
+    .argument('<flow>', "e.g. 'priority=100,in_port=vm1,ip,nw_dst=10.1.0.0/16,actions=output:uplink'")
+    .action(async (flow: string, _opts: unknown, cmd: Command) => {
+      checkFlow(flow, 'add');
+      const ctx = context(cmd);
+      await flowMods(ctx, 'ADD', one(flow), 'add-flow');
+    });
+
+  program
+    .command('add-flows')
+    .description('add the flows of FILE (one per line, # comments), all or none')
+    .argument('<file>', 'flow file')
+    .action(async (file: string, _opts: unknown, cmd: Command) => {
+      const parsed = readFlowFile(file, 'add');
+      const ctx = context(cmd);
+      if (parsed.flows.length === 0) {
+        if (ctx.json) printJson(ctx, { added: 0, modified: 0, removed: 0 });
+        return;
+      }
+      await flowMods(ctx, 'ADD', chunkFlows(parsed), 'add-flows');
+    });
+
+  program
+    .command('mod-flows')
+    .description("change the actions of the flows FLOW's match covers (--strict: the flow with exactly that match and priority)")
+    .argument('<flow>', "e.g. 'in_port=vm1,actions=drop'")
+    .option('--strict', 'only the flow with exactly this match and priority')
+    .action(async (flow: string, opts: { strict?: boolean }, cmd: Command) => {
+      checkFlow(flow, 'modify');
+      const ctx = context(cmd);
+      await flowMods(ctx, opts.strict ? 'MODIFY_STRICT' : 'MODIFY', one(flow), 'mod-flows');
+    });
+
+  program
+    .command('del-flows')
+    .description('delete the flows MATCH covers (--strict: exactly that match and priority); no MATCH deletes every flow')
+    .argument('[match]', "e.g. 'in_port=vm1,tcp'")
+    .option('--strict', 'only the flow with exactly this match and priority')
+    .action(async (match: string | undefined, opts: { strict?: boolean }, cmd: Command) => {
+      if (match !== undefined) checkFlow(match, 'delete');
+      const ctx = context(cmd);
+      const texts: FlowText[] = match === undefined ? [{ flows: [], lines: [], source: '', more: false }] : one(match);
+      await flowMods(ctx, opts.strict ? 'DELETE_STRICT' : 'DELETE', texts, 'del-flows');
+    });
+
+  program
+    .command('dump-flows')
+    .description("print the flows (all, or those MATCH covers) in ovs-ofctl's layout, by table and priority")
+    .argument('[match]', "e.g. 'tcp,in_port=vm1'")
+    .option('--strict', 'only the flow with exactly this match and priority')
+    .option('--json', 'print a JSON array of flows')
+    .action(async (match: string | undefined, opts: { strict?: boolean }, cmd: Command) => {
+      if (match !== undefined) checkFlow(match, 'delete');
+      const ctx = context(cmd);
+      const replies = await send(ctx, [{ body: 'dump_flows', dump_flows: { match: match ?? '', strict: opts.strict === true } }]);
+      const flows = replies[0]!.flatMap((r) => {
+        if (r.body !== 'dump_flows') throw unexpected('dump-flows', r.body);
+        return r.dump_flows.flows;
+      });
+      if (ctx.json) printJson(ctx, flows.map(flowJson));
+      else ctx.io.stdout.write(flows.map((f) => `${formatDumpLine(f)}\n`).join(''));
+    });
+
+  const replaceOrDiff = async (file: string, cmd: Command, dryRun: boolean): Promise<void> => {
+    const parsed = readFlowFile(file, 'add');
+    const ctx = context(cmd);
+    const chunks = chunkFlows(parsed);
+    const what = dryRun ? 'diff-flows' : 'replace-flows';
+    const replies = await send(ctx, chunks.map((text) => ({ body: 'replace_flows', replace_flows: { text, dry_run: dryRun } }) as MgmtRequestBody));
+    const parts = replies[replies.length - 1]!;
+    const lines: string[] = [];
+    let counts = { added: 0, modified: 0, removed: 0 };
+    for (const r of parts) {
+      if (r.body !== 'flow_diff') throw unexpected(what, r.body);
+      lines.push(...r.flow_diff.lines);
+      counts = { added: r.flow_diff.n_added, modified: r.flow_diff.n_modified, removed: r.flow_diff.n_removed };
+    }
+    if (ctx.json) printJson(ctx, { ...counts, diff: lines });
+    else if (dryRun) ctx.io.stdout.write(lines.map((l) => `${l}\n`).join(''));
+    if (dryRun && lines.length > 0) status.code = EXIT_USAGE; // ovs-ofctl diff-flows: exit 2 when they differ
+  };
+
+  program
+    .command('replace-flows')
+    .description('make the flow table equal to FILE: add, delete and modify only what differs (unchanged flows keep their counters); atomic')
+    .argument('<file>', 'flow file')
+    .action(async (file: string, _opts: unknown, cmd: Command) => replaceOrDiff(file, cmd, false));
+
+  program
+    .command('diff-flows')
+    .description('print how the flow table differs from FILE (-flow: only in the table, +flow: only in the file); exit 0 if none, 2 if any (as ovs-ofctl)')
+    .argument('<file>', 'flow file')
+    .action(async (file: string, _opts: unknown, cmd: Command) => replaceOrDiff(file, cmd, true));
+
+  program
+    .command('dump-ports')
+    .description('per-port receive and transmit counters (packets, bytes, drops), like ovs-ofctl dump-ports')
+    .argument('[port]', 'a port name or number')
+    .option('--json', 'print a JSON array')
+    .action(async (port: string | undefined, _opts: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'show', show: {} });
+      if (reply.body !== 'show') throw unexpected('dump-ports', reply.body);
+      let ports = [...reply.show.ports].sort((a, b) => a.number - b.number);
+      if (port !== undefined) {
+        ports = ports.filter((p) => p.name === port || String(p.number) === port);
+        if (ports.length === 0) throw new NoSuchPortError(`no port named or numbered ${port}`);
+      }
+      const stats = ports.map(portStats);
+      if (ctx.json) printJson(ctx, stats);
+      else ctx.io.stdout.write(formatPortStats(stats));
+    });
+
+  program
+    .command('monitor')
+    .description('print flow-table changes, flow-removed and packet-in events as they happen (until Ctrl-C)')
+    .option('--json', 'one JSON object per line')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      let signal = io.signal;
+      let cleanup = (): void => {};
+      if (signal === undefined) {
+        const ac = new AbortController();
+        const stop = (): void => ac.abort();
+        process.once('SIGINT', stop);
+        process.once('SIGTERM', stop);
+        cleanup = () => {
+          process.off('SIGINT', stop);
+          process.off('SIGTERM', stop);
+        };
+        signal = ac.signal;
+      }
+      try {
+        await monitor({ path: ctx.socket, timeoutMs: ctx.timeoutMs, signal }, (event) => {
+          ctx.io.stdout.write(ctx.json ? `${JSON.stringify(eventJson(event))}\n` : `${formatEvent(event)}\n`);
+        });
+      } finally {
+        cleanup();
+      }
+    });
+
+  program
+    .command('packet-out')
+    .description(
+      "send a frame through ACTIONS as if received on IN_PORT, like ovs-ofctl packet-out: either one argument 'in_port=PORT,packet=HEX,actions=ACTIONS' or three: IN_PORT ACTIONS HEX",
+    )
+    .argument('<spec...>', "'in_port=vm1,packet=ffff…,actions=output:vm2'  or  vm1 output:vm2 ffff…")
+    .action(async (spec: string[], _opts: unknown, cmd: Command) => {
+      const out = parsePacketOut(spec);
+      const ctx = context(cmd);
+      const replies = await send(ctx, [{ body: 'packet_out', packet_out: out }]);
+      const r = replies[0]![0]!;
+      if (r.body !== 'ok') throw unexpected('packet-out', r.body);
+      if (ctx.json) printJson(ctx, { sent: out.packet.length });
+    });
+
+  program
+    .command('trace')
+    .description('show how a packet described in flow syntax would be handled: each table lookup, the rule and its actions, then the datapath actions (like ovs-appctl ofproto/trace)')
+    .argument('<packet>', "e.g. 'in_port=vm1,tcp,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_dst=22'")
+    .option('--json', 'print the trace as one JSON object')
+    .action(async (packet: string, _opts: unknown, cmd: Command) => {
+      checkPacket(packet);
+      const ctx = context(cmd);
+      const replies = await send(ctx, [{ body: 'trace', trace: { packet } }]);
+      const r = replies[0]![0]!;
+      if (r.body !== 'trace') throw unexpected('trace', r.body);
+      if (ctx.json) printJson(ctx, r.trace);
+      else ctx.io.stdout.write(formatTrace(r.trace));
+    });
+
   return program;
+}
+
+class NoSuchPortError extends ClientError {}
+
+/** packet-out arguments → request; FlowInputError/UsageError for what does not parse. */
+function parsePacketOut(spec: string[]): { in_port: string; actions: string; packet: Uint8Array } {
+  let inPort: string;
+  let actions: string;
+  let hex: string;
+  if (spec.length === 1) {
+    const text = spec[0]!;
+    const a = text.search(/(^|[\s,])actions=/);
+    if (a < 0) throw new UsageError("packet-out: expected 'in_port=PORT,packet=HEX,actions=ACTIONS'", 'packet-out');
+    const start = text.indexOf('actions=', a);
+    actions = text.slice(start + 'actions='.length);
+    const head = text.slice(0, a);
+    const fields = new Map<string, string>();
+    for (const item of head.split(/[\s,]+/).filter((x) => x !== '')) {
+      const eq = item.indexOf('=');
+      if (eq < 0) throw new UsageError(`packet-out: expected KEY=VALUE, got '${item}'`, 'packet-out');
+      const key = item.slice(0, eq);
+      if (key !== 'in_port' && key !== 'packet') throw new UsageError(`packet-out: unknown field '${key}' (expected in_port, packet, actions)`, 'packet-out');
+      fields.set(key, item.slice(eq + 1));
+    }
+    inPort = fields.get('in_port') ?? 'none';
+    const p = fields.get('packet');
+    if (p === undefined) throw new UsageError('packet-out: packet=HEX is required', 'packet-out');
+    hex = p;
+  } else if (spec.length >= 3) {
+    inPort = spec[0]!;
+    actions = spec[1]!;
+    hex = spec.slice(2).join('');
+  } else {
+    throw new UsageError("packet-out: expected 'in_port=PORT,packet=HEX,actions=ACTIONS' or IN_PORT ACTIONS HEX", 'packet-out');
+  }
+  checkActions(actions, 'packet-out actions');
+  const packet = parseFrameHex(hex);
+  if (packet === undefined) throw new UsageError(`packet-out: packet '${hex.length > 40 ? hex.slice(0, 37) + '...' : hex}' is not an even number of hex digits`, 'packet-out');
+  if (packet.length < 14) throw new UsageError(`packet-out: a frame needs at least 14 bytes (Ethernet header), got ${packet.length}`, 'packet-out');
+  if (!/^[A-Za-z0-9_.-]+$/.test(inPort)) throw new UsageError(`packet-out: bad in_port '${inPort}'`, 'packet-out');
+  return { in_port: inPort, actions, packet };
 }
 
 class UnexpectedReplyError extends ClientError {}

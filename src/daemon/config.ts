@@ -6,6 +6,8 @@
  *   socket: /run/lime/limed.sock  # management socket (default shown)
  *   log_level: info               # trace|debug|info|warn|error
  *   mac_table: { capacity: 8192, aging_seconds: 300 }
+ *   table_miss: normal            # default table-miss rule: normal | drop
+ *   packet_in: { rate: 1000, burst: 100 }  # packet-ins per second / bucket depth (per daemon)
  *   ports:
  *     - { name: vm1, type: tap, mtu: 1500, mac: "02:00:00:00:00:01", device: lime-vm1 }
  */
@@ -65,6 +67,23 @@ export const configSchema = z.strictObject({
       aging_seconds: z.number().int('expected an integer').min(1, 'expected at least 1').max(86_400, 'expected at most 86400').default(300),
     })
     .default({ capacity: 8192, aging_seconds: 300 }),
+  table_miss: z.enum(['normal', 'drop'], { error: 'expected normal or drop' }).default('normal'),
+  packet_in: z
+    .strictObject({
+      rate: z
+        .number({ error: 'expected an integer from 1 to 1000000 (packet-ins per second)' })
+        .int('expected an integer from 1 to 1000000 (packet-ins per second)')
+        .min(1, 'expected an integer from 1 to 1000000 (packet-ins per second)')
+        .max(1_000_000, 'expected an integer from 1 to 1000000 (packet-ins per second)')
+        .default(1000),
+      burst: z
+        .number({ error: 'expected an integer from 1 to 1000000 (packet-ins)' })
+        .int('expected an integer from 1 to 1000000 (packet-ins)')
+        .min(1, 'expected an integer from 1 to 1000000 (packet-ins)')
+        .max(1_000_000, 'expected an integer from 1 to 1000000 (packet-ins)')
+        .default(100),
+    }, { error: 'expected a mapping like { rate: 1000, burst: 100 }' })
+    .default({ rate: 1000, burst: 100 }),
   ports: z.array(portSchema, { error: 'expected a list of ports' }).default([]),
 });
 

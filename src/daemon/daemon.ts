@@ -1,5 +1,11 @@
 /**
- * The daemon's composition root: ports ↔ switch ↔ management server, timers and shutdown.
+ * The daemon's composition root: ports ↔ switch ↔ flow table ↔ management server, timers
+ * and shutdown.
+ *
+ * The switch forwards by the flow table owned by FlowService (daemon/flows.ts): the
+ * default table-miss rule is `priority=0,actions=NORMAL` (config `table_miss: drop`
+ * replaces it with drop), packet-ins go to FlowService, rate-limited by the switch per
+ * config `packet_in`.
  *
  * One FrameBatch is shared by all ports: a port's native reader fills it and calls
  * `onBatch`, which runs the whole data path for that batch (parse, decide, send) before
@@ -24,6 +30,18 @@ import {
 } from '../mgmt/service.js';
 import { portSchema, type Config, type PortConfig } from './config.js';
 import type { Logger } from './log.js';
+import { FlowService } from './flows.js';
+import type {
+  DumpFlowsRequest,
+  FlowDiffReply,
+  FlowEntry,
+  FlowModsReply,
+  FlowModsRequest,
+  MgmtEvent,
+  PacketOutRequest,
+  ReplaceFlowsRequest,
+  TraceReply,
+} from '../proto/schema.js';
 
 /** A failure to start, with the exit code limed should use. */
 export class StartupError extends Error {
@@ -52,6 +70,7 @@ function slotSizeFor(maxMtu: number): number {
 
 export class Daemon implements ManagementService {
   readonly switch: Switch;
+  readonly flows: FlowService;
   private readonly batch: FrameBatch;
   private readonly records = new Map<string, PortRecord>();
   private mgmt: ManagementServer | undefined;
@@ -69,10 +88,26 @@ export class Daemon implements ManagementService {
     readonly config: Config,
     private readonly log: Logger,
   ) {
+    this.flows = new FlowService(
+      {
+        now: loopNow,
+        ports: {
+          numberOf: (name) => this.records.get(name)?.port.number,
+          nameOf: (n) => this.switch.ports[n]?.name,
+        },
+        datapath: () => this.switch,
+        log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
+      },
+      { tableMiss: config.table_miss },
+    );
     this.switch = new Switch({
       macTableCapacity: config.mac_table.capacity,
       macAgingSeconds: config.mac_table.aging_seconds,
       now: loopNow,
+      table: this.flows.table,
+      onPacketIn: this.flows.onPacketIn,
+      packetInRate: config.packet_in.rate,
+      packetInBurst: config.packet_in.burst,
     });
     // Slots sized for jumbo frames up to the largest MTU allowed at run time (9000).
     this.batch = new FrameBatch(undefined, slotSizeFor(9000));
@@ -91,6 +126,7 @@ export class Daemon implements ManagementService {
       await this.stop();
       throw this.asStartupError(err);
     }
+    this.flows.start();
     this.tick = setInterval(() => this.switch.tick(), TICK_MS);
     this.tick.unref();
     this.gcObserver = new PerformanceObserver((list) => {
@@ -113,6 +149,7 @@ export class Daemon implements ManagementService {
   async stop(): Promise<void> {
     if (this.tick !== undefined) clearInterval(this.tick);
     this.tick = undefined;
+    this.flows.stop();
     this.gcObserver?.disconnect();
     this.gcObserver = undefined;
     for (const name of [...this.records.keys()]) this.closePort(name);
@@ -220,6 +257,32 @@ export class Daemon implements ManagementService {
   async delPort(name: string): Promise<void> {
     if (!this.records.has(name)) throw new ManagementError('NOT_FOUND', `no port named ${name}`);
     this.closePort(name);
+  }
+
+  // Flow table: FlowService does the work -------------------------------------------
+
+  flowMods(request: FlowModsRequest): FlowModsReply {
+    return this.flows.flowMods(request);
+  }
+
+  replaceFlows(request: ReplaceFlowsRequest): FlowDiffReply {
+    return this.flows.replaceFlows(request);
+  }
+
+  dumpFlows(request: DumpFlowsRequest): FlowEntry[] {
+    return this.flows.dumpFlows(request);
+  }
+
+  trace(packet: string): TraceReply {
+    return this.flows.trace(packet);
+  }
+
+  packetOut(request: PacketOutRequest): void {
+    this.flows.packetOut(request);
+  }
+
+  monitor(sink: (event: MgmtEvent) => void): () => void {
+    return this.flows.monitor(sink);
   }
 }
 

@@ -16,6 +16,10 @@ Configuration (YAML; JSON is accepted):
   mac_table:
     capacity: 8192               learned MACs kept at most; the oldest is evicted when full
     aging_seconds: 300           a MAC not seen for this long is forgotten
+  table_miss: normal             default table-miss rule (table 0, priority 0): normal | drop
+  packet_in:                     packet-ins (CONTROLLER actions) to limectl monitor, per daemon
+    rate: 1000                   per second (token bucket); the excess is dropped and counted
+    burst: 100                   bucket depth
   ports:                         TAP devices limed creates and switches between
     - name: vm1                  port name (also the device name unless "device" is set)
       type: tap
@@ -23,8 +27,10 @@ Configuration (YAML; JSON is accepted):
       mac: "02:00:00:00:00:01"   optional; the kernel picks one otherwise
       device: lime-vm1           optional OS device name (at most 15 characters)
 
-Forwarding: a VLAN-aware MAC-learning switch (the OpenFlow NORMAL action): frames go to
-the port where their destination MAC was learned, or are flooded to every other port.
+Forwarding: by an OpenFlow-like flow table (limectl add-flow, dump-flows, ...; ovs-ofctl
+syntax). The default table-miss rule priority=0,actions=NORMAL makes limed a VLAN-aware
+MAC-learning switch until flows say otherwise: frames go to the port where their
+destination MAC was learned, or are flooded to every other port.
 
 Running: as root, or with CAP_NET_ADMIN (to create TAP devices). limed runs in the
 foreground and logs JSON lines to stdout (human-readable on a terminal). SIGTERM or SIGINT

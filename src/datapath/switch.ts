@@ -15,12 +15,20 @@
  *
  * Ports are numbered from 1; `ports[n]` is port n or undefined. Counters are columns in
  * Float64Arrays indexed by port number (drops: port * DROP_REASON_COUNT + reason).
+ *
+ * With a flow table (option `table`), steps 3–5 are the flow pipeline instead
+ * (pipeline.ts: exact-match cache → translation on a miss → execution, NORMAL being one
+ * action among others); without one, the switch is the NORMAL-only bridge above.
  */
 import { DROP_REASON_COUNT, DropReason } from '../packet/drop.js';
 import { extract } from '../packet/extract.js';
 import { K, KEY_WORDS } from '../packet/key.js';
 import type { FrameBatch, TxQueue } from '../packet/batch.js';
+import type { Action } from '../flow/types.js';
+import type { TableView } from '../table/types.js';
 import { MacTable } from './mac-table.js';
+import type { PacketInHook } from './execute.js';
+import { Pipeline, type TraceResult } from './pipeline.js';
 
 /**
  * What the switch needs of a port: its queue of frames to send, a way to send them, and
@@ -43,6 +51,17 @@ export interface SwitchOptions {
   macAgingSeconds?: number;
   /** Milliseconds clock for housekeeping (tick); batches carry their own time stamp. */
   now?: () => number;
+  /** The flow table: when given, frames go through the flow pipeline instead of NORMAL only. */
+  table?: TableView;
+  /** Consumer of packet-ins (CONTROLLER actions); without one they count as `no_controller`. */
+  onPacketIn?: PacketInHook;
+  /** Packet-in rate limit: tokens per second and bucket depth (defaults 1000 and 100). */
+  packetInRate?: number;
+  packetInBurst?: number;
+  /** Exact-match cache entries (power of two, default 8192). */
+  emcEntries?: number;
+  /** Bytes of the output-copy slab (see execute.ts). */
+  copySlabSize?: number;
 }
 
 export class Switch {
@@ -57,6 +76,8 @@ export class Switch {
   private readonly maxFrame = new Uint32Array(MAX_PORTS);
   /** Ports that are up, as a dense list for flooding. */
   private floodList = new Int32Array(0);
+  /** The flow pipeline, when the switch has a flow table. */
+  readonly pipeline: Pipeline | undefined;
   /** Ports with frames queued in this batch. */
   private readonly dirty = new Int32Array(MAX_PORTS);
   private nDirty = 0;
@@ -68,6 +89,15 @@ export class Switch {
   constructor(opts: SwitchOptions = {}) {
     this.macTable = new MacTable(opts.macTableCapacity ?? 8192, opts.macAgingSeconds ?? 300, this.clock);
     this.now = opts.now ?? Date.now;
+    if (opts.table !== undefined) {
+      this.pipeline = new Pipeline(opts.table, this.ports, this.drops, this.maxFrame, this.macTable, {
+        onPacketIn: opts.onPacketIn,
+        packetInRate: opts.packetInRate,
+        packetInBurst: opts.packetInBurst,
+        emcEntries: opts.emcEntries,
+        copySlabSize: opts.copySlabSize,
+      });
+    }
   }
 
   /** Lowest free port number. */
@@ -104,14 +134,47 @@ export class Switch {
 
   private refreshFloodList(): void {
     const up: number[] = [];
-    for (let n = 1; n < this.ports.length; n++) if (this.ports[n]?.state === 'up') up.push(n);
+    const all: number[] = [];
+    for (let n = 1; n < this.ports.length; n++) {
+      const port = this.ports[n];
+      if (port === undefined) continue;
+      all.push(n);
+      if (port.state === 'up') up.push(n);
+    }
     this.floodList = Int32Array.from(up);
+    this.pipeline?.exec.setPortLists(this.floodList, Int32Array.from(all));
+  }
+
+  /** Sets (or removes) the consumer of packet-ins. */
+  setPacketInHook(hook: PacketInHook | undefined): void {
+    if (this.pipeline !== undefined) this.pipeline.exec.onPacketIn = hook;
+  }
+
+  /**
+   * Packet-out: runs `actions` on `frame` as if received on `inPort` (a port number, or
+   * OFPP.CONTROLLER / OFPP.NONE). Management path; needs a flow table.
+   */
+  packetOut(frame: Uint8Array, inPort: number, actions: Action[]): void {
+    if (this.pipeline === undefined) throw new Error('packet-out needs a flow table');
+    this.pipeline.packetOut(frame, inPort, actions, this.now());
+  }
+
+  /** ofproto/trace: the lookups a frame with this key makes and what it would undergo. */
+  trace(key: Uint32Array): TraceResult {
+    if (this.pipeline === undefined) throw new Error('trace needs a flow table');
+    return this.pipeline.trace(key, this.now());
   }
 
   /** Forward one received batch (see the order of work at the top of the file). */
   process(batch: FrameBatch): void {
     this.clock[0] = batch.time[0]!;
     const inPort = batch.inPort;
+    if (this.pipeline !== undefined) {
+      const bytes = this.pipeline.process(batch);
+      this.rxPackets[inPort] += batch.count;
+      this.rxBytes[inPort] += bytes;
+      return;
+    }
     const count = batch.count;
     const slab = batch.slab;
     const start = batch.start;

@@ -17,6 +17,20 @@
  *   - a request of another protocol version, or with a body this build does not know,
  *     → Error reply BAD_REQUEST.
  *
+ * Flow text in several chunks (FlowText.more, see lime.proto): the server stages the
+ * chunks of one connection (each answered with `ok`, at most MAX_STAGED_BYTES of text) and
+ * calls the service once, with everything, at the last chunk; a chunk of another kind, or
+ * the connection closing, discards what was staged. Replies too large for one message
+ * (dump_flows, flow_diff) go out as several frames with the same id, all but the last
+ * with `more` set.
+ *
+ * Monitor: a `monitor` request is answered with `ok`, then the connection carries only
+ * events (MgmtReply bodies `event`, with the monitor request's id) until either side
+ * closes it. Events are written as they happen, never awaited: the socket's own write
+ * buffer is the per-connection queue, bounded by `monitorQueueBytes`; a client that lets
+ * more pile up is disconnected with a logged reason, so a slow monitor never blocks or
+ * bloats the daemon. A request sent on a monitor connection closes it (logged).
+ *
  * Start-up: the parent directory is created (0755) if missing. A socket file already at
  * the path is probed: if something accepts a connection, start() fails with
  * SocketInUseError (another limed runs); if nothing listens, the file is stale and is
@@ -28,6 +42,8 @@ import { dirname } from 'node:path';
 import { FrameDecoder, FramingError, encodeFrame } from '../proto/framing.js';
 import {
   type ErrorBody,
+  type FlowText,
+  type MgmtEvent,
   type MgmtReplyBody,
   type MgmtRequest,
   type ShowReply as WireShowReply,
@@ -48,6 +64,30 @@ export interface ManagementServerOptions {
   path: string;
   service: ManagementService;
   log?: LogFn;
+  /** Bytes a monitor connection may have waiting to be read before it is dropped (default 4 MiB). */
+  monitorQueueBytes?: number;
+}
+
+/** Default bound of a monitor connection's unread events, in bytes. */
+export const MONITOR_QUEUE_BYTES = 4 * 1024 * 1024;
+/** Most flow text one connection may stage across `more` chunks (see lime.proto). */
+export const MAX_STAGED_BYTES = 256 * 1024 * 1024;
+/** Target size of one part of a multipart reply (well under MAX_MESSAGE_BYTES). */
+const REPLY_PART_BYTES = 512 * 1024;
+
+/** Flow text staged on one connection, waiting for its last chunk. */
+interface Staged {
+  key: string; // body + command: a chunk must continue the same request
+  text: FlowText;
+  bytes: number;
+}
+
+/** Per-connection state the dispatcher needs. */
+interface ConnectionState {
+  id: number;
+  staged: Staged | undefined;
+  /** Set once the connection became a monitor stream. */
+  monitor: { requestId: number } | undefined;
 }
 
 /** A start-up problem with the management socket path. */
@@ -85,6 +125,7 @@ export class ManagementServer {
   readonly path: string;
   private readonly service: ManagementService;
   private readonly log: LogFn;
+  private readonly monitorQueueBytes: number;
   private server: net.Server | undefined;
   private readonly connections = new Set<net.Socket>();
   private nextConnectionId = 1;
@@ -93,6 +134,7 @@ export class ManagementServer {
     this.path = opts.path;
     this.service = opts.service;
     this.log = opts.log ?? (() => {});
+    this.monitorQueueBytes = opts.monitorQueueBytes ?? MONITOR_QUEUE_BYTES;
   }
 
   async start(): Promise<void> {
@@ -194,6 +236,8 @@ export class ManagementServer {
     this.log('debug', 'management client connected', { connection });
     const decoder = new FrameDecoder();
     const queue: Uint8Array[] = [];
+    const state: ConnectionState = { id: connection, staged: undefined, monitor: undefined };
+    let unsubscribe: (() => void) | undefined;
     let serving = false;
     let ended = false; // the client half-closed; finish its requests, then end our side
 
@@ -215,9 +259,18 @@ export class ManagementServer {
           close((err as Error).message);
           break;
         }
-        const reply = await this.replyTo(request, connection);
+        if (state.monitor !== undefined) {
+          close(`request '${request.body ?? 'unknown'}' on a monitor connection`);
+          break;
+        }
+        const frames = await this.replyTo(request, state);
         if (socket.destroyed) break;
-        if (!socket.write(reply)) await drained(socket);
+        let full = false;
+        for (const frame of frames) full = !socket.write(frame);
+        if (full) await drained(socket);
+        if (state.monitor !== undefined && unsubscribe === undefined && !socket.destroyed) {
+          unsubscribe = this.startMonitor(socket, state, close);
+        }
       }
       serving = false;
       if (socket.destroyed) return;
@@ -249,16 +302,52 @@ export class ManagementServer {
     });
     socket.on('error', (err) => this.log('debug', 'management connection error', { connection, error: err.message }));
     socket.on('close', () => {
+      unsubscribe?.();
+      unsubscribe = undefined;
+      state.staged = undefined;
       this.connections.delete(socket);
       this.log('debug', 'management client disconnected', { connection });
     });
   }
 
-  /** The framed reply to one decoded request; never throws. */
-  private async replyTo(request: ReturnType<typeof decodeMgmtRequest>, connection: number): Promise<Buffer> {
+  /**
+   * Register the connection as a monitor: every event is framed and written at once; when
+   * the unread bytes exceed the bound, the connection is dropped with a logged reason.
+   */
+  private startMonitor(socket: net.Socket, state: ConnectionState, close: (reason: string) => void): () => void {
+    const id = state.monitor!.requestId;
+    this.log('info', 'monitor started', { connection: state.id });
+    let stopped = false;
+    const sink = (event: MgmtEvent): void => {
+      if (stopped || socket.destroyed) return;
+      let frame: Buffer;
+      try {
+        frame = encodeFrame(encodeMgmtReply({ version: PROTOCOL_VERSION, id, body: 'event', event }));
+      } catch (err) {
+        this.log('warn', 'cannot encode monitor event', { connection: state.id, kind: event.kind, error: (err as Error).message });
+        return;
+      }
+      if (socket.writableLength + frame.length > this.monitorQueueBytes) {
+        stopped = true;
+        close(`monitor client too slow: ${socket.writableLength} bytes of events unread (limit ${this.monitorQueueBytes})`);
+        return;
+      }
+      socket.write(frame);
+    };
+    const stop = this.service.monitor(sink);
+    return () => {
+      stopped = true;
+      stop();
+      this.log('info', 'monitor stopped', { connection: state.id });
+    };
+  }
+
+  /** The framed reply (one or more frames) to one decoded request; never throws. */
+  private async replyTo(request: ReturnType<typeof decodeMgmtRequest>, state: ConnectionState): Promise<Buffer[]> {
+    const connection = state.id;
     let body: MgmtReplyBody;
     try {
-      body = await this.dispatch(request);
+      body = await this.dispatch(request, state);
     } catch (err) {
       if (err instanceof ManagementError) {
         body = errorBody(err.code, err.message);
@@ -274,16 +363,46 @@ export class ManagementServer {
       }
     }
     try {
-      return encodeFrame(encodeMgmtReply({ version: PROTOCOL_VERSION, id: request.id, ...body }));
+      return splitReply(body).map((part) => encodeFrame(encodeMgmtReply({ version: PROTOCOL_VERSION, id: request.id, ...part })));
     } catch (err) {
       // Too large, or a value the schema cannot carry: tell the client rather than go silent.
       this.log('warn', 'cannot encode management reply', { connection, request: request.body, error: (err as Error).message });
       const fallback = errorBody('FAILED', `cannot send reply to ${request.body ?? 'request'}: ${(err as Error).message}`);
-      return encodeFrame(encodeMgmtReply({ version: PROTOCOL_VERSION, id: request.id, ...fallback }));
+      return [encodeFrame(encodeMgmtReply({ version: PROTOCOL_VERSION, id: request.id, ...fallback }))];
     }
   }
 
-  private async dispatch(request: MgmtRequest | UnknownBody): Promise<MgmtReplyBody> {
+  /**
+   * Stage a `more` chunk (returns undefined: answer ok) or return the whole text (the
+   * chunks staged so far plus this last one). Throws ManagementError on a mismatch.
+   */
+  private stage(state: ConnectionState, key: string, text: FlowText): FlowText | undefined {
+    let staged = state.staged;
+    if (staged !== undefined && staged.key !== key) {
+      state.staged = undefined;
+      throw new ManagementError('BAD_REQUEST', `${key}: flows of another request (${staged.key}) were still being sent on this connection; both discarded`);
+    }
+    if (!text.more && staged === undefined) return text;
+    if (staged === undefined) {
+      staged = { key, text: { flows: [], lines: [], source: text.source, more: true }, bytes: 0 };
+      state.staged = staged;
+    }
+    for (let i = 0; i < text.flows.length; i++) {
+      const flow = text.flows[i]!;
+      staged.bytes += flow.length + 8;
+      staged.text.flows.push(flow);
+      staged.text.lines.push(text.lines[i] ?? 0);
+    }
+    if (staged.bytes > MAX_STAGED_BYTES) {
+      state.staged = undefined;
+      throw new ManagementError('BAD_REQUEST', `${key}: more than ${MAX_STAGED_BYTES} bytes of flow text in one request`);
+    }
+    if (text.more) return undefined;
+    state.staged = undefined;
+    return { ...staged.text, more: false };
+  }
+
+  private async dispatch(request: MgmtRequest | UnknownBody, state: ConnectionState): Promise<MgmtReplyBody> {
     if (request.version !== PROTOCOL_VERSION) {
       return errorBody(
         'BAD_REQUEST',
@@ -310,10 +429,67 @@ export class ManagementServer {
         await this.service.delPort(request.del_port.name);
         return { body: 'ok', ok: {} };
       }
+      case 'flow_mods': {
+        const r = request.flow_mods;
+        const text = this.stage(state, `flow_mods/${r.command}`, r.text);
+        if (text === undefined) return { body: 'ok', ok: {} };
+        return { body: 'flow_mods', flow_mods: this.service.flowMods({ command: r.command, text }) };
+      }
+      case 'replace_flows': {
+        const r = request.replace_flows;
+        const text = this.stage(state, r.dry_run ? 'diff_flows' : 'replace_flows', r.text);
+        if (text === undefined) return { body: 'ok', ok: {} };
+        return { body: 'flow_diff', flow_diff: this.service.replaceFlows({ text, dry_run: r.dry_run }) };
+      }
+      case 'dump_flows':
+        return { body: 'dump_flows', dump_flows: { flows: this.service.dumpFlows(request.dump_flows), more: false } };
+      case 'trace':
+        if (request.trace.packet === '') return errorBody('BAD_REQUEST', 'trace: a packet description is required');
+        return { body: 'trace', trace: this.service.trace(request.trace.packet) };
+      case 'packet_out':
+        if (request.packet_out.packet.length === 0) return errorBody('BAD_REQUEST', 'packet-out: packet is required');
+        this.service.packetOut(request.packet_out);
+        return { body: 'ok', ok: {} };
+      case 'monitor':
+        state.monitor = { requestId: request.id };
+        return { body: 'ok', ok: {} };
       case undefined:
         return errorBody('BAD_REQUEST', 'request has no body this limed understands (limectl newer than limed?)');
     }
   }
+}
+
+/** Split a reply too large for one message into parts (`more` on all but the last). */
+function splitReply(body: MgmtReplyBody): MgmtReplyBody[] {
+  if (body.body === 'dump_flows') {
+    const parts = chunkBySize(body.dump_flows.flows, (f) => 64 + f.match.length + f.actions.length + f.cookie.length);
+    return parts.map((flows, i) => ({ body: 'dump_flows', dump_flows: { flows, more: i < parts.length - 1 } }));
+  }
+  if (body.body === 'flow_diff') {
+    const d = body.flow_diff;
+    const parts = chunkBySize(d.lines, (line) => line.length + 8);
+    return parts.map((lines, i) => ({ body: 'flow_diff', flow_diff: { ...d, lines, more: i < parts.length - 1 } }));
+  }
+  return [body];
+}
+
+/** Consecutive chunks of `items` whose estimated sizes add up to at most REPLY_PART_BYTES (at least one chunk). */
+function chunkBySize<T>(items: readonly T[], size: (item: T) => number): T[][] {
+  const out: T[][] = [];
+  let cur: T[] = [];
+  let bytes = 0;
+  for (const item of items) {
+    const n = size(item);
+    if (cur.length > 0 && bytes + n > REPLY_PART_BYTES) {
+      out.push(cur);
+      cur = [];
+      bytes = 0;
+    }
+    cur.push(item);
+    bytes += n;
+  }
+  out.push(cur);
+  return out;
 }
 
 function errorBody(code: ErrorBody['code'], message: string): MgmtReplyBody {

@@ -3,7 +3,25 @@
  * interface. The daemon implements it; the server (server.ts) decodes requests from the
  * management socket, calls these, and encodes the replies. Replies are plain data, the
  * same shape `limectl --json` prints.
+ *
+ * Flow-table methods take and return the wire shapes of proto/schema.ts (flows travel as
+ * ovs-ofctl text; the daemon parses them with its port names). `monitor` registers a sink
+ * for the event stream and returns the function that unregisters it; the sink must not
+ * throw and must not block (the server queues per connection).
  */
+import type {
+  DumpFlowsRequest,
+  FlowDiffReply,
+  FlowEntry,
+  FlowModsReply,
+  FlowModsRequest,
+  MgmtEvent,
+  PacketOutRequest,
+  ReplaceFlowsRequest,
+  TraceReply,
+} from '../proto/schema.js';
+
+export type { DumpFlowsRequest, FlowDiffReply, FlowEntry, FlowModsReply, FlowModsRequest, MgmtEvent, PacketOutRequest, ReplaceFlowsRequest, TraceReply };
 
 export interface PortSpec {
   name: string;
@@ -65,4 +83,16 @@ export interface ManagementService {
   addPort(spec: PortSpec): Promise<PortInfo>;
   /** Remove a port at run time. Rejects with ManagementError (NOT_FOUND). */
   delPort(name: string): Promise<void>;
+
+  // Flow table (issue 3). Bad input → ManagementError BAD_REQUEST whose message names the
+  // source line (for files) and the column, with a caret line under the offending token.
+  /** add / modify / delete (strict or not), all or none. `text.more` is handled by the server. */
+  flowMods(request: FlowModsRequest): FlowModsReply;
+  /** Make the table equal to the text (or, dry_run, only report the difference). Atomic. */
+  replaceFlows(request: ReplaceFlowsRequest): FlowDiffReply;
+  dumpFlows(request: DumpFlowsRequest): FlowEntry[];
+  trace(packet: string): TraceReply;
+  packetOut(request: PacketOutRequest): void;
+  /** Start delivering events to `sink`; returns the function that stops it. */
+  monitor(sink: (event: MgmtEvent) => void): () => void;
 }

@@ -36,9 +36,20 @@ export enum DropReason {
   PORT_DOWN = 26,
   TX_ERROR = 27,
   RX_TOO_LONG = 28,
+  // Flow pipeline (datapath/xlate.ts, execute.ts).
+  RESUBMIT_LIMIT = 29, // resubmit/goto_table nested deeper than 64, or more than 4096 lookups
+  PROGRAM_TOO_LONG = 30, // the translated action program exceeds the translation arena
+  TABLE_MISS = 31, // no rule matched (a table without a table-miss rule) and nothing was output
+  ACTION_DROP = 32, // the matching rules' actions output the frame nowhere (e.g. actions=drop)
+  TTL_EXPIRED = 33, // dec_ttl on a TTL / hop limit of 0 or 1
+  OUTPUT_COPY_EXHAUSTED = 34, // no room left in the output-copy slab for this batch
+  NO_HEADROOM = 35, // a VLAN push with no headroom left in front of the frame
+  PACKET_IN_RATE = 36, // packet-in over the configured rate (token bucket)
+  NO_CONTROLLER = 37, // a CONTROLLER action with no packet-in consumer attached
+  NO_LOCAL_PORT = 38, // output to LOCAL: the bridge has no local port
 }
 
-export const DROP_REASON_COUNT = 29;
+export const DROP_REASON_COUNT = 39;
 
 export const DROP_REASON_NAMES: readonly string[] = [
   'none',
@@ -70,4 +81,14 @@ export const DROP_REASON_NAMES: readonly string[] = [
   'port_down',
   'tx_error',
   'rx_too_long',
+  'resubmit_limit',
+  'program_too_long',
+  'table_miss',
+  'action_drop',
+  'ttl_expired',
+  'output_copy_exhausted',
+  'no_headroom',
+  'packet_in_rate',
+  'no_controller',
+  'no_local_port',
 ];

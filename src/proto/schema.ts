@@ -96,6 +96,113 @@ export interface DelPortRequest {
   name: string;
 }
 
+export interface FlowText {
+  flows: string[];
+  lines: number[];
+  source: string;
+  more: boolean;
+}
+
+export type FlowModCommandName = 'ADD' | 'MODIFY' | 'MODIFY_STRICT' | 'DELETE' | 'DELETE_STRICT';
+
+export interface FlowModsRequest {
+  command: FlowModCommandName;
+  text: FlowText;
+}
+
+export interface FlowModsReply {
+  added: number;
+  modified: number;
+  removed: number;
+}
+
+export interface ReplaceFlowsRequest {
+  text: FlowText;
+  dry_run: boolean;
+}
+
+export interface FlowDiffReply {
+  lines: string[];
+  more: boolean;
+  n_added: number;
+  n_modified: number;
+  n_removed: number;
+}
+
+export interface DumpFlowsRequest {
+  match: string;
+  strict: boolean;
+}
+
+export interface FlowEntry {
+  table: number;
+  priority: number;
+  cookie: string;
+  match: string;
+  actions: string;
+  n_packets: number;
+  n_bytes: number;
+  duration_s: number;
+  idle_timeout: number;
+  hard_timeout: number;
+  flags: string[];
+}
+
+export interface DumpFlowsReply {
+  flows: FlowEntry[];
+  more: boolean;
+}
+
+export interface TraceRequest {
+  packet: string;
+}
+
+export interface TraceStep {
+  depth: number;
+  table: number;
+  in_port: string;
+  miss: boolean;
+  priority: number;
+  cookie: string;
+  match: string;
+  actions: string;
+}
+
+export interface TraceReply {
+  flow: string;
+  steps: TraceStep[];
+  actions: string[];
+}
+
+export interface PacketOutRequest {
+  in_port: string;
+  actions: string;
+  packet: Uint8Array;
+}
+
+export interface PacketIn {
+  table: number;
+  cookie: string;
+  in_port: string;
+  in_port_number: number;
+  total_len: number;
+  data: Uint8Array;
+  buffer_id: number;
+  match: string;
+}
+
+export type MgmtEventKind = 'added' | 'modified' | 'deleted' | 'flow_removed' | 'packet_in' | 'dropped';
+
+/** A monitor event. Flow events carry `flow`; packet_in carries `packet_in`. */
+export interface MgmtEvent {
+  kind: MgmtEventKind;
+  time: number;
+  flow?: FlowEntry;
+  reason: string;
+  packet_in?: PacketIn;
+  dropped: number;
+}
+
 interface Envelope {
   version: number;
   id: number;
@@ -105,14 +212,25 @@ export type MgmtRequestBody =
   | { body: 'show'; show: Empty }
   | { body: 'fdb_show'; fdb_show: Empty }
   | { body: 'add_port'; add_port: AddPortRequest }
-  | { body: 'del_port'; del_port: DelPortRequest };
+  | { body: 'del_port'; del_port: DelPortRequest }
+  | { body: 'flow_mods'; flow_mods: FlowModsRequest }
+  | { body: 'replace_flows'; replace_flows: ReplaceFlowsRequest }
+  | { body: 'dump_flows'; dump_flows: DumpFlowsRequest }
+  | { body: 'trace'; trace: TraceRequest }
+  | { body: 'monitor'; monitor: Empty }
+  | { body: 'packet_out'; packet_out: PacketOutRequest };
 
 export type MgmtReplyBody =
   | { body: 'error'; error: ErrorBody }
   | { body: 'show'; show: ShowReply }
   | { body: 'fdb_show'; fdb_show: FdbShowReply }
   | { body: 'port'; port: PortInfo }
-  | { body: 'ok'; ok: Empty };
+  | { body: 'ok'; ok: Empty }
+  | { body: 'dump_flows'; dump_flows: DumpFlowsReply }
+  | { body: 'trace'; trace: TraceReply }
+  | { body: 'event'; event: MgmtEvent }
+  | { body: 'flow_mods'; flow_mods: FlowModsReply }
+  | { body: 'flow_diff'; flow_diff: FlowDiffReply };
 
 export type MgmtRequest = Envelope & MgmtRequestBody;
 export type MgmtReply = Envelope & MgmtReplyBody;

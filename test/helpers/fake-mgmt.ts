@@ -15,6 +15,20 @@ import {
   type ShowReply,
 } from '../../src/mgmt/service.js';
 import { FrameDecoder, encodeFrame } from '../../src/proto/framing.js';
+import { FlowService, type FlowDatapath } from '../../src/daemon/flows.js';
+import type { Action } from '../../src/flow/types.js';
+import type { TraceResult } from '../../src/datapath/pipeline.js';
+import type {
+  DumpFlowsRequest,
+  FlowDiffReply,
+  FlowEntry,
+  FlowModsReply,
+  FlowModsRequest,
+  MgmtEvent,
+  PacketOutRequest,
+  ReplaceFlowsRequest,
+  TraceReply,
+} from '../../src/proto/schema.js';
 import { type MgmtReply, type MgmtRequest, type UnknownBody, decodeMgmtReply, encodeMgmtRequest } from '../../src/proto/schema.js';
 
 export function portInfo(name: string, number: number, extra: Partial<PortInfo> = {}): PortInfo {
@@ -49,6 +63,31 @@ export class FakeManagementService implements ManagementService {
   calls: Array<[string, unknown?]> = [];
   /** If set, show() throws it. */
   showError: unknown;
+  /** Data-path clock of the flow table (ms); tests move it. */
+  clock = 1_000_000;
+  /** packet-outs the fake data path received. */
+  packetOuts: Array<{ frame: Uint8Array; inPort: number; actions: Action[] }> = [];
+  /** What the fake data path's trace returns (rule ids are looked up in the real table). */
+  traceResult: ((key: Uint32Array) => TraceResult) | undefined;
+  readonly datapath: FlowDatapath = {
+    packetOut: (frame, inPort, actions) => {
+      this.packetOuts.push({ frame: Uint8Array.from(frame), inPort, actions });
+    },
+    trace: (key) => {
+      if (this.traceResult === undefined) throw new Error('no trace result set');
+      return this.traceResult(key);
+    },
+  };
+  /** The real flow service (real parser and table), on the fake clock and the fake ports. */
+  readonly flows = new FlowService({
+    now: () => this.clock,
+    wallNow: () => 1_700_000_000_000,
+    ports: {
+      numberOf: (name) => this.ports.find((p) => p.name === name)?.number,
+      nameOf: (n) => this.ports.find((p) => p.number === n)?.name,
+    },
+    datapath: () => this.datapath,
+  });
 
   show(): ShowReply {
     this.calls.push(['show']);
@@ -87,6 +126,36 @@ export class FakeManagementService implements ManagementService {
     const i = this.ports.findIndex((p) => p.name === name);
     if (i < 0) throw new ManagementError('NOT_FOUND', `no port named ${name}`);
     this.ports.splice(i, 1);
+  }
+
+  flowMods(request: FlowModsRequest): FlowModsReply {
+    this.calls.push(['flowMods', request]);
+    return this.flows.flowMods(request);
+  }
+
+  replaceFlows(request: ReplaceFlowsRequest): FlowDiffReply {
+    this.calls.push(['replaceFlows', request]);
+    return this.flows.replaceFlows(request);
+  }
+
+  dumpFlows(request: DumpFlowsRequest): FlowEntry[] {
+    this.calls.push(['dumpFlows', request]);
+    return this.flows.dumpFlows(request);
+  }
+
+  trace(packet: string): TraceReply {
+    this.calls.push(['trace', packet]);
+    return this.flows.trace(packet);
+  }
+
+  packetOut(request: PacketOutRequest): void {
+    this.calls.push(['packetOut', request]);
+    this.flows.packetOut(request);
+  }
+
+  monitor(sink: (event: MgmtEvent) => void): () => void {
+    this.calls.push(['monitor']);
+    return this.flows.monitor(sink);
   }
 }
 

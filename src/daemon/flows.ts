@@ -1,0 +1,525 @@
+/**
+ * FlowService: the daemon's owner of the flow table — flow-mods from ovs-ofctl text, the
+ * expiry timer, and the event fan-out to `limectl monitor` streams.
+ *
+ * What it owns: the FlowTable (table/flow-table.ts, pure) and the port-name resolver the
+ * text is parsed with (the daemon's ports: "in_port=vm1" resolves to vm1's number, and an
+ * unknown name is the same column-pointing FlowSyntaxError limectl shows for bad syntax).
+ * It does not own the data path: the switch reads the table through TableView, and hands
+ * packet-ins to `onPacketIn`; `trace` and `packetOut` go to the switch through the narrow
+ * FlowDatapath interface (given late, as the switch is built with this table).
+ *
+ * Flow-mods: every request is parsed completely first (any bad flow → ManagementError
+ * BAD_REQUEST naming the source line and column, with a caret line), then applied with one
+ * `FlowTable.apply()`, which is all or none — so a rejected add-flows / replace-flows leaves
+ * the table exactly as it was.
+ *
+ * Timeouts: one timer, set for `nextExpiry()` (clamped to 5 ms … 1 s, so the sweep runs at
+ * least once a second even when idle deadlines move with traffic) and re-armed after every
+ * sweep and every flow-mod; flows expire to within a few milliseconds of their deadline.
+ *
+ * Events (MgmtEvent, lime.proto), to every monitor, in the order they happened:
+ *   added / modified / deleted — every change of the table, whatever made it (flow-mod,
+ *     replace-flows, timeout), like `ovs-ofctl monitor` with its default full monitoring;
+ *     an add that replaces an identical flow is `modified` (as OVS reports it);
+ *   flow_removed — the OpenFlow flow-removed message, only for flows with send_flow_rem,
+ *     right after their `deleted`, with the reason and the final counters;
+ *   packet_in — from CONTROLLER actions: the frame copied and truncated to max_len. The
+ *     switch's token bucket (config packet_in.rate/burst, one per daemon) has already
+ *     dropped and counted (`packet_in_rate`) what exceeds the rate.
+ * Events are queued and handed to the sinks in a microtask, so the data path never waits
+ * on a monitor socket (the server bounds each connection's backlog).
+ */
+import { FlowSyntaxError, parseActions, parseFlow, parseFlowMod, parsePacket } from '../flow/parse.js';
+import { formatActions, formatFlow, formatMatch } from '../flow/print.js';
+import { DEFAULT_PRIORITY, OFPP, type Action, type FlowMod, type FlowSpec, type PortNames } from '../flow/types.js';
+import { FlowModError, FlowTable, type ApplyResult } from '../table/flow-table.js';
+import type { FlowRemovedEvent, Rule } from '../table/types.js';
+import type { PacketInHook } from '../datapath/execute.js';
+import type { TraceResult } from '../datapath/pipeline.js';
+import {
+  ManagementError,
+  type DumpFlowsRequest,
+  type FlowDiffReply,
+  type FlowEntry,
+  type FlowModsReply,
+  type FlowModsRequest,
+  type MgmtEvent,
+  type PacketOutRequest,
+  type ReplaceFlowsRequest,
+  type TraceReply,
+} from '../mgmt/service.js';
+import type { FlowText, TraceStep } from '../proto/schema.js';
+
+/** What the flow service needs of the switch (datapath/switch.ts satisfies it). */
+export interface FlowDatapath {
+  packetOut(frame: Uint8Array, inPort: number, actions: Action[]): void;
+  trace(key: Uint32Array): TraceResult;
+}
+
+export type FlowLogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+export interface FlowComponents {
+  /** The data path's clock (ms): batches are stamped with it, the table ages by it. */
+  now: () => number;
+  /** Wall clock (ms) for event time stamps. Default Date.now. */
+  wallNow?: () => number;
+  /** The daemon's ports, by name and number. */
+  ports: PortNames;
+  /** The switch, once built (trace and packet-out need it). */
+  datapath?: () => FlowDatapath | undefined;
+  log?: FlowLogFn;
+}
+
+export interface FlowServiceOptions {
+  /** What the default table-miss rule (table 0, priority 0, match all) does. */
+  tableMiss: 'normal' | 'drop';
+}
+
+/** Longest and shortest wait of the expiry timer (ms). */
+const MAX_SWEEP_MS = 1000;
+const MIN_SWEEP_MS = 5;
+/** buffer_id of an unbuffered packet-in (OpenFlow OFP_NO_BUFFER). */
+const NO_BUFFER = 0xffffffff;
+
+type Command = 'add' | 'modify' | 'delete';
+
+const COMMANDS: Record<FlowModsRequest['command'], { command: Command; strict: boolean }> = {
+  ADD: { command: 'add', strict: false },
+  MODIFY: { command: 'modify', strict: false },
+  MODIFY_STRICT: { command: 'modify', strict: true },
+  DELETE: { command: 'delete', strict: false },
+  DELETE_STRICT: { command: 'delete', strict: true },
+};
+
+function hex(v: bigint): string {
+  return `0x${v.toString(16)}`;
+}
+
+function flagNames(rule: { flags: FlowSpec['flags'] }): string[] {
+  const f = rule.flags;
+  const out: string[] = [];
+  if (f.sendFlowRem) out.push('send_flow_rem');
+  if (f.checkOverlap) out.push('check_overlap');
+  if (f.resetCounts) out.push('reset_counts');
+  if (f.noPacketCounts) out.push('no_packet_counts');
+  if (f.noByteCounts) out.push('no_byte_counts');
+  return out;
+}
+
+/** A rule as a FlowSpec (for printing in add-flows syntax). */
+export function specOfRule(rule: Rule): FlowSpec {
+  return {
+    table: rule.table,
+    priority: rule.priority,
+    cookie: rule.cookie,
+    cookieMask: 0n,
+    idleTimeout: rule.idleTimeout,
+    hardTimeout: rule.hardTimeout,
+    flags: { ...rule.flags },
+    match: rule.match,
+    actions: [...rule.actions],
+  };
+}
+
+/** Where a flow came from, for error messages: "flows.txt line 3" / "flow 2" / "". */
+function place(text: FlowText, index: number): string {
+  const line = text.lines[index] ?? 0;
+  if (text.source !== '' && line > 0) return `${text.source} line ${line}`;
+  if (line > 0) return `line ${line}`;
+  if (text.flows.length > 1) return `flow ${index + 1}`;
+  return '';
+}
+
+function withPlace(where: string, message: string): string {
+  return where === '' ? message : `${where}: ${message}`;
+}
+
+function indent(text: string): string {
+  return text
+    .split('\n')
+    .map((l) => `  ${l}`)
+    .join('\n');
+}
+
+/** A FlowSyntaxError as the operator sees it: place, column, detail, and the caret lines. */
+export function syntaxMessage(where: string, err: FlowSyntaxError): string {
+  return `${withPlace(where, err.message)}\n${indent(err.caret)}`;
+}
+
+export class FlowService {
+  readonly table: FlowTable;
+  /** Packet-ins handed to the hook (after the switch's rate limit), and those no monitor saw. */
+  nPacketIns = 0;
+  nPacketInsUnwatched = 0;
+  private readonly components: FlowComponents;
+  private readonly sinks = new Set<(event: MgmtEvent) => void>();
+  private queue: MgmtEvent[] = [];
+  private flushScheduled = false;
+  private timer: NodeJS.Timeout | undefined;
+  private running = false;
+
+  constructor(components: FlowComponents, options: FlowServiceOptions = { tableMiss: 'normal' }) {
+    this.components = components;
+    this.table = new FlowTable({
+      now: components.now,
+      tableMiss: options.tableMiss === 'drop' ? [] : [{ type: 'normal' }],
+    });
+  }
+
+  start(): void {
+    this.running = true;
+    this.schedule();
+  }
+
+  stop(): void {
+    this.running = false;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    this.timer = undefined;
+    this.sinks.clear();
+    this.queue = [];
+  }
+
+  private get ports(): PortNames {
+    return this.components.ports;
+  }
+
+  // ---- flow-mods ----------------------------------------------------------------------
+
+  flowMods(request: FlowModsRequest): FlowModsReply {
+    const c = COMMANDS[request.command];
+    if (c === undefined) throw new ManagementError('BAD_REQUEST', `unknown flow-mod command ${String(request.command)}`);
+    const text = request.text;
+    const mods: FlowMod[] = [];
+    if (text.flows.length === 0) {
+      if (c.command !== 'delete') throw new ManagementError('BAD_REQUEST', `${c.command === 'add' ? 'add-flows' : 'mod-flows'}: no flows given`);
+      mods.push(parseFlowMod('', { command: 'delete', strict: c.strict, ports: this.ports }));
+    }
+    for (let i = 0; i < text.flows.length; i++) {
+      mods.push(this.parseMod(text, i, c.command, c.strict));
+    }
+    const result = this.apply(mods, text);
+    return { added: result.added.length, modified: result.modified.length + result.replaced.length, removed: result.removed.length };
+  }
+
+  private parseMod(text: FlowText, index: number, command: Command, strict: boolean): FlowMod {
+    try {
+      return parseFlowMod(text.flows[index]!, { command, strict, ports: this.ports });
+    } catch (err) {
+      if (err instanceof FlowSyntaxError) throw new ManagementError('BAD_REQUEST', syntaxMessage(place(text, index), err));
+      throw err;
+    }
+  }
+
+  /** Apply all or none; report FlowModError with the flow's place; emit the events. */
+  private apply(mods: readonly FlowMod[], text: FlowText | undefined): ApplyResult {
+    let result: ApplyResult;
+    try {
+      result = this.table.apply(mods);
+    } catch (err) {
+      if (err instanceof FlowModError) {
+        const where = text !== undefined && text.flows.length > 0 ? place(text, err.index) : '';
+        throw new ManagementError('BAD_REQUEST', withPlace(where, `flow rejected (${err.code}): ${err.field}: ${err.message.replace(/^flow-mod #\d+: [^:]+: /, '')}`));
+      }
+      throw err;
+    }
+    this.report(result);
+    this.schedule();
+    return result;
+  }
+
+  private report(result: ApplyResult): void {
+    const replacedIds = new Set(result.replaced.map((r) => r.id));
+    for (const ev of result.removed) this.emitRemoved(ev);
+    for (const rule of result.added) this.emitFlow(replacedIds.has(rule.id) ? 'modified' : 'added', rule);
+    for (const rule of result.modified) this.emitFlow('modified', rule);
+  }
+
+  // ---- replace-flows / diff-flows -----------------------------------------------------
+
+  replaceFlows(request: ReplaceFlowsRequest): FlowDiffReply {
+    const text = request.text;
+    // Parse the whole file first; a later line for the same table/match/priority wins.
+    const byExisting = new Map<number, FlowSpec>();
+    const order: FlowSpec[] = [];
+    for (let i = 0; i < text.flows.length; i++) {
+      let spec: FlowSpec;
+      try {
+        spec = parseFlow(text.flows[i]!, { command: 'add', ports: this.ports });
+      } catch (err) {
+        if (err instanceof FlowSyntaxError) throw new ManagementError('BAD_REQUEST', syntaxMessage(place(text, i), err));
+        throw err;
+      }
+      order.push(spec);
+    }
+    // Deduplicate the file by (table, priority, match) keeping the last.
+    const fileKey = (s: { table: number; priority: number; match: FlowSpec['match'] }): string =>
+      `${s.table}/${s.priority}/${Buffer.from(s.match.value.buffer, s.match.value.byteOffset, s.match.value.byteLength).toString('hex')}/${Buffer.from(s.match.mask.buffer, s.match.mask.byteOffset, s.match.mask.byteLength).toString('hex')}`;
+    const dedup = new Map<string, FlowSpec>();
+    for (const spec of order) dedup.set(fileKey(spec), spec);
+
+    const lines: string[] = [];
+    const mods: FlowMod[] = [];
+    let nAdded = 0;
+    let nModified = 0;
+    let nRemoved = 0;
+    const print = (spec: FlowSpec): string => formatFlow(spec, { ports: this.ports });
+    for (const spec of dedup.values()) {
+      const existing = this.table.find(spec.table, spec.match, spec.priority);
+      if (existing === undefined) {
+        lines.push(`+${print(spec)}`);
+        mods.push({ command: 'add', spec, outPort: OFPP.NONE });
+        nAdded++;
+        continue;
+      }
+      byExisting.set(existing.id, spec);
+      const old = specOfRule(existing);
+      const sameActions = formatActions(old.actions, this.ports) === formatActions(spec.actions, this.ports);
+      const sameRest =
+        old.cookie === spec.cookie &&
+        old.idleTimeout === spec.idleTimeout &&
+        old.hardTimeout === spec.hardTimeout &&
+        flagNames(old).join() === flagNames(spec).join();
+      if (sameActions && sameRest) continue; // identical: untouched, counters kept
+      lines.push(`-${print(old)}`, `+${print(spec)}`);
+      nModified++;
+      if (sameRest) {
+        // Only the actions differ: modify keeps counters, duration and timeouts.
+        mods.push({ command: 'modify_strict', spec: { ...spec, cookie: old.cookie, cookieMask: 0n }, outPort: OFPP.NONE });
+      } else {
+        mods.push({ command: 'add', spec, outPort: OFPP.NONE });
+      }
+    }
+    const deletes: FlowMod[] = [];
+    for (const rule of this.table.dump()) {
+      if (byExisting.has(rule.id)) continue;
+      const spec = specOfRule(rule);
+      lines.push(`-${print(spec)}`);
+      deletes.push({ command: 'delete_strict', spec: { ...spec, cookie: 0n, cookieMask: 0n }, outPort: OFPP.NONE });
+      nRemoved++;
+    }
+    if (!request.dry_run && (mods.length > 0 || deletes.length > 0)) {
+      this.apply([...deletes, ...mods], undefined);
+    }
+    return { lines, more: false, n_added: nAdded, n_modified: nModified, n_removed: nRemoved };
+  }
+
+  // ---- dump ---------------------------------------------------------------------------
+
+  dumpFlows(request: DumpFlowsRequest): FlowEntry[] {
+    const now = this.components.now();
+    if (request.match.trim() === '') return this.table.dump().map((r) => this.entry(r, now));
+    let mod: FlowMod;
+    try {
+      mod = parseFlowMod(request.match, { command: 'delete', strict: request.strict, ports: this.ports });
+    } catch (err) {
+      if (err instanceof FlowSyntaxError) throw new ManagementError('BAD_REQUEST', syntaxMessage('', err));
+      throw err;
+    }
+    const s = mod.spec;
+    return this.table
+      .dump({
+        table: s.table,
+        match: s.match,
+        strict: request.strict,
+        priority: s.priority,
+        cookie: s.cookie,
+        cookieMask: s.cookieMask,
+        outPort: mod.outPort,
+      })
+      .map((r) => this.entry(r, now));
+  }
+
+  /** A rule as dump-flows --json prints it, with its counters at `now`. */
+  entry(rule: Rule, now: number, final?: { nPackets: number; nBytes: number; durationMs: number }): FlowEntry {
+    const c = final ?? this.table.counters(rule.id, now) ?? { nPackets: 0, nBytes: 0, durationMs: now - rule.createdAt };
+    return {
+      table: rule.table,
+      priority: rule.priority,
+      cookie: hex(rule.cookie),
+      match: formatMatch(rule.match, this.ports, DEFAULT_PRIORITY),
+      actions: formatActions(rule.actions, this.ports),
+      n_packets: c.nPackets,
+      n_bytes: c.nBytes,
+      duration_s: Math.max(0, Math.round(c.durationMs)) / 1000,
+      idle_timeout: rule.idleTimeout,
+      hard_timeout: rule.hardTimeout,
+      flags: flagNames(rule),
+    };
+  }
+
+  // ---- trace / packet-out -------------------------------------------------------------
+
+  private datapath(what: string): FlowDatapath {
+    const dp = this.components.datapath?.();
+    if (dp === undefined) throw new ManagementError('FAILED', `${what}: the data path is not running`);
+    return dp;
+  }
+
+  trace(packet: string): TraceReply {
+    let key: Uint32Array;
+    try {
+      key = parsePacket(packet, this.ports).key;
+    } catch (err) {
+      if (err instanceof FlowSyntaxError) throw new ManagementError('BAD_REQUEST', syntaxMessage('trace', err));
+      throw err;
+    }
+    const result = this.datapath('trace').trace(key);
+    const portName = (n: number): string => (n === OFPP.NONE ? 'NONE' : (this.ports.nameOf(n) ?? String(n)));
+    const steps: TraceStep[] = result.steps.map((s) => {
+      const rule = s.ruleId >= 0 ? this.table.rule(s.ruleId) : undefined;
+      return {
+        depth: s.depth,
+        table: s.table,
+        in_port: portName(s.inPort),
+        miss: s.ruleId < 0,
+        priority: s.ruleId < 0 ? 0 : s.priority,
+        cookie: hex(s.cookie),
+        match: rule !== undefined ? formatMatch(rule.match, this.ports, DEFAULT_PRIORITY) : '',
+        actions: s.ruleId < 0 ? '' : formatActions(s.actions, this.ports),
+      };
+    });
+    return { flow: packet, steps, actions: result.actions };
+  }
+
+  packetOut(request: PacketOutRequest): void {
+    const inPort = this.resolveInPort(request.in_port);
+    let actions: Action[];
+    try {
+      actions = parseActions(request.actions, this.ports);
+    } catch (err) {
+      if (err instanceof FlowSyntaxError) throw new ManagementError('BAD_REQUEST', syntaxMessage('packet-out actions', err));
+      throw err;
+    }
+    try {
+      this.datapath('packet-out').packetOut(request.packet, inPort, actions);
+    } catch (err) {
+      if (err instanceof ManagementError) throw err;
+      throw new ManagementError('BAD_REQUEST', `packet-out: ${(err as Error).message}`);
+    }
+  }
+
+  private resolveInPort(text: string): number {
+    const t = text.trim();
+    const upper = t.toUpperCase();
+    if (t === '' || upper === 'NONE' || upper === 'ANY') return OFPP.NONE;
+    if (upper === 'CONTROLLER') return OFPP.CONTROLLER;
+    if (upper === 'LOCAL') return OFPP.LOCAL;
+    if (/^\d+$/.test(t)) return Number(t);
+    const n = this.ports.numberOf(t);
+    if (n === undefined) throw new ManagementError('BAD_REQUEST', `packet-out: unknown in_port "${t}"`);
+    return n;
+  }
+
+  // ---- timeouts -----------------------------------------------------------------------
+
+  /** Expire what is due at `now` and report it; re-arms the timer. */
+  sweep(now: number = this.components.now()): FlowRemovedEvent[] {
+    const events = this.table.expire(now);
+    for (const ev of events) this.emitRemoved(ev);
+    this.schedule();
+    return events;
+  }
+
+  private schedule(): void {
+    if (!this.running) return;
+    if (this.timer !== undefined) clearTimeout(this.timer);
+    const wait = this.table.nextExpiry() - this.components.now();
+    const delay = Math.min(MAX_SWEEP_MS, Math.max(MIN_SWEEP_MS, Number.isFinite(wait) ? Math.ceil(wait) : MAX_SWEEP_MS));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      try {
+        this.sweep();
+      } catch (err) {
+        this.components.log?.('error', 'flow expiry sweep failed', { error: (err as Error).message });
+        this.schedule();
+      }
+    }, delay);
+    this.timer.unref();
+  }
+
+  // ---- events -------------------------------------------------------------------------
+
+  /** Register a monitor sink; returns its unsubscribe. */
+  monitor(sink: (event: MgmtEvent) => void): () => void {
+    this.sinks.add(sink);
+    return () => {
+      this.sinks.delete(sink);
+    };
+  }
+
+  get monitorCount(): number {
+    return this.sinks.size;
+  }
+
+  /** The switch's packet-in hook (datapath/execute.ts): copy, truncate, queue. */
+  readonly onPacketIn: PacketInHook = (slab, offset, size, inPort, reason, table, ruleId, maxLen) => {
+    this.nPacketIns++;
+    if (this.sinks.size === 0) {
+      this.nPacketInsUnwatched++;
+      return;
+    }
+    const n = Math.min(size, maxLen);
+    const data = new Uint8Array(n);
+    data.set(slab.subarray(offset, offset + n));
+    const rule = ruleId >= 0 ? this.table.rule(ruleId) : undefined;
+    this.emit({
+      kind: 'packet_in',
+      time: this.wallSeconds(),
+      reason,
+      dropped: 0,
+      packet_in: {
+        table,
+        cookie: hex(rule?.cookie ?? 0n),
+        in_port: this.ports.nameOf(inPort) ?? String(inPort),
+        in_port_number: inPort,
+        total_len: size,
+        data,
+        buffer_id: NO_BUFFER,
+        match: rule !== undefined ? formatMatch(rule.match, this.ports, rule.priority) : '',
+      },
+    });
+  };
+
+  private wallSeconds(): number {
+    return (this.components.wallNow ?? Date.now)() / 1000;
+  }
+
+  private emitFlow(kind: 'added' | 'modified', rule: Rule): void {
+    if (this.sinks.size === 0) return;
+    this.emit({ kind, time: this.wallSeconds(), flow: this.entry(rule, this.components.now()), reason: '', dropped: 0 });
+  }
+
+  private emitRemoved(ev: FlowRemovedEvent): void {
+    if (ev.rule.flags.sendFlowRem) {
+      this.components.log?.('debug', 'flow removed', { reason: ev.reason, table: ev.rule.table, cookie: hex(ev.rule.cookie) });
+    }
+    if (this.sinks.size === 0) return;
+    const flow = this.entry(ev.rule, 0, ev);
+    const time = this.wallSeconds();
+    this.emit({ kind: 'deleted', time, flow, reason: ev.reason, dropped: 0 });
+    if (ev.rule.flags.sendFlowRem) this.emit({ kind: 'flow_removed', time, flow, reason: ev.reason, dropped: 0 });
+  }
+
+  private emit(event: MgmtEvent): void {
+    this.queue.push(event);
+    if (this.flushScheduled) return;
+    this.flushScheduled = true;
+    queueMicrotask(() => this.flush());
+  }
+
+  private flush(): void {
+    this.flushScheduled = false;
+    const events = this.queue;
+    this.queue = [];
+    for (const event of events) {
+      for (const sink of this.sinks) {
+        try {
+          sink(event);
+        } catch (err) {
+          this.components.log?.('warn', 'monitor sink failed', { error: (err as Error).message });
+        }
+      }
+    }
+  }
+}
