@@ -50,3 +50,36 @@ export function runInNs(ns: string, cmd: string, args: readonly string[], input?
     child.stdin.end(input ?? '');
   });
 }
+
+/**
+ * Capture on `iface` inside `ns` with tshark (a second opinion on our wire format: its own
+ * dissectors decode the frames), printing `fields` of each frame matching the capture
+ * filter. Resolves once tshark is capturing; `done` yields one array of field values per frame.
+ */
+export async function startTshark(
+  ns: string,
+  iface: string,
+  filter: string,
+  fields: readonly string[],
+  seconds: number,
+): Promise<{ done: Promise<string[][]> }> {
+  const args = ['-i', iface, '-a', `duration:${seconds}`, '-f', filter, '-l', '-T', 'fields', ...fields.flatMap((f) => ['-e', f])];
+  const child = spawn('ip', ['netns', 'exec', ns, 'tshark', ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  let err = '';
+  child.stdout.setEncoding('utf8').on('data', (d: string) => (out += d));
+  let ready: () => void;
+  const started = new Promise<void>((r) => (ready = r));
+  child.stderr.setEncoding('utf8').on('data', (d: string) => {
+    err += d;
+    if (err.includes('Capturing on')) ready();
+  });
+  const done = new Promise<string[][]>((resolve, reject) => {
+    child.once('exit', (code) => {
+      if (code !== 0) reject(new Error(`tshark exited ${code}: ${err.trim()}`));
+      else resolve(out.split('\n').filter((l) => l !== '').map((l) => l.split('\t')));
+    });
+  });
+  await Promise.race([started, done.then(() => undefined)]);
+  return { done };
+}

@@ -12,7 +12,7 @@ import { afterAll, beforeAll, expect, it } from 'vitest';
 import { LIMECTL, LimedProcess } from '../../src/demo/limed-process.js';
 import { Netns, waitFor } from '../../src/demo/netns.js';
 import { describeAsRoot } from '../helpers/root.js';
-import { RAWFRAMES, runInNs, startInNs } from '../helpers/proc.js';
+import { RAWFRAMES, runInNs, startInNs, startTshark } from '../helpers/proc.js';
 
 const PREFIX = 'limef-';
 const hosts = ['a', 'b', 'c'].map((x, i) => ({
@@ -224,6 +224,8 @@ describeAsRoot('limed forwarding by its flow table (netns, real traffic)', () =>
     ]);
     const atB = await startInNs(B.ns, 'python3', [RAWFRAMES, 'recv', 'eth0', '1.2']);
     const atC = await startInNs(C.ns, 'python3', [RAWFRAMES, 'recv', 'eth0', '1.2']);
+    // tshark at B as a second opinion: its dissector must see an 802.1Q tag, VID 42, over 0x88b5.
+    const sharkB = await startTshark(B.ns, 'eth0', `ether src ${A.mac}`, ['vlan.id', 'vlan.etype'], 3);
     const plain = frame(B.mac, A.mac, 0x88b5, 80, 1);
     const tagged = frame(C.mac, B.mac, 0x88b5, 84, 2, 42);
     await runInNs(A.ns, 'python3', [RAWFRAMES, 'send', 'eth0'], plain + '\n');
@@ -234,6 +236,7 @@ describeAsRoot('limed forwarding by its flow table (netns, real traffic)', () =>
     expect(seenB).toEqual([plain.slice(0, 24) + '8100002a' + plain.slice(24)]);
     // At C: the tagged frame B sent, with its tag removed.
     expect(seenC).toEqual([tagged.slice(0, 24) + tagged.slice(32)]);
+    expect(await sharkB.done).toEqual([['42', '0x88b5']]);
   });
 
   it('expires an idle flow after traffic stops and reports flow-removed to the monitor', async () => {
