@@ -8,7 +8,7 @@ import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
-import { LIMED, LimedProcess } from '../../src/demo/limed-process.js';
+import { LIMECTL, LIMED, LimedProcess } from '../../src/demo/limed-process.js';
 import { linkExists } from '../../src/demo/netns.js';
 import { describeAsRoot } from '../helpers/root.js';
 
@@ -69,6 +69,13 @@ describe('limed command line', () => {
     const r = limed(['--config', f]);
     expect(r.code).toBe(2);
     expect(r.stderr.trim()).toBe(`limed: ${f}: ports[1].name: duplicate port name "vm1" (also ports[0])`);
+  });
+
+  it('limectl stays quiet when its reader goes away (limectl ... | head)', () => {
+    // `true` exits at once without reading: limectl's write then meets a closed pipe.
+    const r = spawnSync('bash', ['-c', `"${process.execPath}" "${LIMECTL}" --help | true; echo "status=\${PIPESTATUS[0]}" >&2`], { encoding: 'utf8' });
+    expect(r.stderr).not.toContain('EPIPE');
+    expect(r.stderr).toContain('status=0');
   });
 
   it('--check-config validates without starting', () => {
