@@ -12,11 +12,16 @@ import { acquireLock, cleanupLeftovers, finalCleanupSync, teardownSync, makeTmpD
 import { cpuSeconds, machineBusy } from './lib/proc.mjs';
 import { startServer, udp, tcp } from './lib/iperf.mjs';
 import { ping } from './lib/ping.mjs';
-import { scenarios, ORDER, limectlShow, waitForFile } from './lib/scenarios.mjs';
-import { aggregate, evaluateGoals, renderMarkdown, metricDefs, FRAME_NOTE } from './lib/report.mjs';
+import { scenarios as baseScenarios, ORDER as BASE_ORDER, limectlShow, waitForFile } from './lib/scenarios.mjs';
+import { aggregate, evaluateGoals, evaluateFlowGoals, renderMarkdown, metricDefs, FRAME_NOTE } from './lib/report.mjs';
+import { flowScenarios, FLOW_ORDER, buildUdpgen, udpgen, hitRulePackets, portTx, parseClassifier } from './lib/flows.mjs';
 import { median } from './lib/stats.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
+// The issue-2 comparison (veth … limed, iperf3-driven), then the issue-3 flow-table
+// scenarios (limed-flow1, limed-flow100k, limed-newflows, udpgen-driven; bench/lib/flows.mjs).
+const scenarios = { ...baseScenarios, ...flowScenarios };
+const ORDER = [...BASE_ORDER, ...FLOW_ORDER];
 
 const USAGE = `usage: node bench/run.mjs [SCENARIO...] [options]
 
@@ -25,6 +30,9 @@ Options:
   --quick          1 round, short runs, coarse ladder (CI smoke check, < 3 min)
   --rounds N       rounds per scenario, interleaved round-robin (default 3; --quick: 1)
   --cpu-rate N     paced rate in frames/s for the CPU-per-frame metric (default 200000)
+  --flow-rate N    paced udpgen rate in frames/s for the flow scenarios' CPU-per-frame
+                   metric (default 100000)
+  --no-classifier  do not run bench/classifier.mjs after the flow scenarios
   --out DIR        write bench.json and bench.md to DIR
                    (default bench/results/<YYYY-MM-DD>/<HH-MM-SS>/)
   --limed-root DIR take dist/bin/limed.js and dist/bin/limectl.js from DIR
@@ -33,7 +41,7 @@ Options:
 Runs as root. Progress goes to stderr; the markdown report is printed to stdout at the end.`;
 
 function parseArgs(argv) {
-  const o = { quick: false, rounds: null, cpuRate: 200_000, out: null, limedRoot: null, names: [] };
+  const o = { quick: false, rounds: null, cpuRate: 200_000, flowRate: 100_000, classifier: true, out: null, limedRoot: null, names: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -45,6 +53,8 @@ function parseArgs(argv) {
     else if (a === '--quick') o.quick = true;
     else if (a.startsWith('--rounds')) { o.rounds = Number(val()); if (!Number.isInteger(o.rounds) || o.rounds < 1) usageError('--rounds must be a positive integer'); }
     else if (a.startsWith('--cpu-rate')) { o.cpuRate = Number(val()); if (!Number.isInteger(o.cpuRate) || o.cpuRate < 1000) usageError('--cpu-rate must be an integer ≥ 1000 (frames/s)'); }
+    else if (a.startsWith('--flow-rate')) { o.flowRate = Number(val()); if (!Number.isInteger(o.flowRate) || o.flowRate < 1000) usageError('--flow-rate must be an integer ≥ 1000 (frames/s)'); }
+    else if (a === '--no-classifier') o.classifier = false;
     else if (a.startsWith('--out')) o.out = resolve(val());
     else if (a.startsWith('--limed-root')) o.limedRoot = resolve(val());
     else if (a.startsWith('-')) usageError(`unknown option ${a}`);
@@ -65,6 +75,11 @@ const profile = opts.quick
   ? { quick: true, rounds: opts.rounds ?? 1, blastSec: 2, ladderSec: 2, ladderStart: 100_000, ladderStep: 100_000, ladderMax: 1_500_000, refine: 1, cpuSec: 2, tcpSec: 2, pingCount: 300, pingInterval: 0.002, heapFrames: 1_000_000 }
   : { quick: false, rounds: opts.rounds ?? 3, blastSec: 3, ladderSec: 3, ladderStart: 50_000, ladderStep: 50_000, ladderMax: 2_000_000, refine: 2, cpuSec: 5, tcpSec: 5, pingCount: 1000, pingInterval: 0.002, heapFrames: 1_000_000 };
 profile.cpuRate = opts.cpuRate;
+// Flow scenarios (udpgen): their own ladder and fixed CPU rate.
+Object.assign(profile, opts.quick
+  ? { flowLadderSec: 1, flowLadderStart: 100_000, flowLadderStep: 100_000, flowRefine: 1, flowCpuSec: 2, classifierMillions: 0.5 }
+  : { flowLadderSec: 3, flowLadderStart: 50_000, flowLadderStep: 50_000, flowRefine: 2, flowCpuSec: 5, classifierMillions: 2 });
+profile.flowRate = opts.flowRate;
 profile.cpus = os.cpus().length;
 
 // ---------------------------------------------------------------------------------------
@@ -130,10 +145,13 @@ function buildTapfwd() {
 
 const k = (x) => `${(x / 1000).toFixed(1)}k`;
 
-async function ladder(ctx) {
+async function ladder(ctx, {
+  send = ctx.udpRetry, start = profile.ladderStart, stepBy = profile.ladderStep, max = profile.ladderMax,
+  seconds = profile.ladderSec, refine = profile.refine,
+} = {}) {
   const steps = [];
   const step = async (rate) => {
-    const r = await ctx.udpRetry(rate, profile.ladderSec);
+    const r = await send(rate, seconds);
     r.pass = r.loss_pct <= 1;
     r.sender_limited = r.sent_pps < 0.95 * rate;
     steps.push(r);
@@ -142,7 +160,7 @@ async function ladder(ctx) {
   };
   let fails = 0;
   let senderCapped = 0;
-  for (let rate = profile.ladderStart; rate <= profile.ladderMax; rate += profile.ladderStep) {
+  for (let rate = start; rate <= max; rate += stepBy) {
     const r = await step(rate);
     if (!r.pass) fails++;
     if (r.pass && r.sender_limited) senderCapped++;
@@ -150,7 +168,7 @@ async function ladder(ctx) {
     if (senderCapped >= 2) { log('  ladder: the sender cannot offer more; stopping'); break; }
   }
   // Bisection between the highest passing rate and the lowest failing rate above it.
-  for (let i = 0; i < profile.refine; i++) {
+  for (let i = 0; i < refine; i++) {
     const passes = steps.filter((s) => s.pass).map((s) => s.offered_pps);
     const lo = passes.length ? Math.max(...passes) : 0;
     const failsAbove = steps.filter((s) => !s.pass && s.offered_pps > lo).map((s) => s.offered_pps);
@@ -172,6 +190,7 @@ async function ladder(ctx) {
 
 async function measureScenario(name, round, ctx) {
   const sc = scenarios[name];
+  if (sc.flowBench) return measureFlowScenario(name, round, ctx);
   const sample = { scenario: name, round, started_at: new Date().toISOString(), metrics: {}, errors: {} };
   const t0 = Date.now();
   teardownSync();
@@ -262,6 +281,99 @@ async function measureScenario(name, round, ctx) {
   return sample;
 }
 
+/**
+ * A flow-table scenario (bench/lib/flows.mjs): limed with a flow table, driven by udpgen
+ * (paced raw-socket UDP h1 → h2; one 5-tuple, or a new 5-tuple every frame), delivered
+ * frames counted by h2's kernel (Udp NoPorts). Metrics: add-flows time, CPU per frame at
+ * --flow-rate, and the paced ladder's capacity.
+ */
+async function measureFlowScenario(name, round, ctx) {
+  const sc = scenarios[name];
+  const sample = { scenario: name, round, started_at: new Date().toISOString(), metrics: {}, errors: {}, generator: 'udpgen' };
+  const t0 = Date.now();
+  teardownSync();
+  try {
+    log(`round ${round}/${profile.rounds} ${name}: setting up (${sc.title})`);
+    const info = await sc.setup(ctx);
+    sample.forwarder = info.pid ? { pid: info.pid, comm: info.comm } : null;
+    sample.add_flows = info.add_flows;
+    sample.metrics.add_flows_s = info.add_flows.ms / 1000;
+    const send = async (rate, seconds) => {
+      try { return await udpgen(ctx, { rate, seconds, vary: sc.vary }); } catch (e) {
+        log(`  udpgen failed (${e.message}); retrying once`);
+        return await udpgen(ctx, { rate, seconds, vary: sc.vary });
+      }
+    };
+    const metric = async (key, fn) => {
+      try { await fn(); } catch (e) { sample.errors[key] = e.message; log(`  ${key}: ERROR ${e.message}`); }
+    };
+    // Warm-up: ARP (by the table-miss NORMAL) and the path must work before measuring.
+    await ping({ ns: H1, dst: IP2, count: 5, interval: 0.1 });
+    sample.background_busy_pct = 100 * (await machineBusy(1000));
+    sample.loadavg = readFileSync('/proc/loadavg', 'utf8').trim();
+    if (sample.background_busy_pct > 10) log(`  warning: the machine is ${sample.background_busy_pct.toFixed(0)} % busy with other work before measuring (load ${sample.loadavg})`);
+    let delivered = 0;
+
+    await metric('cpu', async () => {
+      const rate = profile.flowRate;
+      const show0 = await limectlShow(ctx, info.sock);
+      const c0 = cpuSeconds(info.pid);
+      const r = await send(rate, profile.flowCpuSec);
+      const c1 = cpuSeconds(info.pid);
+      const show1 = await limectlShow(ctx, info.sock);
+      delivered += r.received;
+      const tx0 = portTx(show0, 'limeb-t2'), tx1 = portTx(show1, 'limeb-t2');
+      sample.cpu = { ...r, cpu_s: c1 - c0, limed_tx_t2_delta: tx0 != null && tx1 != null ? tx1 - tx0 : null };
+      sample.metrics.flow_cpu_us_per_frame = ((c1 - c0) * 1e6) / r.received;
+      sample.metrics.flow_cpu_share = (c1 - c0) / r.seconds;
+      sample.metrics.flow_cpu_loss_pct = r.loss_pct;
+      log(`  cpu @${k(rate)}/s: sent ${r.sent}, delivered ${r.received} (loss ${r.loss_pct.toFixed(2)} %; limed tx on limeb-t2 ${sample.cpu.limed_tx_t2_delta ?? 'n/a'}), limed ${(c1 - c0).toFixed(2)} s CPU → ${sample.metrics.flow_cpu_us_per_frame.toFixed(3)} µs/frame`);
+    });
+
+    await metric('ladder', async () => {
+      const l = await ladder(ctx, {
+        send: async (rate, seconds) => { const r = await send(rate, seconds); delivered += r.received; return r; },
+        start: profile.flowLadderStart, stepBy: profile.flowLadderStep, max: profile.ladderMax,
+        seconds: profile.flowLadderSec, refine: profile.flowRefine,
+      });
+      sample.ladder = l;
+      sample.metrics.flow_ladder_pps = l.capacity_pps;
+      log(`  capacity: ${k(l.capacity_pps)} frames/s delivered with ≤ 1 % loss (offered ${k(l.capacity_offered)})${l.sender_limited ? ', sender-limited' : ''}`);
+    });
+
+    await metric('hit_rule', async () => {
+      const n = await hitRulePackets(ctx, info.sock);
+      sample.hit_rule = { n_packets: n, delivered_to_h2: delivered };
+      log(`  hit rule (${name === 'limed-flow1' ? 'the only flow' : 'one of 100k'}): n_packets ${n ?? 'n/a'}; frames delivered to h2 in this scenario ${delivered}`);
+    });
+  } catch (e) {
+    sample.error = e.message;
+    log(`round ${round} ${name}: FAILED: ${e.message}`);
+  } finally {
+    teardownSync();
+  }
+  if (!Object.keys(sample.errors).length) delete sample.errors;
+  sample.duration_s = (Date.now() - t0) / 1000;
+  return sample;
+}
+
+/**
+ * bench/classifier.mjs: the tuple-space classifier alone (lookups/s at 1k/10k/100k rules
+ * over 10 masks, probes per lookup, 100k adds in one batch). Runs on this checkout's dist/.
+ */
+function classifierBench() {
+  const m = profile.classifierMillions;
+  log(`classifier: node bench/classifier.mjs ${m} (${m} M lookups per cell)`);
+  const t0 = Date.now();
+  const r = spawnSync(process.execPath, [join(REPO, 'bench/classifier.mjs'), String(m)], { encoding: 'utf8', timeout: 300_000 });
+  const out = (r.stdout ?? '').trim();
+  const parsed = parseClassifier(out);
+  const res = { exit: r.status ?? r.signal, seconds: (Date.now() - t0) / 1000, stdout: out, ...parsed };
+  if (!parsed.rows.length) res.error = `classifier.mjs exited ${r.status ?? r.signal}: ${((r.stderr ?? '') || out).trim().split('\n').pop()}`;
+  else for (const row of parsed.rows) log(`  ${row.rules} rules, ${row.masks} masks: hit ${(row.hit_per_s / 1e6).toFixed(2)} M/s (${row.probes_per_hit} probes), miss ${(row.miss_per_s / 1e6).toFixed(2)} M/s (${row.probes_per_miss} probes)`);
+  return res;
+}
+
 /** limed: heap and GC statistics across ≥ heapFrames frames (paced at the CPU rate). */
 async function limedHeap(ctx, info) {
   if (!(await waitForFile(info.sock, 5000))) return { error: `management socket ${info.sock} not found` };
@@ -319,6 +431,7 @@ async function main() {
     tmp: makeTmpDir(),
     repo: REPO,
     tapfwdBin: buildTapfwd(),
+    udpgenBin: opts.names.some((n) => FLOW_ORDER.includes(n)) ? buildUdpgen(REPO) : null,
     limedJs: join(opts.limedRoot ?? REPO, 'dist/bin/limed.js'),
     limectlJs: join(opts.limedRoot ?? REPO, 'dist/bin/limectl.js'),
   };
@@ -348,10 +461,12 @@ async function main() {
     finishDerived(results, active);
     const agg = aggregate(results, opts.names);
     const goals = evaluateGoals(agg, results);
+    const flowGoals = opts.names.some((n) => FLOW_ORDER.includes(n)) ? evaluateFlowGoals(agg, results) : [];
     results.summary = agg;
     results.goals = goals;
+    if (flowGoals.length) results.flow_goals = flowGoals;
     writeFileSync(join(outDir, 'bench.json'), JSON.stringify(results, null, 1) + '\n');
-    const md = renderMarkdown({ results, agg, scenarioNames: opts.names, profile, goals });
+    const md = renderMarkdown({ results, agg, scenarioNames: opts.names, profile, goals, flowGoals });
     writeFileSync(join(outDir, 'bench.md'), (partial ? '> **Partial results: the run did not finish.**\n\n' : '') + md);
     return md;
   };
@@ -366,6 +481,10 @@ async function main() {
   }
   if (active.includes('limed') && !opts.limedRoot) {
     results.alloc = allocationProfile();
+    saveResults(true);
+  }
+  if (active.some((n) => FLOW_ORDER.includes(n)) && opts.classifier) {
+    results.classifier = classifierBench();
     saveResults(true);
   }
   final = true;

@@ -1,5 +1,8 @@
 // Aggregation of per-round samples and the markdown report.
 import { summary } from './stats.mjs';
+import { FLOW_ORDER, MASKS, HIT_FLOW } from './flows.mjs';
+
+const isFlow = (n) => FLOW_ORDER.includes(n);
 
 export const FRAME_NOTE = 'iperf3 `-l 64` sets a 64-byte UDP payload: each frame is 64 + 8 (UDP) + 20 (IPv4) + 14 (Ethernet) = 106 bytes on the TAP/veth (110 B with FCS on a real wire).';
 
@@ -40,7 +43,7 @@ export function aggregate(results, scenarioNames) {
 
 const fmt = (v, d) => (v == null || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
 
-export function renderMarkdown({ results, agg, scenarioNames, profile, goals }) {
+export function renderMarkdown({ results, agg, scenarioNames, profile, goals, flowGoals }) {
   const L = [];
   const env = results.environment;
   L.push(`# lime bench — ${results.started_at}`);
@@ -49,7 +52,9 @@ export function renderMarkdown({ results, agg, scenarioNames, profile, goals }) 
   L.push(`Machine: ${env.cpu_model} × ${env.cpus} CPUs, kernel ${env.kernel}, Node ${env.node}, ${env.ovs ?? 'OVS n/a'}, ${env.iperf3}. Commit ${env.git_commit}${env.git_dirty ? ' (+ uncommitted changes)' : ''}.`);
   L.push('');
   L.push(`Frame size: ${FRAME_NOTE}`);
-  L.push(`Values are the median over rounds, with min–max; "× tapfwd" is median ÷ the C TAP forwarder's median. Runtime: ${Math.round(results.runtime_s)} s.`);
+  L.push(scenarioNames.some((n) => !isFlow(n))
+    ? `Values are the median over rounds, with min–max; "× tapfwd" is median ÷ the C TAP forwarder's median. Runtime: ${Math.round(results.runtime_s)} s.`
+    : `Values are the median over rounds, with min–max. Runtime: ${Math.round(results.runtime_s)} s.`);
   L.push('');
 
   const skipped = Object.entries(results.skipped ?? {});
@@ -71,7 +76,10 @@ export function renderMarkdown({ results, agg, scenarioNames, profile, goals }) 
   }
 
   const defs = metricDefs(profile);
-  const shown = scenarioNames.filter((n) => agg[n]?.rounds_ok);
+  // The flow-table scenarios (udpgen-driven) have their own section below.
+  const shown = scenarioNames.filter((n) => agg[n]?.rounds_ok && !isFlow(n));
+  const baseSelected = scenarioNames.some((n) => !isFlow(n));
+  if (baseSelected) {
   // Summary table
   L.push('## Summary (medians)');
   L.push('');
@@ -163,21 +171,156 @@ export function renderMarkdown({ results, agg, scenarioNames, profile, goals }) 
     L.push('');
   }
 
-  L.push('## Goals (issue 2, "Performance")');
-  L.push('');
-  for (const g of goals) L.push(`- ${g.status === 'pass' ? '✅ PASS' : g.status === 'fail' ? '❌ FAIL' : '⚪ NOT EVALUATED'} — ${g.goal}: ${g.detail}`);
-  L.push('');
+  } // baseSelected
+
+  if (scenarioNames.some(isFlow)) renderFlows(L, { results, agg, scenarioNames, profile });
+
+  if (baseSelected) {
+    L.push('## Goals (issue 2, "Performance")');
+    L.push('');
+    for (const g of goals) L.push(`- ${badge(g)} — ${g.goal}: ${g.detail}`);
+    L.push('');
+  }
+  if (flowGoals?.length) {
+    L.push('## Goals (issue 3, "Performance": the flow table)');
+    L.push('');
+    for (const g of flowGoals) L.push(`- ${badge(g)} — ${g.goal}: ${g.detail}`);
+    L.push('');
+  }
   L.push('## Caveats');
   L.push('');
-  L.push(`- ${profile.cpus ?? results.environment.cpus} CPUs shared by sender, forwarder and receiver: unpaced blasts let iperf3 steal the forwarder's CPU; the paced ladder and CPU/frame are the figures to compare.`);
-  L.push('- Latency through any user-space forwarder here is dominated by waking a sleeping vCPU (tens of µs): compare ratios, not absolute values.');
-  L.push('- The UDP receiver uses a 2 MB socket buffer (`-w 2M`) so the receiving socket is not the bottleneck; host-side interfaces run with TX checksum offload off (`ethtool -K IF tx off`) in every scenario, which also disables TSO on the veth floor.');
+  if (scenarioNames.some(isFlow)) L.push('- Flow scenarios: udpgen (raw socket, paced) and limed share the 2 CPUs with h2\'s kernel; "sender-limited" ladder steps mean udpgen could not offer the nominal rate, so the capacity figure is a lower bound. Their figures are comparable with each other, not with the iperf3-driven scenarios above.');
+  if (baseSelected) {
+    L.push(`- ${profile.cpus ?? results.environment.cpus} CPUs shared by sender, forwarder and receiver: unpaced blasts let iperf3 steal the forwarder's CPU; the paced ladder and CPU/frame are the figures to compare.`);
+    L.push('- Latency through any user-space forwarder here is dominated by waking a sleeping vCPU (tens of µs): compare ratios, not absolute values.');
+    L.push('- The UDP receiver uses a 2 MB socket buffer (`-w 2M`) so the receiving socket is not the bottleneck; host-side interfaces run with TX checksum offload off (`ethtool -K IF tx off`) in every scenario, which also disables TSO on the veth floor.');
+  }
   L.push('');
   return L.join('\n');
 }
 
+const badge = (g) => (g.status === 'pass' ? '✅ PASS' : g.status === 'fail' ? '❌ FAIL' : '⚪ NOT EVALUATED');
+
+/** The flow-table section: the three udpgen scenarios side by side, and classifier.mjs. */
+function renderFlows(L, { results, agg, scenarioNames, profile }) {
+  const names = scenarioNames.filter(isFlow);
+  const med = (n, key) => (agg[n]?.metrics[key]?.n ? agg[n].metrics[key] : null);
+  const range = (s, scale, d) => (s ? `${fmt(s.median * scale, d)} (${fmt(s.min * scale, d)}–${fmt(s.max * scale, d)})` : 'n/a');
+  const ratio = (n, key) => {
+    const a = med(n, key), b = med('limed-flow1', key);
+    return a && b && b.median ? `${(a.median / b.median).toFixed(2)}×` : '';
+  };
+  L.push('## Flow table (issue 3): limed-flow1, limed-flow100k, limed-newflows');
+  L.push('');
+  L.push(`Topology as \`limed\` (h1 — limed — h2, two TAP ports). Traffic: \`bench/c/udpgen\` in h1, paced raw-socket IPv4/UDP to 10.77.0.2 with 64-byte payloads (106-byte frames), the same generator in all three scenarios: one 5-tuple (10.77.0.1:10000 → 10.77.0.2:20000) for flow1 and flow100k, every frame a new 5-tuple (source port 10000–59999 × destination port 20000–29999) for newflows. Delivered frames: h2's kernel counter \`Udp: NoPorts\` (/proc/net/snmp in limeb-h2; nothing listens on those ports, no receiver process), cross-checked against limed's tx_packets on limeb-t2 around the CPU run.`);
+  L.push('');
+  L.push(`Tables: flow1 = \`${HIT_FLOW}\` + the table-miss \`priority=0,actions=NORMAL\` (ARP, replies). flow100k/newflows = one \`limectl add-flows FILE\` of 100,000 flows, 10,000 per mask, the same hit rule included; the hit rule's mask has the lowest priorities (100–199), the 9 others 200–1099, so a cache miss probes all 10 subtables:`);
+  L.push('');
+  L.push(MASKS.map((m, i) => `${i + 1}. ${m.what}`).join('; ') + '.');
+  L.push('');
+  L.push(`Ladder: paced udpgen at ${profile.flowLadderStart / 1000}k, +${profile.flowLadderStep / 1000}k, … frames/s for ${profile.flowLadderSec} s each until two steps lose > 1 %, then ${profile.flowRefine} bisection step(s); capacity = delivered rate of the best step with ≤ 1 % loss. CPU: limed's utime+stime during ${profile.flowCpuSec} s at ${profile.flowRate / 1000}k frames/s ÷ frames delivered. add-flows: wall time of \`limectl add-flows FILE --json\` (includes limectl's own start-up, ~0.1–0.2 s). Values: median (min–max) over rounds; × flow1 = median ÷ limed-flow1's median.`);
+  L.push('');
+  L.push(`| scenario | capacity (kframes/s) | × flow1 | CPU/frame @${profile.flowRate / 1000}k (µs) | × flow1 | CPU share (% core) | loss @${profile.flowRate / 1000}k (%) | add-flows (s) | rounds | note |`);
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|---|');
+  for (const n of names) {
+    const a = agg[n];
+    if (!a?.rounds_ok) { L.push(`| ${n} | n/a | | | | | | | 0 | ${results.skipped?.[n] ? `skipped: ${results.skipped[n]}` : 'failed'} |`); continue; }
+    const notes = [];
+    if (a.ladder_sender_limited) notes.push(`ladder sender-limited in ${a.ladder_sender_limited}/${a.rounds_ok}`);
+    const ss = results.samples.filter((x) => x.scenario === n && !x.error);
+    const checks = ss.filter((x) => x.hit_rule?.n_packets != null);
+    if (checks.length) {
+      const worst = Math.min(...checks.map((x) => x.hit_rule.n_packets / Math.max(1, x.hit_rule.delivered_to_h2)));
+      notes.push(`hit rule n_packets ≥ ${worst.toFixed(3)} × delivered`);
+    }
+    const tx = ss.filter((x) => x.cpu?.limed_tx_t2_delta != null);
+    if (tx.length) notes.push(`limed tx/h2 count ${Math.min(...tx.map((x) => x.cpu.limed_tx_t2_delta / Math.max(1, x.cpu.received))).toFixed(3)}–${Math.max(...tx.map((x) => x.cpu.limed_tx_t2_delta / Math.max(1, x.cpu.received))).toFixed(3)}`);
+    L.push(`| ${n} | ${range(med(n, 'flow_ladder_pps'), 1e-3, 1)} | ${ratio(n, 'flow_ladder_pps')} | ${range(med(n, 'flow_cpu_us_per_frame'), 1, 3)} | ${ratio(n, 'flow_cpu_us_per_frame')} | ${range(med(n, 'flow_cpu_share'), 100, 1)} | ${range(med(n, 'flow_cpu_loss_pct'), 1, 2)} | ${range(med(n, 'add_flows_s'), 1, 2)} | ${a.rounds_ok} | ${notes.join('; ')} |`);
+  }
+  L.push('');
+  L.push('Ladder steps (delivered kframes/s at each offered rate, per round; ✗ = loss > 1 %, s = sender-limited):');
+  L.push('');
+  for (const n of names) {
+    for (const x of results.samples.filter((y) => y.scenario === n && y.ladder)) {
+      const steps = [...x.ladder.steps].sort((p, q) => p.offered_pps - q.offered_pps)
+        .map((st) => `${st.offered_pps / 1000}k→${(st.rx_pps / 1000).toFixed(1)}${st.pass ? '' : '✗'}${st.sender_limited ? 's' : ''}`);
+      L.push(`- ${n} #${x.round}: ${steps.join(', ')}`);
+    }
+  }
+  L.push('');
+
+  const c = results.classifier;
+  if (c) {
+    L.push('### The classifier alone (`bench/classifier.mjs`)');
+    L.push('');
+    if (c.error) L.push(`Not measured: ${c.error}`);
+    else {
+      L.push(`Tuple-space search over 10 masks in-process (no traffic, no syscalls), ${profile.classifierMillions} M lookups per cell, random priorities (the worst case for early exit), table-miss rule removed so a miss is a real miss; ${Math.round(c.seconds)} s.`);
+      L.push('');
+      L.push(c.stdout);
+    }
+    L.push('');
+  }
+}
+
 function shortName(k) {
   return { ladder_pps: 'capacity', blast_rx_pps: 'blast rx', cpu_us_per_frame: 'CPU/frame', tcp_gbps: 'TCP', rtt_p50_us: 'RTT p50', rtt_p99_us: 'RTT p99', rtt_added_p50_us: 'added p50' }[k] ?? k;
+}
+
+/** Issue 3's performance goals (the flow table), from the medians of this run. */
+export function evaluateFlowGoals(agg, results) {
+  const med = (n, k) => (agg[n]?.metrics[k]?.n ? agg[n].metrics[k].median : null);
+  const goals = [];
+  const notEval = (goal, what) => ({ goal, status: 'n/a', detail: `missing ${what.join(', ')}` });
+  const missing = (pairs) => pairs.filter(([n, k]) => med(n, k) == null).map(([n, k]) => `${n} ${k}`);
+  const sl = (n) => (agg[n]?.ladder_sender_limited ? ` (${n} ladder sender-limited in ${agg[n].ladder_sender_limited} round(s))` : '');
+  {
+    const goal = 'limed-flow100k capacity ≥ 0.9 × limed-flow1 capacity';
+    const m = missing([['limed-flow100k', 'flow_ladder_pps'], ['limed-flow1', 'flow_ladder_pps']]);
+    if (m.length) goals.push(notEval(goal, m));
+    else {
+      const a = med('limed-flow100k', 'flow_ladder_pps'), b = med('limed-flow1', 'flow_ladder_pps');
+      goals.push({ goal, status: a >= 0.9 * b ? 'pass' : 'fail', ratio: a / b, detail: `${(a / 1e3).toFixed(1)}k vs ${(b / 1e3).toFixed(1)}k = ${(a / b).toFixed(2)}×${sl('limed-flow100k')}${sl('limed-flow1')}` });
+    }
+  }
+  {
+    const goal = 'limed-flow100k CPU per frame ≤ 1.2 × limed-flow1 (same paced rate)';
+    const m = missing([['limed-flow100k', 'flow_cpu_us_per_frame'], ['limed-flow1', 'flow_cpu_us_per_frame']]);
+    if (m.length) goals.push(notEval(goal, m));
+    else {
+      const a = med('limed-flow100k', 'flow_cpu_us_per_frame'), b = med('limed-flow1', 'flow_cpu_us_per_frame');
+      goals.push({ goal, status: a <= 1.2 * b ? 'pass' : 'fail', ratio: a / b, detail: `${a.toFixed(3)} µs vs ${b.toFixed(3)} µs = ${(a / b).toFixed(2)}×` });
+    }
+  }
+  {
+    const goal = 'limed-newflows capacity (every frame a new 5-tuple) ≥ 0.5 × limed-flow1 capacity (cached)';
+    const m = missing([['limed-newflows', 'flow_ladder_pps'], ['limed-flow1', 'flow_ladder_pps']]);
+    if (m.length) goals.push(notEval(goal, m));
+    else {
+      const a = med('limed-newflows', 'flow_ladder_pps'), b = med('limed-flow1', 'flow_ladder_pps');
+      goals.push({ goal, status: a >= 0.5 * b ? 'pass' : 'fail', ratio: a / b, detail: `${(a / 1e3).toFixed(1)}k vs ${(b / 1e3).toFixed(1)}k = ${(a / b).toFixed(2)}×${sl('limed-newflows')}` });
+    }
+  }
+  {
+    const goal = '`limectl add-flows` of 100,000 flows < 2 s';
+    const vals = results.samples.filter((s) => !s.error && s.add_flows?.flows >= 100_000).map((s) => s.add_flows.ms / 1000);
+    if (!vals.length) goals.push(notEval(goal, ['a 100k-flow scenario']));
+    else {
+      const m = summary(vals);
+      goals.push({ goal, status: m.median < 2 ? 'pass' : 'fail', value_s: m.median, detail: `median ${m.median.toFixed(2)} s (${m.min.toFixed(2)}–${m.max.toFixed(2)} s over ${m.n} installs, limectl wall time); the table alone (classifier.mjs, one batch): ${results.classifier?.apply_100k_ms != null ? `${results.classifier.apply_100k_ms} ms` : 'n/a'}` });
+    }
+  }
+  {
+    const goal = 'a classifier miss costs no more than the number of masks\' probes (classifier.mjs: probes per miss ≤ masks at 1k/10k/100k rules)';
+    const c = results.classifier;
+    if (!c || c.error || !c.rows?.length) goals.push(notEval(goal, [c?.error ?? 'classifier.mjs (--no-classifier?)']));
+    else {
+      const ok = c.rows.every((r) => r.probes_per_miss <= r.masks);
+      const r0 = c.rows[0], rN = c.rows[c.rows.length - 1];
+      goals.push({ goal, status: ok ? 'pass' : 'fail', detail: `${c.rows.map((r) => `${r.rules / 1000}k rules: ${r.probes_per_miss} probes/miss over ${r.masks} masks, ${(r.miss_per_s / 1e6).toFixed(2)} M misses/s`).join('; ')}; miss rate at ${rN.rules / 1000}k = ${((100 * rN.miss_per_s) / r0.miss_per_s).toFixed(0)} % of ${r0.rules / 1000}k` });
+    }
+  }
+  return goals;
 }
 
 /** Issue 2's performance goals, from the medians of this run. */
