@@ -1,7 +1,7 @@
 /**
  * The self-contained demo (`npm run demo`): three hosts in network namespaces, each
  * attached to a TAP port of one `limed`, ping each other through it; then the operator's
- * view (`limectl show`, `limectl fdb/show`) is printed. Everything is torn down at the end,
+ * view (`limectl show`, `limectl fdb/show`, `limectl dump-flows`) is printed. Everything is torn down at the end,
  * also on Ctrl-C.
  */
 import { LimedProcess, limectl } from './limed-process.js';
@@ -67,6 +67,8 @@ export async function runDemo(): Promise<number> {
     say((await limectl(limed.socket, ['show'])).stdout.trimEnd());
     say('\n$ limectl fdb/show');
     say((await limectl(limed.socket, ['fdb/show'])).stdout.trimEnd());
+    say('\n$ limectl dump-flows        # the default table-miss rule made limed a learning switch');
+    say((await limectl(limed.socket, ['dump-flows'])).stdout.trimEnd());
   } catch (err) {
     process.stderr.write(`lime-demo: ${(err as Error).message}\n`);
     failures++;
