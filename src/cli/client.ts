@@ -86,6 +86,27 @@ function closedEarly(path: string): ChannelError {
   return new ChannelError(`limed at ${path} closed the connection without replying (see its log)`);
 }
 
+type DecodedReply = ReturnType<typeof decodeMgmtReply>;
+
+/**
+ * Feed a chunk from limed to the decoder and decode every complete reply in it. A framing
+ * or decoding failure comes back as a ChannelError (`what`: "reply" or "event"), never thrown.
+ */
+function decodeChunk(decoder: FrameDecoder, chunk: Buffer, path: string, what: string): DecodedReply[] | ChannelError {
+  try {
+    return decoder.push(chunk).map((bytes) => decodeMgmtReply(bytes));
+  } catch (err) {
+    return new ChannelError(`bad ${what} from limed at ${path}: ${(err as Error).message}`);
+  }
+}
+
+/** The error for a failed socket: a connect failure before `connected`, else a broken channel. */
+function socketError(path: string, connected: boolean, err: NodeJS.ErrnoException, what = 'connection'): Error {
+  if (!connected) return new ConnectError(path, err.code, connectMessage(path, err));
+  if (what === 'connection' && (err.code === 'EPIPE' || err.code === 'ECONNRESET')) return closedEarly(path);
+  return new ChannelError(`${what} to limed at ${path} failed: ${err.message}`);
+}
+
 export interface RequestOptions {
   /** Unix socket path of limed. */
   path: string;
@@ -129,21 +150,12 @@ export function request(opts: RequestOptions, body: MgmtRequestBody): Promise<Ex
     });
     socket.on('data', (chunk: Buffer) => {
       if (settled) return;
-      let bodies: Uint8Array[];
-      try {
-        bodies = decoder.push(chunk);
-      } catch (err) {
-        fail(new ChannelError(`bad reply from limed at ${opts.path}: ${(err as Error).message}`));
+      const replies = decodeChunk(decoder, chunk, opts.path, 'reply');
+      if (replies instanceof ChannelError) {
+        fail(replies);
         return;
       }
-      for (const bytes of bodies) {
-        let reply: ReturnType<typeof decodeMgmtReply>;
-        try {
-          reply = decodeMgmtReply(bytes);
-        } catch (err) {
-          fail(new ChannelError(`bad reply from limed at ${opts.path}: ${(err as Error).message}`));
-          return;
-        }
+      for (const reply of replies) {
         if (reply.id !== id) continue; // not ours (cannot happen on a private connection)
         if (reply.body === undefined) {
           fail(new ChannelError(`limed at ${opts.path} sent a reply this limectl does not understand (limed newer than limectl?)`));
@@ -156,11 +168,7 @@ export function request(opts: RequestOptions, body: MgmtRequestBody): Promise<Ex
         return;
       }
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!connected) fail(new ConnectError(opts.path, err.code, connectMessage(opts.path, err)));
-      else if (err.code === 'EPIPE' || err.code === 'ECONNRESET') fail(closedEarly(opts.path));
-      else fail(new ChannelError(`connection to limed at ${opts.path} failed: ${err.message}`));
-    });
+    socket.on('error', (err: NodeJS.ErrnoException) => fail(socketError(opts.path, connected, err)));
     socket.on('close', () => {
       fail(closedEarly(opts.path));
     });
@@ -217,21 +225,12 @@ export function transact(opts: RequestOptions, bodies: readonly MgmtRequestBody[
     });
     socket.on('data', (chunk: Buffer) => {
       if (settled) return;
-      let bodiesIn: Uint8Array[];
-      try {
-        bodiesIn = decoder.push(chunk);
-      } catch (err) {
-        fail(new ChannelError(`bad reply from limed at ${opts.path}: ${(err as Error).message}`));
+      const replies = decodeChunk(decoder, chunk, opts.path, 'reply');
+      if (replies instanceof ChannelError) {
+        fail(replies);
         return;
       }
-      for (const bytes of bodiesIn) {
-        let reply: ReturnType<typeof decodeMgmtReply>;
-        try {
-          reply = decodeMgmtReply(bytes);
-        } catch (err) {
-          fail(new ChannelError(`bad reply from limed at ${opts.path}: ${(err as Error).message}`));
-          return;
-        }
+      for (const reply of replies) {
         const p = pending[next];
         if (p === undefined || reply.id !== p.id) continue;
         if (reply.body === undefined) {
@@ -254,11 +253,7 @@ export function transact(opts: RequestOptions, bodies: readonly MgmtRequestBody[
         }
       }
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!connected) fail(new ConnectError(opts.path, err.code, connectMessage(opts.path, err)));
-      else if (err.code === 'EPIPE' || err.code === 'ECONNRESET') fail(closedEarly(opts.path));
-      else fail(new ChannelError(`connection to limed at ${opts.path} failed: ${err.message}`));
-    });
+    socket.on('error', (err: NodeJS.ErrnoException) => fail(socketError(opts.path, connected, err)));
     socket.on('close', () => fail(closedEarly(opts.path)));
   });
 }
@@ -307,21 +302,12 @@ export function monitor(opts: MonitorOptions, onEvent: (event: MgmtEvent) => voi
     });
     socket.on('data', (chunk: Buffer) => {
       if (settled) return;
-      let bodies: Uint8Array[];
-      try {
-        bodies = decoder.push(chunk);
-      } catch (err) {
-        finish(new ChannelError(`bad event from limed at ${opts.path}: ${(err as Error).message}`));
+      const replies = decodeChunk(decoder, chunk, opts.path, 'event');
+      if (replies instanceof ChannelError) {
+        finish(replies);
         return;
       }
-      for (const bytes of bodies) {
-        let reply: ReturnType<typeof decodeMgmtReply>;
-        try {
-          reply = decodeMgmtReply(bytes);
-        } catch (err) {
-          finish(new ChannelError(`bad event from limed at ${opts.path}: ${(err as Error).message}`));
-          return;
-        }
+      for (const reply of replies) {
         if (reply.id !== id) continue;
         if (reply.body === 'error') {
           finish(new DaemonError(reply.error.code, reply.error.message));
@@ -340,10 +326,7 @@ export function monitor(opts: MonitorOptions, onEvent: (event: MgmtEvent) => voi
         if (settled) return;
       }
     });
-    socket.on('error', (err: NodeJS.ErrnoException) => {
-      if (!connected) finish(new ConnectError(opts.path, err.code, connectMessage(opts.path, err)));
-      else finish(new ChannelError(`monitor connection to limed at ${opts.path} failed: ${err.message}`));
-    });
+    socket.on('error', (err: NodeJS.ErrnoException) => finish(socketError(opts.path, connected, err, 'monitor connection')));
     socket.on('close', () => {
       finish(
         started
