@@ -1,10 +1,9 @@
 // In-process cost per frame of the flow pipeline (extract → EMC → translate on a miss →
-// execute → credit → queue → a no-op send) over memory ports, against the NORMAL-only
-// switch. Plain ESM against dist/ (build first: npx tsc -p tsconfig.json).
+// execute → credit → queue → a no-op send) over memory ports. Plain ESM against dist/ (build first: npx tsc -p tsconfig.json).
 //   node bench/tools/pipeline-micro.mjs [MILLION_FRAMES] [--json]
 //
-// Scenarios (64-frame batches of 106-byte UDP frames, as switch-micro.mjs):
-//   normal-only     Switch without a flow table (the foundation's bridge)
+// Scenarios (64-frame batches of 106-byte UDP frames):
+//   normal-only     Switch without a table of its own: only the table-miss NORMAL rule
 //   1-flow          FlowTable with one rule (in_port=1,udp → output:2); 64 flows per batch, cache hits
 //   100k-flows      FlowTable with 100,000 rules over 10 masks; 64 distinct flows per batch, cache hits
 //   100k-flows-4k   as above, traffic spread over 4,096 distinct flows (the EMC holds them all)

@@ -27,8 +27,8 @@
  * the reverse; header offsets (absolute in the slab) do not change either way.
  *
  * NORMAL: learn (VLAN, source MAC) → in-port once per frame, look the destination up,
- * unicast to the learned port or flood to every up port but the in-port, as Switch does
- * without a flow table. A multicast source is dropped by NORMAL (`src_mac_multicast`).
+ * unicast to the learned port or flood to every up port but the in-port, as Open vSwitch's
+ * NORMAL does. A multicast source is dropped by NORMAL (`src_mac_multicast`).
  *
  * CONTROLLER: the `onPacketIn` hook is called synchronously with a view of the frame as
  * it is at that point (slab, offset, size — the bytes are valid only during the call; the

@@ -1,31 +1,27 @@
 /**
- * The data path of the foundation: ports → batch parse → NORMAL decision → batch out.
+ * The switch: ports, per-port counters and the MAC table around the flow pipeline.
  *
  * Order of work for one received batch (`process`), all synchronous, nothing allocated:
  *   1. take the batch's time stamp (set by the port when it read the batch) as the clock
  *      for this batch; count the batch's frames and bytes as received on the port;
- *   2. for each frame: parse headers into the batch's key row (extract); a malformed frame
- *      is dropped and counted by reason; a multicast source MAC is invalid and dropped;
- *   3. NORMAL: learn (VLAN, source MAC) → in-port; look up the destination; unicast to
- *      the learned port, or flood (broadcast, multicast, unknown unicast) to every other
- *      port that is up — never back out of the in-port;
- *   4. output = append (offset, size) of the frame to the output port's TxQueue — the
- *      frame stays where it is in the slab, so flooding copies nothing;
- *   5. flush every port that got frames: one native send call per port per batch.
+ *   2. the flow pipeline (pipeline.ts): parse each frame into its key row (a malformed
+ *      frame is dropped and counted by reason), exact-match cache → translation through
+ *      the flow tables on a miss → execution; outputs append (offset, size) to the output
+ *      port's TxQueue, so flooding copies nothing;
+ *   3. flush every port that got frames: one native send call per port per batch.
+ *
+ * Without a flow table (option `table`) the switch gets a table holding only the
+ * table-miss rule priority=0,actions=NORMAL: a VLAN-aware learning bridge, which is what
+ * limed is by default too.
  *
  * Ports are numbered from 1; `ports[n]` is port n or undefined. Counters are columns in
  * Float64Arrays indexed by port number (drops: port * DROP_REASON_COUNT + reason).
- *
- * With a flow table (option `table`), steps 3–5 are the flow pipeline instead
- * (pipeline.ts: exact-match cache → translation on a miss → execution, NORMAL being one
- * action among others); without one, the switch is the NORMAL-only bridge above.
  */
 import { DROP_REASON_COUNT, DropReason } from '../packet/drop.js';
-import { extract } from '../packet/extract.js';
-import { K, KEY_WORDS } from '../packet/key.js';
 import type { FrameBatch, TxQueue } from '../packet/batch.js';
 import type { Action } from '../flow/types.js';
 import type { TableView } from '../table/types.js';
+import { FlowTable } from '../table/flow-table.js';
 import { MacTable } from './mac-table.js';
 import type { PacketInHook } from './execute.js';
 import { Pipeline, type TraceResult } from './pipeline.js';
@@ -51,7 +47,7 @@ export interface SwitchOptions {
   macAgingSeconds?: number;
   /** Milliseconds clock for housekeeping (tick); batches carry their own time stamp. */
   now?: () => number;
-  /** The flow table: when given, frames go through the flow pipeline instead of NORMAL only. */
+  /** The flow table; default: one holding only the table-miss rule priority=0,actions=NORMAL. */
   table?: TableView;
   /** Consumer of packet-ins (CONTROLLER actions); without one they count as `no_controller`. */
   onPacketIn?: PacketInHook;
@@ -74,13 +70,8 @@ export class Switch {
   readonly drops = new Float64Array(MAX_PORTS * DROP_REASON_COUNT);
   /** Largest frame each output port accepts (MTU + Ethernet header + VLAN tags). */
   private readonly maxFrame = new Uint32Array(MAX_PORTS);
-  /** Ports that are up, as a dense list for flooding. */
-  private floodList = new Int32Array(0);
-  /** The flow pipeline, when the switch has a flow table. */
-  readonly pipeline: Pipeline | undefined;
-  /** Ports with frames queued in this batch. */
-  private readonly dirty = new Int32Array(MAX_PORTS);
-  private nDirty = 0;
+  /** The flow pipeline. */
+  readonly pipeline: Pipeline;
   private readonly now: () => number;
 
   /** Current time (ms), shared with the MAC table: the batch's stamp, or now() in tick(). */
@@ -89,15 +80,14 @@ export class Switch {
   constructor(opts: SwitchOptions = {}) {
     this.macTable = new MacTable(opts.macTableCapacity ?? 8192, opts.macAgingSeconds ?? 300, this.clock);
     this.now = opts.now ?? Date.now;
-    if (opts.table !== undefined) {
-      this.pipeline = new Pipeline(opts.table, this.ports, this.drops, this.maxFrame, this.macTable, {
-        onPacketIn: opts.onPacketIn,
-        packetInRate: opts.packetInRate,
-        packetInBurst: opts.packetInBurst,
-        emcEntries: opts.emcEntries,
-        copySlabSize: opts.copySlabSize,
-      });
-    }
+    const table = opts.table ?? new FlowTable({ now: this.now });
+    this.pipeline = new Pipeline(table, this.ports, this.drops, this.maxFrame, this.macTable, {
+      onPacketIn: opts.onPacketIn,
+      packetInRate: opts.packetInRate,
+      packetInBurst: opts.packetInBurst,
+      emcEntries: opts.emcEntries,
+      copySlabSize: opts.copySlabSize,
+    });
   }
 
   /** Lowest free port number. */
@@ -141,118 +131,33 @@ export class Switch {
       all.push(n);
       if (port.state === 'up') up.push(n);
     }
-    this.floodList = Int32Array.from(up);
-    this.pipeline?.exec.setPortLists(this.floodList, Int32Array.from(all));
+    this.pipeline.exec.setPortLists(Int32Array.from(up), Int32Array.from(all));
   }
 
   /** Sets (or removes) the consumer of packet-ins. */
   setPacketInHook(hook: PacketInHook | undefined): void {
-    if (this.pipeline !== undefined) this.pipeline.exec.onPacketIn = hook;
+    this.pipeline.exec.onPacketIn = hook;
   }
 
   /**
    * Packet-out: runs `actions` on `frame` as if received on `inPort` (a port number, or
-   * OFPP.CONTROLLER / OFPP.NONE). Management path; needs a flow table.
+   * OFPP.CONTROLLER / OFPP.NONE). Management path.
    */
   packetOut(frame: Uint8Array, inPort: number, actions: Action[]): void {
-    if (this.pipeline === undefined) throw new Error('packet-out needs a flow table');
     this.pipeline.packetOut(frame, inPort, actions, this.now());
   }
 
   /** ofproto/trace: the lookups a frame with this key makes and what it would undergo. */
   trace(key: Uint32Array): TraceResult {
-    if (this.pipeline === undefined) throw new Error('trace needs a flow table');
     return this.pipeline.trace(key, this.now());
   }
 
   /** Forward one received batch (see the order of work at the top of the file). */
   process(batch: FrameBatch): void {
     this.clock[0] = batch.time[0]!;
-    const inPort = batch.inPort;
-    if (this.pipeline !== undefined) {
-      const bytes = this.pipeline.process(batch);
-      this.rxPackets[inPort] += batch.count;
-      this.rxBytes[inPort] += bytes;
-      return;
-    }
-    const count = batch.count;
-    const slab = batch.slab;
-    const start = batch.start;
-    const len = batch.len;
-    const key = batch.key;
-    const drop = batch.drop;
-    const dropBase = inPort * DROP_REASON_COUNT;
-    const macTable = this.macTable;
-    const floodList = this.floodList;
-    let rxBytes = 0;
-
-    for (let i = 0; i < count; i++) {
-      const off = start[i]!;
-      const size = len[i]!;
-      rxBytes += size;
-      const k = i * KEY_WORDS;
-      const reason = extract(slab, off, size, key, k, inPort);
-      if (reason !== DropReason.NONE) {
-        drop[i] = reason;
-        this.drops[dropBase + reason]++;
-        continue;
-      }
-      const srcHi = key[k + K.DL_SRC_HI]!;
-      if ((srcHi & 0x100) !== 0) {
-        drop[i] = DropReason.SRC_MAC_MULTICAST;
-        this.drops[dropBase + DropReason.SRC_MAC_MULTICAST]++;
-        continue;
-      }
-      drop[i] = DropReason.NONE;
-      const vlan = key[k + K.VLAN_TCI]! & 0xfff;
-      macTable.learn(srcHi, key[k + K.DL_SRC_LO]!, vlan, inPort);
-
-      const dstHi = key[k + K.DL_DST_HI]!;
-      let out = -1;
-      if ((dstHi & 0x100) === 0) out = macTable.lookup(dstHi, key[k + K.DL_DST_LO]!, vlan);
-      if (out > 0) {
-        if (out === inPort) {
-          this.drops[dropBase + DropReason.NO_OUTPUT]++;
-        } else {
-          this.output(out, off, size, dropBase);
-        }
-        continue;
-      }
-      // Flood: every port that is up, except the one the frame came in on.
-      let sent = false;
-      for (let j = 0; j < floodList.length; j++) {
-        const p = floodList[j]!;
-        if (p !== inPort) {
-          this.output(p, off, size, dropBase);
-          sent = true;
-        }
-      }
-      if (!sent) this.drops[dropBase + DropReason.NO_OUTPUT]++;
-    }
-    this.rxPackets[inPort] += count;
-    this.rxBytes[inPort] += rxBytes;
-    this.flush(slab);
-  }
-
-  private output(p: number, off: number, size: number, dropBase: number): void {
-    const port = this.ports[p];
-    if (port === undefined) return;
-    if (size > this.maxFrame[p]!) {
-      // Counted at the input port, where the oversized frame came from.
-      this.drops[dropBase + DropReason.TOO_LONG]++;
-      return;
-    }
-    const tx = port.tx;
-    if (tx.count === 0) this.dirty[this.nDirty++] = p;
-    tx.push(off, size);
-  }
-
-  private flush(slab: Buffer): void {
-    for (let j = 0; j < this.nDirty; j++) {
-      const port = this.ports[this.dirty[j]!];
-      if (port !== undefined) port.flush(slab);
-    }
-    this.nDirty = 0;
+    const bytes = this.pipeline.process(batch);
+    this.rxPackets[batch.inPort] += batch.count;
+    this.rxBytes[batch.inPort] += bytes;
   }
 
   /** Periodic housekeeping (MAC aging); the daemon calls it about once a second. */

@@ -17,6 +17,7 @@
  * `open()` keeps a `flags` argument in the binding for that.
  */
 import { HEADROOM, TxQueue, type FrameBatch } from '../packet/batch.js';
+import { formatMac, macFromBytes, macToBytes, parseMac } from '../util/addr.js';
 import type { Port, PortIoCounters, PortState } from './port.js';
 import { allocTapHandle, loadNative, tapCounterIndex, type LimeTapBinding, type TapCounterIndex } from './native.js';
 
@@ -72,17 +73,13 @@ export interface TapCounters extends PortIoCounters {
 /** Write errors after which the device will never work again (it was deleted). */
 const DEVICE_GONE: ReadonlySet<string> = new Set(['EBADFD', 'EBADF', 'ENODEV', 'ENXIO']);
 
-const MAC_RE = /^[0-9a-f]{2}(:[0-9a-f]{2}){5}$/i;
-
-function parseMac(mac: string, device: string): Buffer {
-  if (!MAC_RE.test(mac)) {
+/** The MAC's 6 bytes, or a TapError naming the device. */
+function macBytes(mac: string, device: string): Buffer {
+  try {
+    return Buffer.from(macToBytes(parseMac(mac)));
+  } catch {
     throw new TapError(`EINVAL: cannot set MAC of ${device}: "${mac}" is not a MAC address like 02:00:00:00:00:01`, 'EINVAL', -22, device);
   }
-  return Buffer.from(mac.replace(/:/g, ''), 'hex');
-}
-
-function formatMac(mac: Buffer): string {
-  return Array.from(mac, (b) => b.toString(16).padStart(2, '0')).join(':');
 }
 
 /** The clock TAP batches are stamped with: the event loop's uv_now() (ms, monotonic). */
@@ -135,7 +132,7 @@ export class TapPort implements Port {
     const native = loadNative();
     const requested = opts.device ?? opts.name;
     const mtu = opts.mtu ?? 1500;
-    const mac = opts.mac === undefined ? undefined : parseMac(opts.mac, requested);
+    const mac = opts.mac === undefined ? undefined : macBytes(opts.mac, requested);
     let opened: { fd: number; name: string };
     try {
       opened = native.lime_tap_open(requested, 0);
@@ -147,7 +144,8 @@ export class TapPort implements Port {
     try {
       native.lime_tap_set_mtu(device, mtu);
       if (mac !== undefined) native.lime_tap_set_mac(device, mac);
-      const actualMac = formatMac(native.lime_tap_get_mac(device));
+      const { hi, lo } = macFromBytes(native.lime_tap_get_mac(device));
+      const actualMac = formatMac(hi, lo);
       port = new TapPort(opts, native, opened.fd, device, mtu, actualMac);
       native.lime_tap_set_up(device, true);
       return port;

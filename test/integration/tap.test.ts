@@ -15,22 +15,9 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameBatch, HEADROOM } from '../../src/packet/batch.js';
 import type { Port, PortState } from '../../src/io/port.js';
 import { TapError, TapPort } from '../../src/io/tap.js';
+import { describeAsRoot } from '../helpers/root.js';
 
-const isRoot = process.getuid?.() === 0;
-const inCI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
 const SUITE = 'TapPort on real TAP devices';
-
-if (!isRoot) {
-  console.warn(`${inCI ? 'FAILING (CI is set)' : 'skipping'} "${SUITE}": needs root (CAP_NET_ADMIN) to create TAP devices and network namespaces`);
-}
-
-if (!isRoot && inCI) {
-  describe(`${SUITE} (CI)`, () => {
-    it('runs as root', () => {
-      throw new Error(`${SUITE}: needs root to create TAP devices and network namespaces, and CI is set: refusing to skip`);
-    });
-  });
-}
 
 // Unique names, always with the `limet` prefix (IFNAMSIZ: at most 15 bytes).
 const id = ((process.pid % 46656) * 1296 + Math.floor(Math.random() * 1296)).toString(36);
@@ -123,7 +110,7 @@ function sendEchoes(port: TapPort, slab: Buffer, dstMac: string, src: number[], 
   return sent;
 }
 
-describe.skipIf(!isRoot)(SUITE, () => {
+describeAsRoot(SUITE, () => {
   const opened: TapPort[] = [];
   const open = (...args: Parameters<typeof TapPort.open>): TapPort => {
     const port = TapPort.open(...args);

@@ -12,6 +12,7 @@ import { describe, expect, it } from 'vitest';
 import { parseFlow } from '../../../src/flow/parse.js';
 import { formatFlow } from '../../../src/flow/print.js';
 import type { PortNames } from '../../../src/flow/types.js';
+import { describeWhen } from '../../helpers/root.js';
 
 const FIXTURE = fileURLToPath(new URL('../../fixtures/flow/ovs-ofctl-golden.tsv', import.meta.url));
 const text = readFileSync(FIXTURE, 'utf8');
@@ -51,7 +52,7 @@ describe('printing matches ovs-ofctl (recorded goldens)', () => {
   });
 });
 
-describe.skipIf(!haveOvs)('the recorded goldens are what the installed ovs-ofctl prints', () => {
+describeWhen(haveOvs, 'ovs-ofctl (Open vSwitch)', 'the recorded goldens are what the installed ovs-ofctl prints', () => {
   if (process.env.LIME_REGEN_OVS_GOLDEN === '1') {
     it('regenerates the fixture', () => {
       const lines = cases.map((c) => `${c.proto}\t${c.input}\t${ovsPrint(c.proto, c.input)}`);

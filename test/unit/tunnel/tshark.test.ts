@@ -4,15 +4,15 @@
  * raw socket carries) and runs tshark on it. Skips visibly without tshark outside CI;
  * fails under CI (.ci/setup installs tshark).
  */
-import { describe, expect, it } from 'vitest';
+import { expect, it } from 'vitest';
 import { execFileSync, spawnSync } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { buildGreTemplate, greEncap } from '../../../src/tunnel/gre.js';
 import * as fx from '../../fixtures/packet/frames.js';
+import { describeWhen } from '../../helpers/root.js';
 
-const CI = process.env.CI !== undefined && process.env.CI !== '' && process.env.CI !== 'false';
 const HAVE_TSHARK = spawnSync('tshark', ['--version'], { stdio: 'ignore' }).status === 0;
 const LINKTYPE_RAW = 101;
 
@@ -78,14 +78,4 @@ const body = () => {
   });
 };
 
-if (HAVE_TSHARK) describe('GRE encapsulation vs tshark', body);
-else if (CI)
-  describe('GRE encapsulation vs tshark', () => {
-    it('needs tshark (CI must not skip)', () => {
-      throw new Error('tshark is not installed, and CI is set (.ci/setup installs it)');
-    });
-  });
-else {
-  console.warn('skipping "GRE encapsulation vs tshark": tshark is not installed');
-  describe.skip('GRE encapsulation vs tshark (skipped: tshark not installed)', body);
-}
+describeWhen(HAVE_TSHARK, 'tshark', 'GRE encapsulation vs tshark', body);
