@@ -11,13 +11,17 @@ export function clockTicks() {
   return clkTck;
 }
 
-/** CPU seconds (user + system) consumed so far by process `pid`. */
-export function cpuSeconds(pid) {
+/** CPU seconds consumed so far by process `pid`, split into user and system (kernel) time. */
+export function cpuSplit(pid) {
   const s = readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = s.slice(s.lastIndexOf(')') + 2).split(' '); // f[0] is field 3 (state)
-  const utime = Number(f[11]);
-  const stime = Number(f[12]);
-  return (utime + stime) / clockTicks();
+  return { user: Number(f[11]) / clockTicks(), sys: Number(f[12]) / clockTicks() };
+}
+
+/** CPU seconds (user + system) consumed so far by process `pid`. */
+export function cpuSeconds(pid) {
+  const c = cpuSplit(pid);
+  return c.user + c.sys;
 }
 
 export function procComm(pid) {

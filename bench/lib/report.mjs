@@ -130,6 +130,8 @@ export function renderMarkdown({ results, agg, scenarioNames, profile, goals, fl
   }
   L.push('');
 
+  renderRttInterleaved(L, results.rtt_interleaved);
+
   // limed heap
   const heaps = results.samples.filter((s) => s.scenario === 'limed' && s.heap);
   if (heaps.length) {
@@ -202,6 +204,25 @@ export function renderMarkdown({ results, agg, scenarioNames, profile, goals, fl
 const badge = (g) => (g.status === 'pass' ? '✅ PASS' : g.status === 'fail' ? '❌ FAIL' : '⚪ NOT EVALUATED');
 
 /** The flow-table section: the three udpgen scenarios side by side, and classifier.mjs. */
+function renderRttInterleaved(L, il) {
+  if (!il) return;
+  L.push('## RTT, interleaved (veth, tapfwd and limed up at once)');
+  L.push('');
+  if (il.error) { L.push(`Not measured: ${il.error}`, ''); return; }
+  L.push(`Method: ${il.method}. Percentiles over all pings of a system; "added" is over the veth floor.`);
+  L.push('');
+  L.push('| system | pings | p50 (µs) | added p50 (µs) | p99 (µs) | p99.9 (µs) | × tapfwd (added p50) | CPU per round trip (µs) |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [name, p] of Object.entries(il.pooled)) {
+    const ratio = name === 'veth' ? '—' : `${(p.added_p50_us / il.pooled.tapfwd.added_p50_us).toFixed(2)}×`;
+    const c = il.cpu_us_per_rtt?.[name];
+    L.push(`| ${name} | ${p.n} | ${p.p50_us} | ${p.added_p50_us} | ${p.p99_us} | ${p.p999_us} | ${ratio} | ${c ? (c.user + c.sys).toFixed(0) : 'n/a (kernel)'} |`);
+  }
+  L.push('');
+  L.push(`Added p50 ratio limed/tapfwd per cycle: median ${il.ratio_added_p50_cycle_median.toFixed(2)}×, min ${Math.min(...il.cycles.map((c) => (c.limed.p50_us - c.veth.p50_us) / (c.tapfwd.p50_us - c.veth.p50_us))).toFixed(2)}×, max ${Math.max(...il.cycles.map((c) => (c.limed.p50_us - c.veth.p50_us) / (c.tapfwd.p50_us - c.veth.p50_us))).toFixed(2)}×.`);
+  L.push('');
+}
+
 function renderFlows(L, { results, agg, scenarioNames, profile }) {
   const names = scenarioNames.filter(isFlow);
   const med = (n, key) => (agg[n]?.metrics[key]?.n ? agg[n].metrics[key] : null);
@@ -352,12 +373,21 @@ export function evaluateGoals(agg, results) {
   }
   {
     const goal = 'limed added p50 RTT over veth ≤ 1.3 × tapfwd\'s';
-    const miss = need(['limed', 'tapfwd'], 'rtt_added_p50_us');
-    if (miss.length) goals.push(notEval(goal, miss));
-    else {
-      const l = med('limed', 'rtt_added_p50_us'), t = med('tapfwd', 'rtt_added_p50_us');
+    const il = results.rtt_interleaved;
+    if (il && !il.error) {
+      // Judged on the interleaved measurement: all three paths up at once, ping alternating
+      // between them, so the machine's drift falls on both forwarders alike.
+      const l = il.pooled.limed.added_p50_us, t = il.pooled.tapfwd.added_p50_us;
       const ok = t > 0 ? l <= 1.3 * t : l <= t;
-      goals.push({ goal, status: ok ? 'pass' : 'fail', detail: `limed +${l.toFixed(0)} µs vs tapfwd +${t.toFixed(0)} µs${t > 0 ? ` = ${(l / t).toFixed(2)}×` : ''}`, ratio: t > 0 ? l / t : null });
+      goals.push({ goal, status: ok ? 'pass' : 'fail', detail: `interleaved, ${il.pooled.limed.n} pings per system: limed +${l.toFixed(0)} µs vs tapfwd +${t.toFixed(0)} µs${t > 0 ? ` = ${(l / t).toFixed(2)}×` : ''} (median over ${il.cycles.length} cycles ${il.ratio_added_p50_cycle_median.toFixed(2)}×)`, ratio: t > 0 ? l / t : null });
+    } else {
+      const miss = need(['limed', 'tapfwd'], 'rtt_added_p50_us');
+      if (miss.length) goals.push(notEval(goal, miss));
+      else {
+        const l = med('limed', 'rtt_added_p50_us'), t = med('tapfwd', 'rtt_added_p50_us');
+        const ok = t > 0 ? l <= 1.3 * t : l <= t;
+        goals.push({ goal, status: ok ? 'pass' : 'fail', detail: `sequential rounds (no interleaved measurement${il?.error ? `: ${il.error}` : ''}): limed +${l.toFixed(0)} µs vs tapfwd +${t.toFixed(0)} µs${t > 0 ? ` = ${(l / t).toFixed(2)}×` : ''}`, ratio: t > 0 ? l / t : null });
+      }
     }
   }
   {

@@ -20,6 +20,13 @@ const say = (s) => process.stderr.write(`alloc-profile: ${s}\n`);
 const ip = (...a) => execFileSync('ip', a, { stdio: 'pipe' });
 const ns = ['limebp-h1', 'limebp-h2'];
 for (const n of ns) { try { ip('netns', 'del', n); } catch {} ip('netns', 'add', n); }
+// The sampler runs from before the daemon starts: starting it later installs an allocation
+// observer that deoptimizes code already optimized for inline allocation, and the data path
+// then sometimes runs unoptimized (boxing doubles) for the whole measurement. Only the
+// samples taken after the warm-up count: each sample carries a running ordinal.
+const session = new Session();
+session.connect();
+await session.post('HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
 const cfg = parseConfig('site: prof\nsocket: /tmp/limebp.sock\nports:\n  - { name: limebp-t1, type: tap }\n  - { name: limebp-t2, type: tap }\n');
 const daemon = new Daemon(cfg, pino({ level: 'warn' }));
 await daemon.start();
@@ -33,14 +40,12 @@ try {
   });
   children.push(spawn('ip', ['netns', 'exec', ns[1], 'iperf3', '-s', '-1'], { stdio: 'ignore' }));
   await new Promise((r) => setTimeout(r, 500));
-  children.push(spawn('ip', ['netns', 'exec', ns[0], 'iperf3', '-c', '10.79.0.2', '-u', '-l', '64', '-w', '2M', '-b', String(rate * 512), '--pacing-timer', '200', '-t', String(seconds + 2)], { stdio: 'ignore' }));
-  await new Promise((r) => setTimeout(r, 1000)); // warm-up: let the optimiser settle
-  const session = new Session();
-  session.connect();
+  children.push(spawn('ip', ['netns', 'exec', ns[0], 'iperf3', '-c', '10.79.0.2', '-u', '-l', '64', '-w', '2M', '-b', String(rate * 512), '--pacing-timer', '200', '-t', String(seconds + 4)], { stdio: 'ignore' }));
+  await new Promise((r) => setTimeout(r, 2000)); // warm-up: let the optimiser settle
   const batches = () => [...daemon.records.values()].reduce((a, r) => a + r.port.tapCounters().rxBatches, 0);
   const rxFrames = () => daemon.show().ports.reduce((a, p) => a + p.rx_packets, 0);
+  const cutoff = (await session.post('HeapProfiler.getSamplingProfile')).profile.samples.reduce((m, x) => Math.max(m, x.ordinal), -1);
   say(`sampling ${seconds} s at ${rate} frames/s offered`);
-  await session.post('HeapProfiler.startSampling', { samplingInterval: 64, includeObjectsCollectedByMinorGC: true, includeObjectsCollectedByMajorGC: true });
   const f0 = rxFrames(), b0 = batches();
   await new Promise((r) => setTimeout(r, seconds * 1000));
   const f1 = rxFrames(), b1 = batches();
@@ -49,21 +54,25 @@ try {
   const frames = f1 - f0, nBatches = b1 - b0;
   const sums = { lime: 0, loop: 0, other: 0 };
   const sites = new Map();
+  const nodes = new Map(); // node id → { kind, key }
   const walk = (node, stack) => {
     const f = node.callFrame;
     const here = `${f.functionName || '(anonymous)'} ${f.url.split('/').slice(-2).join('/')}:${f.lineNumber + 1}`;
     const path = [...stack, here];
-    if (node.selfSize > 0) {
-      // The data path is everything under the TAP reader's callback (onNative in io/tap.js).
-      const kind = path.some((p) => p.startsWith('onNative io/tap.js')) ? 'lime'
-        : path.length === 2 && path[1].startsWith('(V8 API)') ? 'loop' : 'other';
-      sums[kind] += node.selfSize;
-      const key = `[${kind}] ${path.slice(-4).join(' < ')}`;
-      sites.set(key, (sites.get(key) ?? 0) + node.selfSize);
-    }
+    // The data path is everything under the TAP reader's callback (onNative in io/*.js).
+    const kind = path.some((p) => p.startsWith('onNative io/')) ? 'lime'
+      : path.length === 2 && path[1].startsWith('(V8 API)') ? 'loop' : 'other';
+    nodes.set(node.id, { kind, key: `[${kind}] ${path.slice(-4).join(' < ')}` });
     for (const c of node.children) walk(c, path);
   };
   walk(profile.head, []);
+  for (const x of profile.samples) {
+    if (x.ordinal <= cutoff) continue; // taken during the warm-up
+    const n = nodes.get(x.nodeId);
+    if (n === undefined) continue;
+    sums[n.kind] += x.size;
+    sites.set(n.key, (sites.get(n.key) ?? 0) + x.size);
+  }
   // The management calls above (show, counters) count as "other": they run twice per
   // measurement, not per frame.
   result = {
