@@ -1,9 +1,18 @@
 /*
- * binding.c: N-API glue for lime's TAP ports (exports lime_tap_*).
+ * binding.c: N-API glue for lime's ports (exports lime_tap_*, lime_raw_*, lime_packet_*,
+ * lime_if_*).
  *
  * Thin by design (STYLE.md principle 8, after udx-native's binding.c): the syscalls are
- * in tap.c; this file moves frames between the fd and memory that JS owns, and turns
- * errors into JS Errors. Nothing here parses a frame or makes a decision about one.
+ * in tap.c (TAP devices) and sock.c (raw IPv4 and AF_PACKET sockets, interface info,
+ * ethtool); this file moves frames between an fd and memory that JS owns, and turns
+ * errors into JS Errors. Nothing here makes a decision about a frame; the one place that
+ * looks inside frames is the virtio-net section below, which finishes what a sender's
+ * offloads left undone (checksums, segmentation) so that JS only ever sees plain frames.
+ *
+ * Every kind of fd goes through the same handle and the same batched calls
+ * (lime_tap_init / lime_tap_start / lime_tap_write_batch): a TAP fd, a raw IPv4 socket
+ * (one IPv4 packet per read/write), an AF_PACKET socket (one Ethernet frame per
+ * read/write).
  *
  * Memory: JS allocates everything.
  *   - The handle: Buffer.alloc(sizeof_lime_tap) holds struct lime_tap (the uv_poll_t,
@@ -13,6 +22,8 @@
  *   - The receive slab and its start/len columns (FrameBatch), handed over once in
  *     lime_tap_start and kept alive by napi refs while polling.
  *   - The send slab and columns, passed on every lime_tap_write_batch call.
+ *   The one exception: a virtio-net handle mallocs a scratch buffer (one maximal
+ *   datagram) in lime_tap_start and frees it when the poll handle is closed.
  *
  * Receive: uv_poll on the fd; on readable, read up to max_batch frames into slots
  * (slot i at i * slot_size + headroom), then call onBatch(n) once for the drain. While
@@ -26,20 +37,31 @@
  * async env cleanup hook closes the poll handle and the fd if the env (a worker, say)
  * is torn down while polling, and keeps the addon loaded until the close completes.
  *
- * virtio-net headers (later): with LIME_TAP_F_VNET_HDR (tap.h) the reader will read
- * each frame's struct virtio_net_hdr into an extra per-frame column passed to
- * lime_tap_start / lime_tap_write_batch (one more typed array), so the frame slots and
- * the start/len columns keep their meaning.
+ * AF_PACKET sockets: lime_tap_init detects them, and the handle uses drain_packet instead
+ * of the plain drain (one branch per drain). It reads with recvmsg, so that the VLAN tag
+ * the kernel takes out of every received frame before packet sockets see it (whatever
+ * the offloads) comes back as PACKET_AUXDATA and is put back in the frame. With virtio-net
+ * headers (LIME_PACKET_F_VNET_HDR; lime_tap_init detects PACKET_VNET_HDR,
+ * lime_tap_init_mode(..., LIME_TAP_MODE_VNET) states it and checks it; vnet_hdr = 1 in
+ * the handle) each datagram's struct virtio_net_hdr is read apart from the frame, a
+ * pending checksum (NEEDS_CSUM) is completed, and a TCP or UDP super-frame (GSO) is cut
+ * into MTU-sized frames, one slot each; the batch JS sees is the same slab + start + len.
+ * Sending prefixes each frame with an all-zero header (writev). JS does nothing different
+ * for such a handle.
  */
 #define _GNU_SOURCE
+#include <arpa/inet.h>
 #include <errno.h>
+#include <net/if.h>
 #include <node_api.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <uv.h>
 
+#include "sock.h"
 #include "tap.h"
 
 /* Batches drained in one poll callback before yielding to the event loop. */
@@ -61,6 +83,12 @@ typedef struct lime_tap {
   double last_errno; /* errno (positive) of the last device-level failure, 0 if none */
   double loop_time; /* uv_now() (ms, monotonic) when the last batch was read: the batch's
                      * clock, read by JS from the handle so taking the time allocates nothing */
+  /* virtio-net handles only (vnet_hdr = 1): */
+  double rx_csum_completed; /* frames whose pending checksum (NEEDS_CSUM) we completed */
+  double rx_gso_segmented; /* super-frames (GSO) cut into frames; the frames count in rx_packets */
+  double rx_gso_dropped; /* datagrams dropped: a GSO type we do not segment (UFO), headers
+                          * that do not parse, or checksum offsets outside the frame */
+  double vnet_hdr; /* 1 when lime_tap_init found PACKET_VNET_HDR on the fd, else 0 */
 
   uv_poll_t poll;
   napi_env env;
@@ -77,8 +105,11 @@ typedef struct lime_tap {
   uint32_t slot_size;
   uint32_t headroom;
   uint32_t max_batch;
+  uint8_t *scratch; /* vnet only: slot_size - headroom + LIME_VNET_SPILL bytes, from start to on_close */
 
   int fd; /* -1 when closed */
+  int packet; /* fd is an AF_PACKET socket: drain_packet */
+  int vnet; /* fd carries virtio-net headers (PACKET_VNET_HDR) */
   int state;
   int initialized;
   int teardown; /* the env is being torn down: no napi calls but the hook removal */
@@ -364,9 +395,258 @@ lime_tap_now (napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ------------------------------------------------------------------ raw IPv4 and AF_PACKET sockets, interfaces */
+
+static void
+format_ip (uint32_t ip, char out[INET_ADDRSTRLEN]) {
+  struct in_addr addr = { .s_addr = htonl(ip) };
+  if (inet_ntop(AF_INET, &addr, out, INET_ADDRSTRLEN) == NULL) snprintf(out, INET_ADDRSTRLEN, "?");
+}
+
+/* "<CODE>: <what>: <hint>" for a socket that has no device name (.device = ''). */
+static void
+throw_socket_errno (napi_env env, int err, const char *what, const char *hint) {
+  char message[256];
+  snprintf(message, sizeof(message), "%s: %s: %s", errno_name(err), what, hint != NULL ? hint : strerror(err));
+  throw_errno(env, err, "", message);
+}
+
+static const char *
+raw_hint (int err) {
+  switch (err) {
+  case EPERM:
+  case EACCES: return "need CAP_NET_RAW";
+  case EADDRNOTAVAIL: return "not an address of this host (in this network namespace)";
+  default: return NULL;
+  }
+}
+
+static napi_value
+fd_value (napi_env env, int fd) {
+  napi_value result;
+  NAPI_CALL(env, napi_create_int32(env, fd, &result));
+  return result;
+}
+
+/*
+ * lime_raw_open_rx(proto: number, localIp: number) -> fd. A raw IPv4 socket receiving
+ * protocol `proto` (47 = GRE), bound to localIp (host order, 0 = any address).
+ */
+static napi_value
+lime_raw_open_rx (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  int32_t proto = 0;
+  uint32_t local = 0;
+  int fd, stage = 0;
+  char what[128], ip[INET_ADDRSTRLEN];
+
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &proto));
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &local));
+  if (proto < 1 || proto > 255) return throw_type(env, "lime_raw_open_rx: protocol must be 1..255");
+
+  fd = lime_sock_sys_raw_open_rx(proto, local, &stage);
+  if (fd < 0) {
+    if (stage == 0) {
+      snprintf(what, sizeof(what), "cannot open raw IPv4 socket (protocol %d)", (int) proto);
+    } else {
+      format_ip(local, ip);
+      snprintf(what, sizeof(what), "cannot bind raw IPv4 socket (protocol %d) to %s", (int) proto, ip);
+    }
+    throw_socket_errno(env, -fd, what, raw_hint(-fd));
+    return NULL;
+  }
+  return fd_value(env, fd);
+}
+
+/*
+ * lime_raw_open_tx(remoteIp: number, localIp: number) -> fd. An IPPROTO_RAW socket
+ * (whole IPv4 packets written, header included), bound to localIp unless 0, connected
+ * to remoteIp (host order).
+ */
+static napi_value
+lime_raw_open_tx (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  uint32_t remote = 0, local = 0;
+  int fd, stage = 0;
+  char what[128], ip[INET_ADDRSTRLEN];
+
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[0], &remote));
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &local));
+  if (remote == 0) return throw_type(env, "lime_raw_open_tx: remoteIp must not be 0.0.0.0");
+
+  fd = lime_sock_sys_raw_open_tx(remote, local, &stage);
+  if (fd < 0) {
+    if (stage == 0) {
+      snprintf(what, sizeof(what), "cannot open raw IPv4 socket (IPPROTO_RAW)");
+    } else {
+      format_ip(stage == 1 ? local : remote, ip);
+      snprintf(what, sizeof(what), "cannot %s raw IPv4 socket (IPPROTO_RAW) to %s", stage == 1 ? "bind" : "connect", ip);
+    }
+    throw_socket_errno(env, -fd, what, raw_hint(-fd));
+    return NULL;
+  }
+  return fd_value(env, fd);
+}
+
+/*
+ * lime_packet_open(ifname: string, flags: number) -> fd. An AF_PACKET socket on an
+ * existing interface (see sock.h); flags: LIME_PACKET_F_VNET_HDR.
+ */
+static napi_value
+lime_packet_open (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  char name[64];
+  int32_t flags = 0;
+  int fd, stage = 0;
+
+  if (get_name(env, argv[0], name, "cannot attach") < 0) return NULL;
+  NAPI_CALL(env, napi_get_value_int32(env, argv[1], &flags));
+
+  fd = lime_sock_sys_packet_open(name, flags, &stage);
+  if (fd < 0) {
+    const int err = -fd;
+    const char *hint = NULL;
+    if (err == EPERM || err == EACCES) hint = "need CAP_NET_RAW";
+    else if (stage == 0 && err == EINVAL) hint = "unsupported flags";
+    else if (stage == 1 && err == ENODEV) hint = "no such interface";
+    else if (stage == 2) hint = "PACKET_IGNORE_OUTGOING unsupported (needs Linux 4.20 or later)";
+    else if (stage == 3) hint = "PACKET_VNET_HDR unsupported";
+    else if (stage == 5) hint = "cannot make the interface promiscuous";
+    throw_device_errno(env, err, "cannot attach", name, hint);
+    return NULL;
+  }
+  return fd_value(env, fd);
+}
+
+/* lime_if_info(ifname) -> { ifindex, mtu, mac, up, running } */
+static napi_value
+lime_if_info (napi_env env, napi_callback_info info) {
+  ARGS(1)
+  char name[64];
+  lime_if_info_t link;
+  void *data = NULL;
+  napi_value result, value;
+  int err;
+
+  if (get_name(env, argv[0], name, "cannot read interface") < 0) return NULL;
+  err = lime_sock_sys_if_info(name, &link);
+  if (err < 0) {
+    throw_device_errno(env, -err, "cannot read interface", name, -err == ENODEV ? "no such interface" : NULL);
+    return NULL;
+  }
+  NAPI_CALL(env, napi_create_object(env, &result));
+  NAPI_CALL(env, napi_create_int32(env, link.ifindex, &value));
+  NAPI_CALL(env, napi_set_named_property(env, result, "ifindex", value));
+  NAPI_CALL(env, napi_create_int32(env, link.mtu, &value));
+  NAPI_CALL(env, napi_set_named_property(env, result, "mtu", value));
+  NAPI_CALL(env, napi_create_buffer_copy(env, 6, link.mac, &data, &value));
+  NAPI_CALL(env, napi_set_named_property(env, result, "mac", value));
+  NAPI_CALL(env, napi_get_boolean(env, (link.flags & IFF_UP) != 0, &value));
+  NAPI_CALL(env, napi_set_named_property(env, result, "up", value));
+  NAPI_CALL(env, napi_get_boolean(env, (link.flags & IFF_RUNNING) != 0, &value));
+  NAPI_CALL(env, napi_set_named_property(env, result, "running", value));
+  return result;
+}
+
+static const char *const offload_names[LIME_OFFLOAD_COUNT] = {
+  [LIME_OFFLOAD_GRO] = "gro",
+  [LIME_OFFLOAD_LRO] = "lro",
+  [LIME_OFFLOAD_TSO] = "tso",
+  [LIME_OFFLOAD_GSO] = "gso",
+  [LIME_OFFLOAD_TXCSUM] = "txcsum",
+  [LIME_OFFLOAD_RXVLAN] = "rxvlan",
+  [LIME_OFFLOAD_TXVLAN] = "txvlan",
+};
+
+/*
+ * lime_if_set_offloads(ifname: string, off: boolean) -> { gro, lro, tso, gso, txcsum,
+ * rxvlan, txvlan }: each "ok" (the offload is now as asked), an errno name (EOPNOTSUPP:
+ * the device cannot change it), or "unchanged" (accepted, but a dependency holds it).
+ * Throws only for the whole call: ENODEV, EPERM (no CAP_NET_ADMIN).
+ */
+static napi_value
+lime_if_set_offloads (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  /* TSO needs TX checksumming: switched off after it, switched on before it. */
+  static const int order_off[LIME_OFFLOAD_COUNT] = {
+    LIME_OFFLOAD_GRO, LIME_OFFLOAD_LRO, LIME_OFFLOAD_TSO, LIME_OFFLOAD_GSO,
+    LIME_OFFLOAD_TXCSUM, LIME_OFFLOAD_RXVLAN, LIME_OFFLOAD_TXVLAN,
+  };
+  static const int order_on[LIME_OFFLOAD_COUNT] = {
+    LIME_OFFLOAD_TXCSUM, LIME_OFFLOAD_GRO, LIME_OFFLOAD_LRO, LIME_OFFLOAD_TSO,
+    LIME_OFFLOAD_GSO, LIME_OFFLOAD_RXVLAN, LIME_OFFLOAD_TXVLAN,
+  };
+  const char *results[LIME_OFFLOAD_COUNT];
+  char name[64];
+  bool off = true;
+  int want;
+  napi_value result, value;
+
+  if (get_name(env, argv[0], name, "cannot set offloads of") < 0) return NULL;
+  NAPI_CALL(env, napi_get_value_bool(env, argv[1], &off));
+  want = off ? 0 : 1;
+
+  for (int k = 0; k < LIME_OFFLOAD_COUNT; k++) {
+    const int offload = off ? order_off[k] : order_on[k];
+    int state = lime_sock_sys_offload_get(name, offload), err;
+    if (state == -ENODEV) goto whole_call;
+    if (state < 0) {
+      results[offload] = errno_name(-state);
+      continue;
+    }
+    if (state == want) {
+      results[offload] = "ok";
+      continue;
+    }
+    err = lime_sock_sys_offload_set(name, offload, want);
+    if (err == -ENODEV || err == -EPERM || err == -EACCES) {
+      state = err;
+      goto whole_call;
+    }
+    if (err < 0) {
+      results[offload] = errno_name(-err);
+      continue;
+    }
+    state = lime_sock_sys_offload_get(name, offload);
+    results[offload] = state == want ? "ok" : state < 0 ? errno_name(-state) : "unchanged";
+    continue;
+
+  whole_call:
+    throw_device_errno(env, -state, "cannot set offloads of", name,
+                       state == -ENODEV ? "no such interface" : "need CAP_NET_ADMIN");
+    return NULL;
+  }
+
+  NAPI_CALL(env, napi_create_object(env, &result));
+  for (int f = 0; f < LIME_OFFLOAD_COUNT; f++) {
+    NAPI_CALL(env, napi_create_string_utf8(env, results[f], NAPI_AUTO_LENGTH, &value));
+    NAPI_CALL(env, napi_set_named_property(env, result, offload_names[f], value));
+  }
+  return result;
+}
+
 /* ------------------------------------------------------------------ handle */
 
-/* lime_tap_init(handle: Buffer, fd: number): bind a fresh handle to an open fd. */
+/* Reader modes (lime_tap_init_mode); lime_tap_init detects the mode from the fd. */
+#define LIME_TAP_MODE_PLAIN 0 /* one frame (or IPv4 packet) per read/write */
+#define LIME_TAP_MODE_VNET 1 /* a struct virtio_net_hdr in front of each (PACKET_VNET_HDR) */
+
+static void
+tap_init (lime_tap_t *t, int fd, int kind) {
+  memset(t, 0, sizeof(*t));
+  t->fd = fd;
+  t->state = LIME_TAP_IDLE;
+  t->initialized = 1;
+  t->packet = kind != LIME_SOCK_KIND_OTHER;
+  t->vnet = kind == LIME_SOCK_KIND_PACKET_VNET;
+  t->vnet_hdr = t->vnet;
+}
+
+/*
+ * lime_tap_init(handle: Buffer, fd: number): bind a fresh handle to an open fd (a TAP, a
+ * raw IPv4 socket, an AF_PACKET socket). An AF_PACKET socket with PACKET_VNET_HDR makes
+ * it a virtio-net handle (vnet_hdr = 1): see drain_packet and lime_tap_write_batch.
+ */
 static napi_value
 lime_tap_init (napi_env env, napi_callback_info info) {
   ARGS(2)
@@ -375,10 +655,36 @@ lime_tap_init (napi_env env, napi_callback_info info) {
   if (t == NULL) return NULL;
   NAPI_CALL(env, napi_get_value_int32(env, argv[1], &fd));
   if (t->initialized) return throw_type(env, "lime_tap_init: handle already initialised");
-  memset(t, 0, sizeof(*t));
-  t->fd = fd;
-  t->state = LIME_TAP_IDLE;
-  t->initialized = 1;
+  tap_init(t, fd, fd >= 0 ? lime_sock_sys_packet_kind(fd) : LIME_SOCK_KIND_OTHER);
+  return NULL;
+}
+
+/*
+ * lime_tap_init_mode(handle: Buffer, fd: number, mode: number): lime_tap_init with the
+ * mode stated: LIME_TAP_MODE_PLAIN or LIME_TAP_MODE_VNET. Throws EINVAL when the fd
+ * disagrees (a reader in the wrong mode would misread every frame).
+ */
+static napi_value
+lime_tap_init_mode (napi_env env, napi_callback_info info) {
+  ARGS(3)
+  lime_tap_t *t = get_handle(env, argv[0]);
+  int32_t fd = -1, mode = -1;
+  int kind, vnet;
+  if (t == NULL) return NULL;
+  NAPI_CALL(env, napi_get_value_int32(env, argv[1], &fd));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[2], &mode));
+  if (t->initialized) return throw_type(env, "lime_tap_init_mode: handle already initialised");
+  if (mode != LIME_TAP_MODE_PLAIN && mode != LIME_TAP_MODE_VNET) return throw_type(env, "lime_tap_init_mode: mode must be LIME_TAP_MODE_PLAIN or LIME_TAP_MODE_VNET");
+  kind = fd >= 0 ? lime_sock_sys_packet_kind(fd) : LIME_SOCK_KIND_OTHER;
+  vnet = kind == LIME_SOCK_KIND_PACKET_VNET;
+  if (vnet != (mode == LIME_TAP_MODE_VNET)) {
+    char message[160];
+    snprintf(message, sizeof(message), "EINVAL: cannot use fd %d in %s mode: it %s virtio-net headers (PACKET_VNET_HDR)", (int) fd,
+             mode == LIME_TAP_MODE_VNET ? "virtio-net" : "plain", vnet ? "carries" : "does not carry");
+    throw_errno(env, EINVAL, "", message);
+    return NULL;
+  }
+  tap_init(t, fd, kind);
   return NULL;
 }
 
@@ -407,6 +713,8 @@ on_close (uv_handle_t *handle) {
   t->cleanup = NULL;
   t->self_ref = NULL;
   t->state = LIME_TAP_IDLE;
+  free(t->scratch); /* no drain can run any more: the poll handle is closed */
+  t->scratch = NULL;
   if (!t->teardown) {
     scoped = napi_open_handle_scope(env, &scope) == napi_ok;
     if (t->async != NULL) napi_async_destroy(env, t->async);
@@ -482,6 +790,395 @@ is_tx_port_down (int err) {
   return err == EBADFD || err == EBADF || err == EIO || err == ENODEV || err == ENXIO || err == ENETDOWN;
 }
 
+/* ------------------------------------------------------------------ AF_PACKET receive, virtio-net
+ *
+ * A packet socket never sees a received frame's outer VLAN tag in the data: the kernel
+ * moves it into the skb's metadata (skb_vlan_untag, or the NIC's VLAN offload) before
+ * the taps run. PACKET_AUXDATA hands it over with each datagram; drain_packet puts it
+ * back after the MAC addresses, so JS sees the frame as it was on the wire.
+ *
+ * A PACKET_VNET_HDR socket hands over each frame as the sender's stack left it, with a
+ * struct virtio_net_hdr saying what is left to do. A veth peer (or a local stack) with TX
+ * checksum offload and TSO/GSO on sends frames whose L4 checksum holds only the
+ * pseudo-header sum (NEEDS_CSUM, Linux's CHECKSUM_PARTIAL) and TCP/UDP super-frames of up
+ * to 64 KiB (GSO). Forwarded as they are, neither would survive a real wire or another
+ * host, so drain_packet finishes the job here, as the kernel's skb_checksum_help and GSO
+ * segmentation would: JS only ever sees complete frames no longer than the MTU.
+ *
+ * Each datagram is read with readv into [header, its slot, the handle's scratch]: a
+ * plain frame lands in its slot (no copy); a super-frame spills into the scratch, is
+ * made contiguous there (its first slot's bytes copied in front) and cut into segments,
+ * one slot each, delivering the batch whenever it fills.
+ */
+
+#define VNET_F_NEEDS_CSUM 0x1
+#define VNET_GSO_NONE 0
+#define VNET_GSO_TCPV4 1
+#define VNET_GSO_UDP 3 /* UFO: not segmented, dropped (rx_gso_dropped) */
+#define VNET_GSO_TCPV6 4
+#define VNET_GSO_UDP_L4 5 /* USO (UDP_SEGMENT) */
+#define VNET_GSO_ECN 0x80
+
+/* Room for a datagram beyond its slot: a maximal IP packet (64 KiB) behind an Ethernet
+ * header and two VLAN tags, with margin. A read that fills slot and spill is dropped. */
+#define LIME_VNET_SPILL (65536 + 128)
+
+typedef struct vnet_hdr {
+  uint8_t flags;
+  uint8_t gso_type;
+  uint16_t hdr_len; /* not trusted: the headers are parsed instead */
+  uint16_t gso_size;
+  uint16_t csum_start;
+  uint16_t csum_offset;
+} vnet_hdr_t;
+
+/* PACKET_VNET_HDR uses the legacy layout in the host's byte order (vio_le() is "legacy is
+ * little-endian" = native on the architectures Linux runs virtio on). */
+static void
+vnet_hdr_load (vnet_hdr_t *h, const uint8_t raw[LIME_VNET_HDR_LEN]) {
+  h->flags = raw[0];
+  h->gso_type = raw[1];
+  memcpy(&h->hdr_len, raw + 2, 2);
+  memcpy(&h->gso_size, raw + 4, 2);
+  memcpy(&h->csum_start, raw + 6, 2);
+  memcpy(&h->csum_offset, raw + 8, 2);
+}
+
+static inline uint16_t
+get16 (const uint8_t *p) {
+  return (uint16_t) (p[0] << 8 | p[1]);
+}
+
+static inline uint32_t
+get32 (const uint8_t *p) {
+  return (uint32_t) p[0] << 24 | (uint32_t) p[1] << 16 | (uint32_t) p[2] << 8 | p[3];
+}
+
+static inline void
+put16 (uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t) (v >> 8);
+  p[1] = (uint8_t) v;
+}
+
+static inline void
+put32 (uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t) (v >> 24);
+  p[1] = (uint8_t) (v >> 16);
+  p[2] = (uint8_t) (v >> 8);
+  p[3] = (uint8_t) v;
+}
+
+/*
+ * The Internet checksum (RFC 1071) in the host's byte order: 32-bit words summed into 64
+ * bits, carries folded at the end. By RFC 1071's byte-order independence the folded sum,
+ * stored with memcpy, is the big-endian sum on the wire. `p` must start at an even offset
+ * of the checksummed data (only the last piece may have an odd length).
+ */
+static uint64_t
+csum_add (uint64_t sum, const uint8_t *p, size_t len) {
+  uint32_t w32;
+  uint16_t w16 = 0;
+  for (; len >= 4; p += 4, len -= 4) {
+    memcpy(&w32, p, 4);
+    sum += w32;
+  }
+  if (len >= 2) {
+    memcpy(&w16, p, 2);
+    sum += w16;
+    p += 2;
+    len -= 2;
+  }
+  if (len == 1) {
+    w16 = 0;
+    memcpy(&w16, p, 1); /* the byte, then a zero pad byte */
+    sum += w16;
+  }
+  return sum;
+}
+
+/* A 16-bit big-endian value (protocol, length) as the sum of its two bytes in memory. */
+static inline uint64_t
+csum_add_be16 (uint64_t sum, uint32_t v) {
+  return sum + htons((uint16_t) v);
+}
+
+static uint16_t
+csum_fold (uint64_t sum) {
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffffffu) + (sum >> 32);
+  sum = (sum & 0xffffu) + (sum >> 16);
+  sum = (sum & 0xffffu) + (sum >> 16);
+  return (uint16_t) sum;
+}
+
+/* Store ~fold(sum) at p; 0 becomes 0xffff when mangle_zero (UDP: 0 means "no checksum"). */
+static inline void
+csum_store (uint8_t *p, uint64_t sum, int mangle_zero) {
+  uint16_t c = (uint16_t) ~csum_fold(sum);
+  if (c == 0 && mangle_zero) c = 0xffff;
+  memcpy(p, &c, 2);
+}
+
+/*
+ * NEEDS_CSUM: the 16-bit field at csum_start + csum_offset holds the pseudo-header sum;
+ * sum from csum_start to the end of the frame (the field included) and store the
+ * complement there, 0 as 0xffff (as Linux's skb_checksum_help). -1 if out of the frame.
+ */
+static int
+vnet_complete_csum (uint8_t *f, size_t len, const vnet_hdr_t *h) {
+  const size_t start = h->csum_start, field = start + h->csum_offset;
+  if (start >= len || field + 2 > len) return -1;
+  csum_store(f + field, csum_add(0, f + start, len - start), 1);
+  return 0;
+}
+
+/* A super-frame's headers: offsets and the fields each segment derives its own from. */
+typedef struct gso {
+  uint32_t l3; /* IPv4/IPv6 header */
+  uint32_t l4; /* TCP/UDP header */
+  uint32_t hdrs; /* end of the L4 header: every segment starts with f[0 .. hdrs) */
+  uint32_t end; /* end of the IP packet (Ethernet padding excluded) */
+  uint32_t seq; /* TCP sequence number of the first payload byte */
+  uint16_t ip_id;
+  uint8_t v4;
+  uint8_t tcp;
+} gso_t;
+
+/* Parse Ethernet (+ up to two VLAN tags) / IPv4 (no fragment) or IPv6 (no extension
+ * header) / TCP or UDP as `type` says. -1 if the frame is not that. */
+static int
+gso_parse (const uint8_t *f, size_t len, int type, gso_t *g) {
+  uint32_t l3 = 14, l4, ethertype, proto;
+  if (len < 14) return -1;
+  ethertype = get16(f + 12);
+  for (int tags = 0; tags < 2 && (ethertype == 0x8100 || ethertype == 0x88a8); tags++) {
+    if (len < l3 + 4) return -1;
+    ethertype = get16(f + l3 + 2);
+    l3 += 4;
+  }
+  g->tcp = type == VNET_GSO_TCPV4 || type == VNET_GSO_TCPV6;
+  if (ethertype == 0x0800) {
+    uint32_t ihl, total;
+    if (len < l3 + 20 || (f[l3] >> 4) != 4) return -1;
+    ihl = (uint32_t) (f[l3] & 0x0f) * 4;
+    if (ihl < 20 || len < l3 + ihl) return -1;
+    if ((get16(f + l3 + 6) & 0x3fff) != 0) return -1; /* MF or an offset: a fragment */
+    proto = f[l3 + 9];
+    total = get16(f + l3 + 2);
+    if (total > ihl && l3 + total < len) len = l3 + total; /* Ethernet padding */
+    l4 = l3 + ihl;
+    g->v4 = 1;
+    g->ip_id = get16(f + l3 + 4);
+  } else if (ethertype == 0x86dd) {
+    uint32_t payload;
+    if (len < l3 + 40 || (f[l3] >> 4) != 6) return -1;
+    proto = f[l3 + 6];
+    payload = get16(f + l3 + 4);
+    if (payload != 0 && l3 + 40 + payload < len) len = l3 + 40 + payload;
+    l4 = l3 + 40;
+    g->v4 = 0;
+    g->ip_id = 0;
+  } else {
+    return -1;
+  }
+  if (proto != (g->tcp ? 6u : 17u)) return -1;
+  if (g->tcp) {
+    uint32_t doff;
+    if (len < l4 + 20) return -1;
+    doff = (uint32_t) (f[l4 + 12] >> 4) * 4;
+    if (doff < 20 || len < l4 + doff) return -1;
+    g->hdrs = l4 + doff;
+    g->seq = get32(f + l4 + 4);
+  } else {
+    if (len < l4 + 8) return -1;
+    g->hdrs = l4 + 8;
+    g->seq = 0;
+  }
+  g->l3 = l3;
+  g->l4 = l4;
+  g->end = (uint32_t) len;
+  return 0;
+}
+
+/*
+ * Segment i of a super-frame into dst: the headers, then payload bytes [off, off + size).
+ * IPv4: total length, identification (+ i) and header checksum; IPv6: payload length;
+ * TCP: sequence number, FIN/PSH on the last segment only, CWR on the first only; UDP:
+ * length. The L4 checksum is computed in full (pseudo-header, header, payload).
+ * Returns the segment's length.
+ */
+static uint32_t
+gso_build (uint8_t *dst, const uint8_t *f, const gso_t *g, uint32_t i, uint32_t off, uint32_t size, int last) {
+  const uint32_t total = g->hdrs + size, l4_len = total - g->l4;
+  uint8_t *ip = dst + g->l3, *l4 = dst + g->l4;
+  uint64_t sum;
+
+  memcpy(dst, f, g->hdrs);
+  memcpy(dst + g->hdrs, f + g->hdrs + off, size);
+  if (g->v4) {
+    put16(ip + 2, total - g->l3);
+    put16(ip + 4, (uint32_t) g->ip_id + i);
+    ip[10] = ip[11] = 0;
+    csum_store(ip + 10, csum_add(0, ip, g->l4 - g->l3), 0);
+    sum = csum_add(0, ip + 12, 8);
+  } else {
+    put16(ip + 4, l4_len);
+    sum = csum_add(0, ip + 8, 32);
+  }
+  sum = csum_add_be16(sum, g->tcp ? 6 : 17);
+  sum = csum_add_be16(sum, l4_len);
+  if (g->tcp) {
+    uint8_t flags = l4[13];
+    put32(l4 + 4, g->seq + off);
+    if (!last) flags &= (uint8_t) ~(0x01 | 0x08); /* FIN, PSH */
+    if (i > 0) flags &= (uint8_t) ~0x80; /* CWR */
+    l4[13] = flags;
+    l4[16] = l4[17] = 0;
+    csum_store(l4 + 16, csum_add(sum, l4, l4_len), 0);
+  } else {
+    put16(l4 + 4, l4_len);
+    l4[6] = l4[7] = 0;
+    csum_store(l4 + 6, csum_add(sum, l4, l4_len), 1);
+  }
+  return total;
+}
+
+/* Put the VLAN tag (TPID << 16 | TCI) the kernel took out back after the MAC addresses
+ * of the frame f[0 .. len); the caller leaves 4 bytes of room behind it. */
+static void
+vlan_insert (uint8_t *f, size_t len, uint32_t vlan) {
+  memmove(f + 16, f + 12, len - 12);
+  put16(f + 12, vlan >> 16);
+  put16(f + 14, vlan & 0xffff);
+}
+
+/* Hand the batch to JS (from the poll callback). */
+static void
+deliver (lime_tap_t *t, napi_value cb, uint32_t n) {
+  t->rx_batches++;
+  t->loop_time = (double) uv_now(t->poll.loop);
+  call_on_batch(t, cb, (int32_t) n);
+}
+
+/*
+ * Cut the super-frame f[0 .. len) (contiguous, in the scratch) into slots *n, *n + 1, ...;
+ * when the batch is full, deliver it and go on in a fresh one. Returns -1 when onBatch
+ * stopped the handle (nothing may be touched then), else 0.
+ */
+static int
+vnet_segment (lime_tap_t *t, napi_value cb, const uint8_t *f, size_t len, const vnet_hdr_t *h, uint32_t *n) {
+  const uint32_t max = t->max_batch, slot = t->slot_size, headroom = t->headroom, cap = slot - headroom;
+  const int type = h->gso_type & ~VNET_GSO_ECN;
+  const uint32_t mss = h->gso_size;
+  uint32_t payload;
+  gso_t g;
+
+  if ((type != VNET_GSO_TCPV4 && type != VNET_GSO_TCPV6 && type != VNET_GSO_UDP_L4) || mss == 0 ||
+      gso_parse(f, len, type, &g) < 0) {
+    t->rx_gso_dropped++;
+    return 0;
+  }
+  if (g.hdrs + mss > cap || g.hdrs + mss - g.l3 > 0xffff) {
+    t->rx_too_long++; /* its segments would not fit a slot */
+    return 0;
+  }
+  payload = g.end - g.hdrs;
+  for (uint32_t i = 0, off = 0; i == 0 || off < payload; i++, off += mss) {
+    const uint32_t size = payload - off < mss ? payload - off : mss;
+    uint32_t at, bytes;
+    if (*n == max) {
+      deliver(t, cb, *n);
+      *n = 0;
+      if (t->state != LIME_TAP_POLLING) return -1;
+    }
+    at = *n * slot + headroom;
+    bytes = gso_build(t->slab + at, f, &g, i, off, size, off + size >= payload);
+    t->start[*n] = at;
+    t->len[*n] = bytes;
+    t->rx_packets++;
+    t->rx_bytes += bytes;
+    (*n)++;
+  }
+  t->rx_gso_segmented++;
+  return 0;
+}
+
+/*
+ * The drain of an AF_PACKET handle: as on_poll's, with recvmsg for the VLAN tag and, on a
+ * virtio-net handle, the header. Returns the errno of a device failure (the caller
+ * reports it and stops), else 0 (drained, yielding, or stopped by onBatch).
+ */
+static int
+drain_packet (lime_tap_t *t, napi_value cb) {
+  const uint32_t max = t->max_batch, slot = t->slot_size, headroom = t->headroom;
+  const size_t cap = slot - headroom;
+  const int vnet = t->vnet;
+  uint8_t raw[LIME_VNET_HDR_LEN];
+  vnet_hdr_t h = { 0 };
+  lime_packet_meta_t meta;
+
+  for (int round = 0; round < LIME_TAP_DRAIN_ROUNDS; round++) {
+    uint32_t n = 0, reads = 0;
+    int drained = 0, err = 0;
+    while (reads < max && n < max) {
+      const uint32_t off = n * slot + headroom;
+      uint8_t *f = t->slab + off;
+      size_t len, tag;
+      ssize_t r = vnet ? lime_sock_sys_recv_packet(t->fd, raw, f, cap, t->scratch + cap, LIME_VNET_SPILL, &meta)
+                       : lime_sock_sys_recv_packet(t->fd, NULL, f, cap, NULL, 0, &meta);
+      reads++;
+      if (r < 0) {
+        if (r == -EAGAIN || r == -EWOULDBLOCK) drained = 1;
+        else err = (int) -r;
+        break;
+      }
+      if (meta.truncated) {
+        t->rx_too_long++; /* longer than slot (and spill): cut by the read */
+        continue;
+      }
+      len = (size_t) r;
+      tag = meta.vlan != 0 && len >= 12 ? 4 : 0;
+      if (vnet) vnet_hdr_load(&h, raw);
+      if (h.gso_type == VNET_GSO_NONE) {
+        if (len + tag > cap) {
+          t->rx_too_long++;
+          continue;
+        }
+        if (h.flags & VNET_F_NEEDS_CSUM) { /* (never set on a plain handle) */
+          if (vnet_complete_csum(f, len, &h) < 0) {
+            t->rx_gso_dropped++;
+            continue;
+          }
+          t->rx_csum_completed++;
+        }
+        if (tag) vlan_insert(f, len, meta.vlan);
+        len += tag;
+        t->start[n] = off;
+        t->len[n] = (uint32_t) len;
+        t->rx_packets++;
+        t->rx_bytes += (double) len;
+        n++;
+      } else {
+        if (len + tag > cap + LIME_VNET_SPILL) {
+          t->rx_too_long++;
+          continue;
+        }
+        /* Make the super-frame contiguous in the scratch: its head is in slot n. */
+        memcpy(t->scratch, f, len < cap ? len : cap);
+        if (tag) vlan_insert(t->scratch, len, meta.vlan);
+        if (vnet_segment(t, cb, t->scratch, len + tag, &h, &n) < 0) return 0;
+      }
+    }
+    if (n > 0) {
+      deliver(t, cb, n);
+      if (t->state != LIME_TAP_POLLING) return 0; /* stopped or closed by onBatch */
+    }
+    if (err) return err;
+    if (drained) break;
+  }
+  return 0;
+}
+
 static void
 on_poll (uv_poll_t *poll, int status, int events) {
   lime_tap_t *t = (lime_tap_t *) poll->data;
@@ -503,6 +1200,13 @@ on_poll (uv_poll_t *poll, int status, int events) {
     ssize_t r = lime_tap_sys_read(t->fd, t->slab + headroom, cap);
     err = (r < 0 && r != -EAGAIN) ? (int) -r : -status;
     goto down;
+  }
+
+  if (t->packet) {
+    /* The one branch per drain: AF_PACKET handles have their own drain. */
+    err = drain_packet(t, cb);
+    if (err) goto down;
+    goto out;
   }
 
   for (int round = 0; round < LIME_TAP_DRAIN_ROUNDS; round++) {
@@ -588,10 +1292,21 @@ lime_tap_start (napi_env env, napi_callback_info info) {
   }
   if ((uint64_t) max_batch * slot_size > UINT32_MAX) return throw_type(env, "lime_tap_start: slab larger than 4 GiB");
 
+  if (t->vnet) {
+    /* Freed by on_close (or just below if polling cannot start). */
+    t->scratch = malloc((size_t) (slot_size - headroom) + LIME_VNET_SPILL);
+    if (t->scratch == NULL) {
+      throw_errno(env, ENOMEM, "", "ENOMEM: cannot start: no memory for the virtio-net scratch buffer");
+      return NULL;
+    }
+  }
+
   NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
   err = uv_poll_init(loop, &t->poll, fd);
   if (err < 0) {
     char message[128];
+    free(t->scratch);
+    t->scratch = NULL;
     snprintf(message, sizeof(message), "%s: cannot poll TAP fd %d: %s", errno_name(-err), fd, uv_strerror(err));
     throw_errno(env, -err, "", message);
     return NULL;
@@ -652,8 +1367,10 @@ lime_tap_close (napi_env env, napi_callback_info info) {
 
 /*
  * lime_tap_write_batch(handle, fd, slab: Buffer, start: Uint32Array, len: Uint32Array, n)
- *   -> frames sent. One write(2) per frame (a TAP has no batch write), all in this call.
- * Never throws for a frame: failures are counted in the handle.
+ *   -> frames sent. One write(2) per frame (a TAP has no batch write), all in this call;
+ * on a virtio-net handle one writev(2) per frame, behind an all-zero header (a plain,
+ * complete frame). Never throws for a frame: failures are counted in the handle
+ * (EMSGSIZE, a packet longer than the route's or the device's MTU, is a tx_error).
  */
 static napi_value
 lime_tap_write_batch (napi_env env, napi_callback_info info) {
@@ -665,6 +1382,7 @@ lime_tap_write_batch (napi_env env, napi_callback_info info) {
   uint8_t *slab;
   uint32_t *start, *len;
   napi_value result;
+  int vnet;
 
   if (t == NULL) return NULL;
   NAPI_CALL(env, napi_get_value_int32(env, argv[1], &fd));
@@ -680,6 +1398,7 @@ lime_tap_write_batch (napi_env env, napi_callback_info info) {
     goto done;
   }
 
+  vnet = t->vnet;
   for (uint32_t i = 0; i < n; i++) {
     const uint32_t off = start[i], size = len[i];
     ssize_t r;
@@ -687,7 +1406,7 @@ lime_tap_write_batch (napi_env env, napi_callback_info info) {
       t->tx_error++;
       continue;
     }
-    r = lime_tap_sys_write(fd, slab + off, size);
+    r = vnet ? lime_sock_sys_write_vnet(fd, slab + off, size) : lime_tap_sys_write(fd, slab + off, size);
     if (r == (ssize_t) size) {
       sent++;
       t->tx_packets++;
@@ -742,7 +1461,14 @@ init (napi_env env, napi_value exports) {
   EXPORT_OFFSET(tx_error);
   EXPORT_OFFSET(last_errno);
   EXPORT_OFFSET(loop_time);
+  EXPORT_OFFSET(rx_csum_completed);
+  EXPORT_OFFSET(rx_gso_segmented);
+  EXPORT_OFFSET(rx_gso_dropped);
+  EXPORT_OFFSET(vnet_hdr);
   export_uint32(env, exports, "LIME_TAP_F_VNET_HDR", LIME_TAP_F_VNET_HDR);
+  export_uint32(env, exports, "LIME_PACKET_F_VNET_HDR", LIME_PACKET_F_VNET_HDR);
+  export_uint32(env, exports, "LIME_TAP_MODE_PLAIN", LIME_TAP_MODE_PLAIN);
+  export_uint32(env, exports, "LIME_TAP_MODE_VNET", LIME_TAP_MODE_VNET);
 
   export_function(env, exports, "lime_tap_open", lime_tap_open);
   export_function(env, exports, "lime_tap_set_mtu", lime_tap_set_mtu);
@@ -752,10 +1478,16 @@ init (napi_env env, napi_value exports) {
   export_function(env, exports, "lime_tap_errname", lime_tap_errname);
   export_function(env, exports, "lime_tap_now", lime_tap_now);
   export_function(env, exports, "lime_tap_init", lime_tap_init);
+  export_function(env, exports, "lime_tap_init_mode", lime_tap_init_mode);
   export_function(env, exports, "lime_tap_start", lime_tap_start);
   export_function(env, exports, "lime_tap_stop", lime_tap_stop);
   export_function(env, exports, "lime_tap_close", lime_tap_close);
   export_function(env, exports, "lime_tap_write_batch", lime_tap_write_batch);
+  export_function(env, exports, "lime_raw_open_rx", lime_raw_open_rx);
+  export_function(env, exports, "lime_raw_open_tx", lime_raw_open_tx);
+  export_function(env, exports, "lime_packet_open", lime_packet_open);
+  export_function(env, exports, "lime_if_info", lime_if_info);
+  export_function(env, exports, "lime_if_set_offloads", lime_if_set_offloads);
   return exports;
 }
 

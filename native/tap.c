@@ -47,8 +47,8 @@ lime_tap_sys_open (const char *name, int flags, char *out_name, int *stage) {
 }
 
 /* One ioctl on a throw-away AF_INET datagram socket: link control is not a hot path. */
-static int
-link_ioctl (unsigned long request, struct ifreq *ifr) {
+int
+lime_link_ioctl (unsigned long request, struct ifreq *ifr) {
   int sock, err = 0;
 
   sock = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
@@ -63,7 +63,7 @@ lime_tap_sys_set_mtu (const char *name, int mtu) {
   struct ifreq ifr;
   ifreq_init(&ifr, name);
   ifr.ifr_mtu = mtu;
-  return link_ioctl(SIOCSIFMTU, &ifr);
+  return lime_link_ioctl(SIOCSIFMTU, &ifr);
 }
 
 int
@@ -72,7 +72,7 @@ lime_tap_sys_set_mac (const char *name, const uint8_t mac[6]) {
   ifreq_init(&ifr, name);
   ifr.ifr_hwaddr.sa_family = ARPHRD_ETHER;
   memcpy(ifr.ifr_hwaddr.sa_data, mac, 6);
-  return link_ioctl(SIOCSIFHWADDR, &ifr);
+  return lime_link_ioctl(SIOCSIFHWADDR, &ifr);
 }
 
 int
@@ -80,7 +80,7 @@ lime_tap_sys_get_mac (const char *name, uint8_t mac[6]) {
   struct ifreq ifr;
   int err;
   ifreq_init(&ifr, name);
-  err = link_ioctl(SIOCGIFHWADDR, &ifr);
+  err = lime_link_ioctl(SIOCGIFHWADDR, &ifr);
   if (err == 0) memcpy(mac, ifr.ifr_hwaddr.sa_data, 6);
   return err;
 }

@@ -38,6 +38,10 @@
  */
 int lime_tap_sys_open(const char *name, int flags, char *out_name, int *stage);
 
+/* One interface ioctl (SIOC*) on a throw-away AF_INET datagram socket; 0 or -errno. */
+struct ifreq;
+int lime_link_ioctl(unsigned long request, struct ifreq *ifr);
+
 /* Link control by name, in the caller's network namespace (AF_INET dgram ioctl). */
 int lime_tap_sys_set_mtu(const char *name, int mtu);
 int lime_tap_sys_set_mac(const char *name, const uint8_t mac[6]);

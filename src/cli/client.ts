@@ -261,6 +261,8 @@ export function transact(opts: RequestOptions, bodies: readonly MgmtRequestBody[
 export interface MonitorOptions extends RequestOptions {
   /** Aborting ends the stream normally (Ctrl-C). */
   signal?: AbortSignal;
+  /** The request that starts the stream: `monitor` (default) or a `capture`. */
+  start?: Extract<MgmtRequestBody, { body: 'monitor' } | { body: 'capture' }>;
 }
 
 /**
@@ -270,7 +272,8 @@ export interface MonitorOptions extends RequestOptions {
  */
 export function monitor(opts: MonitorOptions, onEvent: (event: MgmtEvent) => void): Promise<void> {
   const id = ++lastId;
-  const frame = encodeFrame(encodeMgmtRequest({ version: PROTOCOL_VERSION, id, body: 'monitor', monitor: {} }));
+  const start = opts.start ?? { body: 'monitor', monitor: {} };
+  const frame = encodeFrame(encodeMgmtRequest({ version: PROTOCOL_VERSION, id, ...start }));
   return new Promise((resolve, reject) => {
     let connected = false;
     let started = false;
@@ -315,7 +318,7 @@ export function monitor(opts: MonitorOptions, onEvent: (event: MgmtEvent) => voi
         }
         if (!started) {
           if (reply.body !== 'ok') {
-            finish(new ChannelError(`limed at ${opts.path} answered monitor with '${reply.body ?? 'unknown'}'`));
+            finish(new ChannelError(`limed at ${opts.path} answered ${start.body} with '${reply.body ?? 'unknown'}'`));
             return;
           }
           started = true;
@@ -330,7 +333,7 @@ export function monitor(opts: MonitorOptions, onEvent: (event: MgmtEvent) => voi
     socket.on('close', () => {
       finish(
         started
-          ? new ChannelError(`limed at ${opts.path} closed the monitor stream (stopped, or dropped a client reading too slowly; see its log)`)
+          ? new ChannelError(`limed at ${opts.path} closed the ${start.body} stream (stopped, the port was removed, or it dropped a client reading too slowly; see its log)`)
           : closedEarly(opts.path),
       );
     });

@@ -10,7 +10,9 @@
  * Every failure is one line on stderr starting with `limectl: `; usage errors add a hint
  * to --help. No stack traces.
  */
+import { createWriteStream } from 'node:fs';
 import { Command, CommanderError } from 'commander';
+import { pcapHeader, pcapRecord } from '../util/pcap.js';
 import { ClientError, monitor, request, transact } from './client.js';
 import {
   type AddPortRequest,
@@ -164,7 +166,9 @@ Examples:
   limectl dump-flows 'tcp' --json
   limectl del-flows --strict 'priority=100,in_port=vm1,tcp,tp_dst=22'
   limectl trace 'in_port=vm1,tcp,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_dst=22'
-  limectl monitor --json`,
+  limectl monitor --json
+  limectl capture to-b -w to-b.pcap --count 100
+  limectl capture vm1 -w - | tcpdump -nn -r -`,
     );
 
   const context = (cmd: Command): Context => {
@@ -202,7 +206,7 @@ Examples:
     .command('add-port')
     .description('add a port at run time')
     .argument('<name>', 'port name (also the device name unless --device is given)')
-    .option('--type <type>', 'port type (only tap for now)', 'tap')
+    .option('--type <type>', 'tap (a TAP device limed creates) or system (an existing interface, e.g. eth1)', 'tap')
     .option('--device <dev>', 'OS device name (default: the port name)')
     .option('--mtu <n>', 'MTU, an integer from 68 to 65535 (default: limed\'s, 1500)')
     .option('--mac <mac>', 'MAC address, unicast, like 02:00:00:00:00:03 (default: chosen by the kernel)')
@@ -387,6 +391,54 @@ Examples:
     });
 
   program
+    .command('capture')
+    .description('write the frames a port receives and sends to a pcap file (tcpdump/Wireshark), until --count frames or Ctrl-C')
+    .argument('<port>', 'port name')
+    .requiredOption('-w, --write <file>', "pcap file to write ('-' = standard output)")
+    .option('--count <n>', 'stop after N frames')
+    .option('--snaplen <bytes>', 'bytes kept per frame, 1 to 65535 (default 65535)')
+    .action(async (portName: string, opts: { write: string; count?: string; snaplen?: string }, cmd: Command) => {
+      const count = opts.count === undefined ? Infinity : parsePositiveInt(opts.count, '--count', 'capture', 2 ** 31);
+      const snaplen = opts.snaplen === undefined ? 65535 : parsePositiveInt(opts.snaplen, '--snaplen', 'capture', 65535);
+      if (portName === '') throw new UsageError('port name must not be empty', 'capture');
+      const ctx = context(cmd);
+      const toStdout = opts.write === '-';
+      const out = toStdout ? process.stdout : createWriteStream(opts.write, { mode: 0o600 });
+      const opened = toStdout ? Promise.resolve() : new Promise<void>((resolve, reject) => {
+        out.once('open', () => resolve());
+        out.once('error', (err: NodeJS.ErrnoException) => reject(new ClientError(`cannot write ${opts.write}: ${err.code ?? err.message}`)));
+      });
+      await opened;
+      out.write(pcapHeader(snaplen));
+      const ac = new AbortController();
+      const stopSignals = (): void => ac.abort();
+      if (io.signal !== undefined) io.signal.addEventListener('abort', stopSignals);
+      else {
+        process.once('SIGINT', stopSignals);
+        process.once('SIGTERM', stopSignals);
+      }
+      let frames = 0;
+      let dropped = 0;
+      if (!toStdout) ctx.io.stderr.write(`limectl: capturing on ${portName} to ${opts.write}${count !== Infinity ? ` (${count} frames)` : ''}; Ctrl-C to stop\n`);
+      try {
+        await monitor({ path: ctx.socket, timeoutMs: ctx.timeoutMs, signal: ac.signal, start: { body: 'capture', capture: { port: portName, snaplen } } }, (event) => {
+          if (event.kind === 'dropped') dropped += event.dropped;
+          if (event.kind !== 'frame' || event.frame === undefined || frames >= count) return;
+          out.write(pcapRecord(event.frame.data, event.time * 1000, Math.max(event.frame.len, event.frame.data.length), snaplen));
+          frames++;
+          if (frames >= count) ac.abort();
+        });
+      } finally {
+        process.off('SIGINT', stopSignals);
+        process.off('SIGTERM', stopSignals);
+        await new Promise<void>((resolve) => (toStdout ? resolve() : out.end(resolve)));
+      }
+      const summary = { port: portName, file: opts.write, frames, dropped };
+      if (ctx.json && !toStdout) printJson(ctx, summary);
+      else ctx.io.stderr.write(`limectl: ${frames} frame(s) captured on ${portName}${dropped > 0 ? `, ${dropped} dropped by limed (the capture read too slowly)` : ''}\n`);
+    });
+
+  program
     .command('packet-out')
     .description(
       "send a frame through ACTIONS as if received on IN_PORT, like ovs-ofctl packet-out: either one argument 'in_port=PORT,packet=HEX,actions=ACTIONS' or three: IN_PORT ACTIONS HEX",
@@ -477,6 +529,14 @@ function printJson(ctx: Context, value: unknown): void {
 export const MIN_MTU = 68; // RFC 791: every IPv4 host must accept 68-byte datagrams
 export const MAX_MTU = 65535;
 
+function parsePositiveInt(text: string, what: string, command: string, max: number): number {
+  const n = Number(text);
+  if (!/^[0-9]+$/.test(text) || !Number.isSafeInteger(n) || n < 1 || n > max) {
+    throw new UsageError(`invalid ${what} '${text}': must be an integer from 1 to ${max}`, command);
+  }
+  return n;
+}
+
 function parseTimeout(text: string): number {
   if (!/^\d+$/.test(text) || Number(text) < 1 || Number(text) > 3_600_000) {
     throw new UsageError(`invalid --timeout '${text}': must be a whole number of milliseconds from 1 to 3600000`);
@@ -523,7 +583,12 @@ function checkDeviceName(device: string, what: string): void {
 
 function parseAddPort(name: string, opts: { type: string; device?: string; mtu?: string; mac?: string }): AddPortRequest {
   if (name === '') throw new UsageError('port name must not be empty', 'add-port');
-  if (opts.type !== 'tap') throw new UsageError(`invalid --type '${opts.type}': only 'tap' is supported`, 'add-port');
+  if (opts.type !== 'tap' && opts.type !== 'system') {
+    throw new UsageError(`invalid --type '${opts.type}': 'tap' (a TAP device limed creates) or 'system' (an existing interface); gre tunnels come from the configuration`, 'add-port');
+  }
+  if (opts.type === 'system' && (opts.mtu !== undefined || opts.mac !== undefined)) {
+    throw new UsageError(`--mtu and --mac apply to tap ports only: a system port keeps its interface's MTU and MAC`, 'add-port');
+  }
   const spec: AddPortRequest = { name, type: opts.type };
   if (opts.device !== undefined) {
     checkDeviceName(opts.device, '--device');
@@ -584,6 +649,10 @@ export function formatShow(reply: ShowReply): string {
       ]),
       ['right', 'left', 'left', 'left', 'left', 'right', 'left', 'right', 'right', 'right', 'right', 'left'],
     );
+  }
+  for (const p of ports) {
+    const o = Object.entries(p.options ?? {});
+    if (o.length > 0) out += `${p.name}: ${o.map(([k, v]) => `${k}=${v}`).join(', ')}\n`;
   }
   const t = reply.mac_table;
   out += `mac table: ${t.size} of ${t.capacity} entries, ${t.evictions} evictions, aging ${t.aging_seconds} s\n`;

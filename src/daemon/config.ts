@@ -10,6 +10,8 @@
  *   packet_in: { rate: 1000, burst: 100 }  # packet-ins per second / bucket depth (per daemon)
  *   ports:
  *     - { name: vm1, type: tap, mtu: 1500, mac: "02:00:00:00:00:01", device: lime-vm1 }
+ *     - { name: uplink, type: system, device: eth1 }          # an existing interface
+ *     - { name: to-b, type: gre, remote_ip: 192.0.2.2, key: 4242 }  # see grePortSchema
  */
 import { readFileSync } from 'node:fs';
 import { LineCounter, parseDocument } from 'yaml';
@@ -40,17 +42,84 @@ const mac = z
   .regex(MAC_RE, 'expected a MAC address like "02:00:00:00:00:01"')
   .refine((s) => (parseInt(s.slice(0, 2), 16) & 1) === 0, 'expected a unicast MAC address (first octet even)');
 
-export const portSchema = z.strictObject({
+const mtuField = z
+  .number({ error: 'expected an integer from 68 to 9000' })
+  .int('expected an integer from 68 to 9000')
+  .min(68, 'expected an integer from 68 to 9000')
+  .max(9000, 'expected an integer from 68 to 9000');
+
+const IPV4_TEXT_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
+const ipv4Text = z
+  .string({ error: 'expected an IPv4 address like "192.0.2.1"' })
+  .regex(IPV4_TEXT_RE, 'expected an IPv4 address like "192.0.2.1"');
+const unicastIpv4 = ipv4Text.refine((s) => {
+  const first = Number(s.split('.')[0]);
+  return s !== '0.0.0.0' && s !== '255.255.255.255' && first < 224 && first !== 127;
+}, 'expected a unicast IPv4 address (not 0.0.0.0, loopback, multicast or broadcast)');
+
+const byteOrInherit = (what: string, min: number) => {
+  const msg = `expected ${what}: an integer from ${min} to 255, or "inherit"`;
+  return z.union([z.number().int(msg).min(min, msg).max(255, msg), z.literal('inherit')], { error: msg });
+};
+const GRE_KEY_MSG = 'expected a key from 0 to 4294967295, or "flow" (the key is the packet\'s tun_id)';
+
+/** A TAP device the daemon creates (a VM's or a host namespace's NIC). */
+export const tapPortSchema = z.strictObject({
   name: ifname,
-  type: z.literal('tap', { error: 'expected "tap" (the only port type so far)' }),
+  type: z.literal('tap'),
   device: ifname.optional(),
-  mtu: z
-    .number({ error: 'expected an integer from 68 to 9000' })
-    .int('expected an integer from 68 to 9000')
-    .min(68, 'expected an integer from 68 to 9000')
-    .max(9000, 'expected an integer from 68 to 9000')
-    .default(1500),
+  mtu: mtuField.default(1500),
   mac: mac.optional(),
+});
+
+/**
+ * An interface that already exists (a NIC on the access router, a veth end), attached
+ * through an AF_PACKET socket. `offloads: off` (the default) turns GRO, LRO, TSO, GSO, TX
+ * checksum and VLAN offloads off on attach; frames a peer still hands over unfinished
+ * (partial checksums, TSO/GSO super-frames from a veth peer) are completed and segmented.
+ */
+export const systemPortSchema = z.strictObject({
+  name: ifname,
+  type: z.literal('system'),
+  device: ifname.optional(),
+  offloads: z.enum(['off', 'keep'], { error: 'expected off (turn the device\'s offloads off on attach) or keep' }).default('off'),
+});
+
+/**
+ * Ethernet over GRE over IPv4 to a peer site (Linux gretap / Open vSwitch type=gre wire
+ * format). The MTU policy: `path_mtu` is the underlay MTU toward remote_ip; a frame that
+ * does not fit after encapsulation is dropped and counted (tunnel_path_mtu) and, for IPv4
+ * with DF set, answered with ICMP "fragmentation needed" carrying the usable MTU
+ * (`fragment: false`, the default, outer DF set) — or the outer packet is fragmented
+ * (`fragment: true`, outer DF clear). `mss_clamp` rewrites the MSS option of TCP SYNs
+ * entering the tunnel so TCP never needs either.
+ */
+export const grePortSchema = z.strictObject({
+  name: ifname,
+  type: z.literal('gre'),
+  remote_ip: unicastIpv4,
+  local_ip: unicastIpv4.optional(),
+  key: z.union([z.number().int(GRE_KEY_MSG).min(0, GRE_KEY_MSG).max(0xffffffff, GRE_KEY_MSG), z.literal('flow')], { error: GRE_KEY_MSG }).optional(),
+  csum: z.boolean({ error: 'expected true or false' }).default(false),
+  seq: z.boolean({ error: 'expected true or false' }).default(false),
+  ttl: byteOrInherit('a TTL', 1).default(64),
+  tos: byteOrInherit('a TOS byte', 0).default(0),
+  path_mtu: z
+    .number({ error: 'expected an integer from 576 to 9000 (the underlay MTU toward remote_ip)' })
+    .int('expected an integer from 576 to 9000 (the underlay MTU toward remote_ip)')
+    .min(576, 'expected an integer from 576 to 9000 (the underlay MTU toward remote_ip)')
+    .max(9000, 'expected an integer from 576 to 9000 (the underlay MTU toward remote_ip)')
+    .default(1500),
+  fragment: z.boolean({ error: 'expected true (fragment the outer packet, DF clear) or false (drop and answer ICMP, DF set)' }).default(false),
+  mss_clamp: z.boolean({ error: 'expected true or false' }).default(false),
+  mtu: mtuField.default(1500),
+});
+
+export const portSchema = z.discriminatedUnion('type', [tapPortSchema, systemPortSchema, grePortSchema], {
+  error: (iss) =>
+    iss.code === 'invalid_union' || iss.code === 'invalid_type' || iss.code === 'invalid_value'
+      ? 'expected a port with type tap, system or gre'
+      : undefined,
 });
 
 export const configSchema = z.strictObject({
@@ -89,6 +158,9 @@ export const configSchema = z.strictObject({
 
 export type Config = z.infer<typeof configSchema>;
 export type PortConfig = z.infer<typeof portSchema>;
+export type TapPortConfig = z.infer<typeof tapPortSchema>;
+export type SystemPortConfig = z.infer<typeof systemPortSchema>;
+export type GrePortConfig = z.infer<typeof grePortSchema>;
 
 function pathText(path: readonly PropertyKey[]): string {
   let s = '';
@@ -124,10 +196,24 @@ export function validateConfig(doc: unknown, source = 'config'): Config {
   const cfg = r.data;
   const names = new Map<string, number>();
   const devices = new Map<string, number>();
+  const tunnels = new Map<string, number>();
   cfg.ports.forEach((p, i) => {
     const prev = names.get(p.name);
     if (prev !== undefined) throw new ConfigError(`${source}: ports[${i}].name: duplicate port name "${p.name}" (also ports[${prev}])`);
     names.set(p.name, i);
+    if (p.type === 'gre') {
+      // Two tunnels to one remote must differ in key: a received packet names its tunnel by
+      // (outer source, key).
+      const id = `${p.remote_ip}/${p.key ?? 'none'}`;
+      const prevTun = tunnels.get(id);
+      if (prevTun !== undefined) throw new ConfigError(`${source}: ports[${i}].key: ports[${prevTun}] is already a GRE tunnel to ${p.remote_ip} with ${p.key === undefined ? 'no key' : `key ${p.key}`}`);
+      const flowTun = tunnels.get(`${p.remote_ip}/flow`);
+      if (flowTun !== undefined || (p.key === 'flow' && [...tunnels.keys()].some((k) => k.startsWith(`${p.remote_ip}/`)))) {
+        throw new ConfigError(`${source}: ports[${i}].key: a GRE tunnel with key "flow" takes every key from ${p.remote_ip}: it must be the only tunnel to that remote`);
+      }
+      tunnels.set(id, i);
+      return;
+    }
     const dev = p.device ?? p.name;
     const prevDev = devices.get(dev);
     if (prevDev !== undefined) throw new ConfigError(`${source}: ports[${i}].device: device "${dev}" is already used by ports[${prevDev}]`);

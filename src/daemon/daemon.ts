@@ -15,10 +15,12 @@
 import { PerformanceObserver } from 'node:perf_hooks';
 import { FrameBatch, HEADROOM, DEFAULT_SLOT_SIZE } from '../packet/batch.js';
 import { DROP_REASON_NAMES } from '../packet/drop.js';
-import { formatMac } from '../util/addr.js';
+import { formatMac, parseIpv4 } from '../util/addr.js';
 import { Switch } from '../datapath/switch.js';
 import type { Port, PortState } from '../io/port.js';
 import { TapPort, loopNow } from '../io/tap.js';
+import { SystemPort } from '../io/system.js';
+import { GrePort, GreRegistry } from '../io/gre.js';
 import { ManagementServer } from '../mgmt/server.js';
 import {
   ManagementError,
@@ -73,6 +75,9 @@ export class Daemon implements ManagementService {
   readonly flows: FlowService;
   private readonly batch: FrameBatch;
   private readonly records = new Map<string, PortRecord>();
+  private readonly greRegistry = new GreRegistry();
+  /** Active `limectl capture` sinks per port, with their snaplen. */
+  private readonly captures = new Map<Port, Map<(event: MgmtEvent) => void, number>>();
   private mgmt: ManagementServer | undefined;
   private tick: NodeJS.Timeout | undefined;
   private gcObserver: PerformanceObserver | undefined;
@@ -162,17 +167,55 @@ export class Daemon implements ManagementService {
 
   private openPort(pc: PortConfig): PortRecord {
     if (this.records.has(pc.name)) throw new ManagementError('ALREADY_EXISTS', `port ${pc.name} already exists`);
-    const device = pc.device ?? pc.name;
+    const device = pc.type === 'gre' ? undefined : (pc.device ?? pc.name);
     for (const r of this.records.values()) {
-      if (r.port.device === device) throw new ManagementError('ALREADY_EXISTS', `device ${device} is already used by port ${r.port.name}`);
+      if (device !== undefined && r.port.device === device) throw new ManagementError('ALREADY_EXISTS', `device ${device} is already used by port ${r.port.name}`);
+      const rc = r.config;
+      if (pc.type === 'gre' && rc.type === 'gre' && rc.remote_ip === pc.remote_ip && (rc.key === pc.key || rc.key === 'flow' || pc.key === 'flow')) {
+        throw new ManagementError('ALREADY_EXISTS', `port ${r.port.name} is already a GRE tunnel to ${pc.remote_ip} taking ${rc.key === 'flow' || pc.key === 'flow' ? 'every key' : `key ${String(pc.key ?? 'none')}`}`);
+      }
     }
     const number = this.switch.allocatePortNumber();
-    const port = TapPort.open({ name: pc.name, number, device, mtu: pc.mtu, ...(pc.mac !== undefined ? { mac: pc.mac } : {}) });
-    const rec: PortRecord = { port, config: pc, mac: port.mac };
+    let port: TapPort | SystemPort | GrePort;
+    let mac = '';
+    if (pc.type === 'tap') {
+      const tap = TapPort.open({ name: pc.name, number, device: device!, mtu: pc.mtu, ...(pc.mac !== undefined ? { mac: pc.mac } : {}) });
+      mac = tap.mac;
+      port = tap;
+    } else if (pc.type === 'system') {
+      const sys = SystemPort.open({ name: pc.name, number, device: device!, offloadsOff: pc.offloads === 'off' });
+      mac = sys.mac;
+      port = sys;
+      if (pc.offloads === 'off') {
+        const failed = Object.entries(sys.offloads).filter(([, r]) => r !== 'ok' && r !== 'EOPNOTSUPP');
+        if (failed.length > 0) this.log.warn({ port: pc.name, offloads: sys.offloads }, `port ${pc.name}: could not turn every offload off on ${sys.device}; partial checksums and GSO frames are still completed and segmented`);
+      }
+    } else {
+      port = GrePort.open({
+        name: pc.name,
+        number,
+        remoteIp: parseIpv4(pc.remote_ip),
+        ...(pc.local_ip !== undefined ? { localIp: parseIpv4(pc.local_ip) } : {}),
+        ...(pc.key !== undefined ? { key: pc.key } : {}),
+        csum: pc.csum,
+        seq: pc.seq,
+        ttl: pc.ttl,
+        tos: pc.tos,
+        pathMtu: pc.path_mtu,
+        fragment: pc.fragment,
+        mssClamp: pc.mss_clamp,
+        mtu: pc.mtu,
+        registry: this.greRegistry,
+      });
+    }
+    const rec: PortRecord = { port, config: pc, mac };
     this.records.set(pc.name, rec);
     this.switch.addPort(port);
     port.start(this.batch, this.onBatch, this.onStatus);
-    this.log.info({ port: pc.name, number, device: port.device, mtu: port.mtu, mac: rec.mac }, `port ${pc.name} added`);
+    this.log.info(
+      { port: pc.name, number, type: pc.type, device: port.device, mtu: port.mtu, ...(mac !== '' ? { mac } : {}), ...(port instanceof GrePort ? port.describe() : {}) },
+      `port ${pc.name} added`,
+    );
     return rec;
   }
 
@@ -180,6 +223,8 @@ export class Daemon implements ManagementService {
     const rec = this.records.get(name);
     if (rec === undefined) return;
     this.records.delete(name);
+    this.captures.delete(rec.port);
+    rec.port.capture = undefined;
     this.switch.removePort(rec.port.number);
     rec.port.close();
     this.log.info({ port: name }, `port ${name} removed`);
@@ -204,7 +249,18 @@ export class Daemon implements ManagementService {
       tx_packets: io.txPackets,
       tx_bytes: io.txBytes,
       drops,
+      options: this.portOptions(rec),
     };
+  }
+
+  private portOptions(rec: PortRecord): Record<string, string> {
+    const port = rec.port;
+    if (port instanceof GrePort) return port.describe();
+    if (port instanceof SystemPort) {
+      const off = Object.entries(port.offloads);
+      return { offloads: off.length === 0 ? 'kept' : off.map(([k, v]) => (v === 'ok' ? `${k} off` : `${k} ${v}`)).join(', ') };
+    }
+    return {};
   }
 
   // ManagementService ---------------------------------------------------------------
@@ -239,7 +295,9 @@ export class Daemon implements ManagementService {
   }
 
   async addPort(spec: PortSpec): Promise<PortInfo> {
-    const r = portSchema.safeParse(spec);
+    // Fields the request left unset arrive as undefined: the schema's defaults apply.
+    const given = Object.fromEntries(Object.entries(spec).filter(([, v]) => v !== undefined && v !== null));
+    const r = portSchema.safeParse(given);
     if (!r.success) {
       const issue = r.error.issues[0]!;
       throw new ManagementError('BAD_REQUEST', `${issue.path.join('.') || 'port'}: ${issue.message}`);
@@ -252,6 +310,40 @@ export class Daemon implements ManagementService {
       throw new ManagementError('FAILED', (err as Error).message);
     }
     return this.portInfo(rec);
+  }
+
+  capture(name: string, snaplen: number, sink: (event: MgmtEvent) => void): () => void {
+    const rec = this.records.get(name);
+    if (rec === undefined) throw new ManagementError('NOT_FOUND', `no port named ${name}`);
+    const port = rec.port;
+    let sinks = this.captures.get(port);
+    if (sinks === undefined) {
+      const set = new Map<(event: MgmtEvent) => void, number>();
+      sinks = set;
+      this.captures.set(port, set);
+      port.capture = (direction, slab, start, len, n) => {
+        const time = Date.now() / 1000;
+        for (let i = 0; i < n; i++) {
+          const at = start[i]!;
+          const size = len[i]!;
+          for (const [s, snap] of set) {
+            const data = Buffer.from(slab.subarray(at, at + Math.min(size, snap)));
+            s({ kind: 'frame', time, reason: '', dropped: 0, frame: { port: name, direction: direction === 0 ? 'rx' : 'tx', len: size, data } });
+          }
+        }
+      };
+    }
+    sinks.set(sink, snaplen);
+    this.log.info({ port: name, snaplen }, `capture on port ${name} started`);
+    return () => {
+      const set = this.captures.get(port);
+      if (set === undefined || !set.delete(sink)) return;
+      if (set.size === 0) {
+        this.captures.delete(port);
+        port.capture = undefined;
+      }
+      this.log.info({ port: name }, `capture on port ${name} stopped`);
+    };
   }
 
   async delPort(name: string): Promise<void> {

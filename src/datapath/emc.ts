@@ -112,7 +112,9 @@ export class ExactMatchCache {
     h ^= h >>> 13;
     h = Math.imul(h, 0xc2b2ae35);
     h ^= h >>> 16;
-    return h;
+    // 30 bits: a small integer, never boxed when passed to lookup()/insert() (the two slot
+    // indexes use at most 2 × 13 of them).
+    return h & 0x3fffffff;
   }
 
   /** Entry holding this key at `version`, or -1 (counted as a hit or a miss). */

@@ -42,6 +42,10 @@ import { HEADROOM, TxQueue, BATCH_MAX } from '../packet/batch.js';
 import { rd16, rd32, wr16, wr32 } from '../packet/bytes.js';
 import { DROP_REASON_COUNT, DropReason } from '../packet/drop.js';
 import { checksumUpdate16, checksumUpdate32 } from '../util/checksum.js';
+import type { Mac } from '../util/addr.js';
+import { ETH_HEADER_SIZE, ETH_TYPE_IPV4 } from '../packet/constants.js';
+import { isVlanTpid } from '../packet/vlan.js';
+import { buildFragNeeded, FRAG_NEEDED_MAX_SIZE } from '../tunnel/icmp.js';
 import type { TableView } from '../table/types.js';
 import type { MacTable } from './mac-table.js';
 import type { SwitchPort } from './switch.js';
@@ -73,7 +77,12 @@ export interface ExecutorOptions {
   packetInBurst?: number;
   /** Bytes of the output-copy slab. Default: 4 copies of a 2 KiB slot per batch frame. */
   copySlabSize?: number;
+  /** Source MAC of the ICMP "fragmentation needed" answers the tunnels send. */
+  icmpSourceMac?: Mac;
 }
+
+/** Default source MAC of the data path's own ICMP answers: locally administered "lime". */
+export const DEFAULT_ICMP_SOURCE_MAC: Mac = { hi: 0x026c, lo: 0x696d6500 };
 
 const OFF_ABSENT = 0xffff;
 const MAX_SIGNED_RULE = 0x7fffffff;
@@ -87,6 +96,16 @@ export class Executor {
   nPacketIns = 0;
   /** Frames copied for output-copy semantics. */
   nCopies = 0;
+  /** ICMP "fragmentation needed" answers sent for frames too big for a tunnel. */
+  nFragNeeded = 0;
+  /**
+   * Per output port: the largest inner frame its tunnel carries without fragmenting (0 =
+   * not a tunnel, or one that fragments), and the IPv4 source of its ICMP answers (0 = the
+   * too-big packet's own destination). The switch fills both when a port is added.
+   */
+  readonly tunnelMax: Uint32Array;
+  readonly tunnelIcmpSrc: Uint32Array;
+  private readonly icmpMac: Mac;
 
   private readonly ports: readonly (SwitchPort | undefined)[];
   private readonly drops: Float64Array;
@@ -98,7 +117,8 @@ export class Executor {
 
   // Per batch.
   private slab: Buffer = Buffer.alloc(0);
-  private now = 0;
+  /** The batch's time (ms), in an array so that a large value is never boxed (see MacTable.learnFrom). */
+  private readonly clock = new Float64Array(1);
   private inPort = 0;
   private dropBase = 0;
   private readonly copySlab: Buffer;
@@ -118,9 +138,12 @@ export class Executor {
   private tokens: number;
   private lastRefill = Number.NEGATIVE_INFINITY;
 
-  /** Tunnel id set by the last frame's program (for tunnel ports to come). */
-  tunnelHi = 0;
-  tunnelLo = 0;
+  /**
+   * The current frame's tun_id, [high word, low word]: the key it arrived with from a tunnel
+   * (the pipeline sets it before each run), then whatever set_tunnel sets. Outputs queue
+   * its low 32 bits with the frame: a `key: flow` GRE port sends that as the GRE key.
+   */
+  readonly tunnel = new Uint32Array(2); // [hi, lo]: typed, so a large key is never boxed
 
   constructor(
     ports: readonly (SwitchPort | undefined)[],
@@ -142,6 +165,9 @@ export class Executor {
     this.copySlab = Buffer.alloc(opts.copySlabSize ?? BATCH_MAX * 4 * 2048);
     this.dirty = new Int32Array(maxFrame.length);
     this.dirtyMark = new Uint8Array(maxFrame.length);
+    this.tunnelMax = new Uint32Array(maxFrame.length);
+    this.tunnelIcmpSrc = new Uint32Array(maxFrame.length);
+    this.icmpMac = opts.icmpSourceMac ?? DEFAULT_ICMP_SOURCE_MAC;
   }
 
   /** The ports NORMAL floods to (up) and ALL sends to (every port); the switch keeps them current. */
@@ -157,7 +183,7 @@ export class Executor {
   /** Starts a batch of frames in `slab` received on `inPort` at `now` (ms). */
   begin(slab: Buffer, now: number, inPort: number): void {
     this.slab = slab;
-    this.now = now;
+    this.clock[0] = now;
     this.inPort = inPort;
     this.dropBase = (inPort < this.maxFrame.length ? inPort : 0) * DROP_REASON_COUNT;
     this.copyPos = 0;
@@ -214,12 +240,12 @@ export class Executor {
             drops[dropBase + DropReason.SRC_MAC_MULTICAST]++;
           } else {
             if (!learned && this.ports[inPort] !== undefined) {
-              this.macTable.learn(srcHi, prog[q + 4]!, vlan, inPort, this.now);
+              this.macTable.learnFrom(prog, q + 3, vlan, inPort);
               learned = true;
             }
             const dstHi = prog[q + 5]!;
             let out = -1;
-            if ((dstHi & 0x100) === 0) out = this.macTable.lookup(dstHi, prog[q + 6]!, vlan, this.now);
+            if ((dstHi & 0x100) === 0) out = this.macTable.lookupFrom(prog, q + 5, vlan);
             if (out > 0) {
               if (out === inPort) drops[dropBase + DropReason.NO_OUTPUT]++;
               else this.output(out, off, size, copied);
@@ -268,8 +294,8 @@ export class Executor {
           q += 2;
           break;
         case OP.SET_TUNNEL:
-          this.tunnelHi = prog[q + 1]!;
-          this.tunnelLo = prog[q + 2]!;
+          this.tunnel[0] = prog[q + 1]!;
+          this.tunnel[1] = prog[q + 2]!;
           q += 3;
           break;
         case OP.SET_DL_SRC:
@@ -416,7 +442,7 @@ export class Executor {
     const bytes = this.creditBytes;
     for (let j = 0; j < this.nTouched; j++) {
       const id = touched[j]!;
-      table.credit(id, packets[id]!, bytes[id]!, this.now);
+      table.creditAt(id, packets[id]!, bytes[id]!, this.clock);
       packets[id] = 0;
       bytes[id] = 0;
     }
@@ -473,20 +499,64 @@ export class Executor {
       this.drops[this.dropBase + DropReason.TOO_LONG]++;
       return;
     }
-    if (copied) {
-      const q = this.copyTx[p]!;
-      if (q.count === q.start.length) this.flushCopies(port, q);
-      q.push(off, size);
-    } else {
-      const tx = port.tx;
-      // Queued bytes never change, so a full queue can go out early.
-      if (tx.count === tx.start.length) port.flush(this.slab);
-      tx.push(off, size);
+    const tmax = this.tunnelMax[p]!;
+    if (tmax !== 0 && size > tmax) {
+      this.tunnelTooBig(p, copied ? this.copySlab : this.slab, off, size, tmax);
+      return;
     }
+    // The queue's columns are written here rather than through TxQueue.push(): the tunnel
+    // key is a full 32-bit value, boxed when passed to a function that is not inlined.
+    let q: TxQueue;
+    if (copied) {
+      q = this.copyTx[p]!;
+      if (q.count === q.start.length) this.flushCopies(port, q);
+    } else {
+      q = port.tx;
+      // Queued bytes never change, so a full queue can go out early.
+      if (q.count === q.start.length) port.flush(this.slab);
+    }
+    const n = q.count;
+    q.start[n] = off;
+    q.len[n] = size;
+    q.tunKey[n] = this.tunnel[1]!;
+    q.count = n + 1;
     if (this.dirtyMark[p] === 0) {
       this.dirtyMark[p] = 1;
       this.dirty[this.nDirty++] = p;
     }
+  }
+
+  /**
+   * A frame too big for tunnel port p once encapsulated: counted on the tunnel
+   * (tunnel_path_mtu), and when it is IPv4 with DF set, answered like a router would with
+   * ICMP "fragmentation needed" announcing the inner IP MTU the tunnel carries, sent back
+   * out of the port the frame came in on.
+   */
+  private tunnelTooBig(p: number, buf: Buffer, off: number, size: number, tmax: number): void {
+    this.drops[p * DROP_REASON_COUNT + DropReason.TUNNEL_PATH_MTU]++;
+    const inPort = this.inPort;
+    if (this.ports[inPort] === undefined) return;
+    let ip = off + 12;
+    let tags = 0;
+    while (tags < 2 && ip + 4 <= off + size && isVlanTpid((buf[ip]! << 8) | buf[ip + 1]!)) {
+      ip += 4;
+      tags++;
+    }
+    if (ip + 2 + 20 > off + size || ((buf[ip]! << 8) | buf[ip + 1]!) !== ETH_TYPE_IPV4) return;
+    ip += 2;
+    if ((buf[ip + 6]! & 0x40) === 0) return; // DF clear: a router would fragment; lime drops
+    const at = this.copyPos + HEADROOM;
+    if (at + FRAG_NEEDED_MAX_SIZE > this.copySlab.length) {
+      this.drops[this.dropBase + DropReason.OUTPUT_COPY_EXHAUSTED]++;
+      return;
+    }
+    const src = this.tunnelIcmpSrc[p]! !== 0 ? this.tunnelIcmpSrc[p]! : ((buf[ip + 16]! << 24) | (buf[ip + 17]! << 16) | (buf[ip + 18]! << 8) | buf[ip + 19]!) >>> 0;
+    const mtu = tmax - ETH_HEADER_SIZE - 4 * tags;
+    const n = buildFragNeeded(this.copySlab, at, buf, off, size, mtu, src, this.icmpMac);
+    if (n === 0) return;
+    this.copyPos = (at + n + 7) & ~7;
+    this.nFragNeeded++;
+    this.output(inPort, at, n, true);
   }
 
   /** Outputs to every port of `list` except `except`; returns how many. */
@@ -513,6 +583,7 @@ export class Executor {
       while (n < cap && i < q.count) {
         tx.start[n] = q.start[i]!;
         tx.len[n] = q.len[i]!;
+        tx.tunKey[n] = q.tunKey[i]!;
         n++;
         i++;
       }
@@ -554,7 +625,7 @@ export class Executor {
       return;
     }
     // Token bucket, refilled from the batch clock.
-    const now = this.now;
+    const now = this.clock[0]!;
     if (now > this.lastRefill) {
       const t = this.tokens + ((now - this.lastRefill) * this.packetInRate) / 1000;
       this.tokens = t > this.packetInBurst ? this.packetInBurst : t;

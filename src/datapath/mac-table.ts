@@ -64,6 +64,8 @@ export class MacTable {
 
   /** Current time in ms, set by the owner (the switch stamps it once per batch). */
   readonly clock: Float64Array;
+  /** The `now` argument of learn()/lookup(), handed on in an array (see the note on numbers). */
+  private readonly argTime = new Float64Array(1);
 
   constructor(capacity = 8192, agingSeconds = 300, clock = new Float64Array(1)) {
     this.clock = clock;
@@ -91,19 +93,28 @@ export class MacTable {
     return this.nEntries;
   }
 
-  private hash(hi: number, lo: number, vlan: number): number {
-    let h = Math.imul(lo ^ (hi << 16) ^ vlan, 0x9e3779b1);
+  /*
+   * Numbers across calls. A MAC's low four bytes are a full 32-bit value and a time in ms
+   * passes 2^30 after 12.4 days of uptime; V8 keeps only 31-bit integers unboxed in tagged
+   * slots, so such a number passed to a function the optimiser did not inline becomes a
+   * heap number on every call — an allocation per frame. The internal functions therefore
+   * take the low word as two 16-bit halves (loHi, loLo) and the time from a Float64Array.
+   */
+
+  private hash(hi: number, loHi: number, loLo: number, vlan: number): number {
+    let h = Math.imul(((loHi << 16) | loLo) ^ (hi << 16) ^ vlan, 0x9e3779b1);
     h ^= h >>> 15;
     h = Math.imul(h ^ hi, 0x85ebca6b);
     h ^= h >>> 13;
     return h & this.indexMask;
   }
 
-  /** Position in `index` holding the slot for (hi, lo, vlan), or -1 if absent. */
-  private find(hi: number, lo: number, vlan: number): number {
+  /** Position in `index` holding the slot for (hi, loHi:loLo, vlan), or -1 if absent. */
+  private find(hi: number, loHi: number, loLo: number, vlan: number): number {
     const index = this.index;
     const mask = this.indexMask;
-    let pos = this.hash(hi, lo, vlan);
+    const lo = ((loHi << 16) | loLo) >>> 0;
+    let pos = this.hash(hi, loHi, loLo, vlan);
     for (;;) {
       const slot = index[pos]!;
       if (slot === EMPTY) return -1;
@@ -114,10 +125,26 @@ export class MacTable {
 
   /**
    * Record that (vlan, MAC hi:lo) was seen on `port` at `now`. Returns true when the MAC is
-   * new or moved to another port.
+   * new or moved to another port. (Management and tests; the data path uses learnFrom.)
    */
   learn(hi: number, lo: number, vlan: number, port: number, now = this.clock[0]!): boolean {
-    const pos = this.find(hi, lo, vlan);
+    this.argTime[0] = now;
+    return this.learnSplit(hi, lo >>> 16, lo & 0xffff, vlan, port, this.argTime);
+  }
+
+  /**
+   * learn() with the MAC read from words[at] (hi) and words[at + 1] (lo), as the data path
+   * holds it, at the shared clock's time (clock[0], which the switch sets from each batch's
+   * stamp): nothing but small integers and arrays crosses a call (see the note above).
+   */
+  learnFrom(words: Uint32Array, at: number, vlan: number, port: number): boolean {
+    const lo = words[at + 1]!;
+    return this.learnSplit(words[at]!, lo >>> 16, lo & 0xffff, vlan, port, this.clock);
+  }
+
+  private learnSplit(hi: number, loHi: number, loLo: number, vlan: number, port: number, time: Float64Array): boolean {
+    const now = time[0]!;
+    const pos = this.find(hi, loHi, loLo, vlan);
     if (pos >= 0) {
       const slot = this.index[pos]!;
       this.lastSeen[slot] = now;
@@ -138,12 +165,12 @@ export class MacTable {
     }
     const slot = this.free[--this.nFree]!;
     this.macHi[slot] = hi;
-    this.macLo[slot] = lo;
+    this.macLo[slot] = ((loHi << 16) | loLo) >>> 0;
     this.vlanOf[slot] = vlan;
     this.portOf[slot] = port;
     this.lastSeen[slot] = now;
     this.append(slot);
-    let p = this.hash(hi, lo, vlan);
+    let p = this.hash(hi, loHi, loLo, vlan);
     while (this.index[p] !== EMPTY) p = (p + 1) & this.indexMask;
     this.index[p] = slot;
     this.indexPos[slot] = p;
@@ -152,12 +179,23 @@ export class MacTable {
     return true;
   }
 
-  /** Port where (vlan, MAC) was last seen, or -1 if unknown or aged out. */
+  /** Port (vlan, MAC hi:lo) was learned on, or -1 if unknown or aged out. (Management and tests.) */
   lookup(hi: number, lo: number, vlan: number, now = this.clock[0]!): number {
-    const pos = this.find(hi, lo, vlan);
+    this.argTime[0] = now;
+    return this.lookupSplit(hi, lo >>> 16, lo & 0xffff, vlan, this.argTime);
+  }
+
+  /** lookup() with the MAC read from words[at] and words[at + 1], at the shared clock's time (see learnFrom). */
+  lookupFrom(words: Uint32Array, at: number, vlan: number): number {
+    const lo = words[at + 1]!;
+    return this.lookupSplit(words[at]!, lo >>> 16, lo & 0xffff, vlan, this.clock);
+  }
+
+  private lookupSplit(hi: number, loHi: number, loLo: number, vlan: number, time: Float64Array): number {
+    const pos = this.find(hi, loHi, loLo, vlan);
     if (pos < 0) return -1;
     const slot = this.index[pos]!;
-    if (now - this.lastSeen[slot]! > this.agingMs) return -1;
+    if (time[0]! - this.lastSeen[slot]! > this.agingMs) return -1;
     return this.portOf[slot]!;
   }
 
@@ -229,7 +267,8 @@ export class MacTable {
     for (;;) {
       const s = index[pos]!;
       if (s === EMPTY) break;
-      const home = this.hash(this.macHi[s]!, this.macLo[s]!, this.vlanOf[s]!);
+      const lo = this.macLo[s]!;
+      const home = this.hash(this.macHi[s]!, lo >>> 16, lo & 0xffff, this.vlanOf[s]!);
       // Move s into the hole if its home position is not cyclically within (hole, pos].
       const distHome = (pos - home) & mask;
       const distHole = (pos - hole) & mask;

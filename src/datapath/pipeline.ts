@@ -114,6 +114,9 @@ export class Pipeline {
     const exec = this.exec;
     const version = this.table.version;
     const progWords = emc.progWords;
+    const tunneled = batch.tunneled;
+    const tunKey = batch.tunKey;
+    const tunnel = exec.tunnel;
     let rxBytes = 0;
     exec.begin(slab, now, inPort);
     const reasonBase = inPort * DROP_REASON_COUNT;
@@ -128,6 +131,11 @@ export class Pipeline {
         drops[reasonBase + reason]++;
         continue;
       }
+      // A frame from a tunnel carries its key as tun_id (matchable, and what a `key: flow`
+      // tunnel sends it with unless set_tunnel changes it).
+      if (tunneled) key[k + K.TUN_ID] = tunKey[i]!;
+      tunnel[0] = key[k + K.TUN_ID_HI]!;
+      tunnel[1] = key[k + K.TUN_ID]!;
       const h = emc.hash(key, k);
       let e = emc.lookup(key, k, version, h);
       if (e < 0) {
@@ -167,6 +175,7 @@ export class Pipeline {
     this.xlate.translateActions(actions, b.key, 0);
     this.xlate.writeProgram(this.longProgram, 0);
     this.exec.begin(b.slab, now, inPort);
+    this.exec.tunnel.fill(0);
     this.exec.run(this.longProgram, 0, off, frame.length, b.key[K.L3_OFF]!, b.key[K.L4_OFF]!);
     this.exec.end();
   }

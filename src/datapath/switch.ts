@@ -23,6 +23,7 @@ import type { Action } from '../flow/types.js';
 import type { TableView } from '../table/types.js';
 import { FlowTable } from '../table/flow-table.js';
 import { MacTable } from './mac-table.js';
+import type { Mac } from '../util/addr.js';
 import type { PacketInHook } from './execute.js';
 import { Pipeline, type TraceResult } from './pipeline.js';
 
@@ -38,6 +39,15 @@ export interface SwitchPort {
   readonly tx: TxQueue;
   flush(slab: Buffer): number;
   ioCounters(): { txQueueFull: number; txPortDown: number; txError: number; rxTooLong: number };
+  /**
+   * A tunnel port that does not fragment: the largest inner frame it carries. Larger ones
+   * are dropped (tunnel_path_mtu) and IPv4 DF senders get ICMP "fragmentation needed".
+   */
+  readonly tunnelMaxFrame?: number;
+  /** IPv4 source of those ICMP answers (the tunnel's local address); absent = the packet's destination. */
+  readonly tunnelIcmpSource?: number;
+  /** Drops the port counted itself on receive (e.g. GRE decapsulation), by DropReason. */
+  readonly rxDrops?: Float64Array;
 }
 
 export const MAX_PORTS = 1024;
@@ -58,6 +68,8 @@ export interface SwitchOptions {
   emcEntries?: number;
   /** Bytes of the output-copy slab (see execute.ts). */
   copySlabSize?: number;
+  /** Source MAC of the ICMP answers tunnels send (see execute.ts). */
+  icmpSourceMac?: Mac;
 }
 
 export class Switch {
@@ -87,6 +99,7 @@ export class Switch {
       packetInBurst: opts.packetInBurst,
       emcEntries: opts.emcEntries,
       copySlabSize: opts.copySlabSize,
+      icmpSourceMac: opts.icmpSourceMac,
     });
   }
 
@@ -105,6 +118,8 @@ export class Switch {
     this.drops.fill(0, n * DROP_REASON_COUNT, (n + 1) * DROP_REASON_COUNT);
     // Payload up to the MTU, plus the Ethernet header and room for two VLAN tags.
     this.maxFrame[n] = port.mtu + 14 + 8;
+    this.pipeline.exec.tunnelMax[n] = port.tunnelMaxFrame ?? 0;
+    this.pipeline.exec.tunnelIcmpSrc[n] = port.tunnelIcmpSource ?? 0;
     this.refreshFloodList();
   }
 
@@ -144,7 +159,9 @@ export class Switch {
    * OFPP.CONTROLLER / OFPP.NONE). Management path.
    */
   packetOut(frame: Uint8Array, inPort: number, actions: Action[]): void {
-    this.pipeline.packetOut(frame, inPort, actions, this.now());
+    const now = this.now();
+    this.clock[0] = now; // NORMAL learns and looks up at the MAC table's clock
+    this.pipeline.packetOut(frame, inPort, actions, now);
   }
 
   /** ofproto/trace: the lookups a frame with this key makes and what it would undergo. */
@@ -181,6 +198,8 @@ export class Switch {
       out[DropReason.PORT_DOWN] += io.txPortDown;
       out[DropReason.TX_ERROR] += io.txError;
       out[DropReason.RX_TOO_LONG] += io.rxTooLong;
+      const rx = port.rxDrops;
+      if (rx !== undefined) for (let r = 1; r < DROP_REASON_COUNT && r < rx.length; r++) out[r] += rx[r]!;
     }
     return out;
   }

@@ -14,12 +14,15 @@ export const PACKAGE_ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..
 export const LIMED = join(PACKAGE_ROOT, 'dist', 'bin', 'limed.js');
 export const LIMECTL = join(PACKAGE_ROOT, 'dist', 'bin', 'limectl.js');
 
+/** A port entry of limed's configuration (see src/daemon/config.ts); `type` defaults to tap. */
 export interface LimedPortConfig {
   name: string;
-  type?: 'tap';
+  type?: 'tap' | 'system' | 'gre';
   mtu?: number;
   mac?: string;
   device?: string;
+  /** gre and system settings, as in the configuration (remote_ip, key, path_mtu, offloads …). */
+  [setting: string]: unknown;
 }
 
 export interface LimedOptions {
@@ -80,7 +83,8 @@ export class LimedProcess {
     child.stdout!.setEncoding('utf8').on('data', (d: string) => (this.stdout += d));
     child.stderr!.setEncoding('utf8').on('data', (d: string) => (this.stderr += d));
     this.exitPromise = new Promise((r) => child.once('exit', (code) => r(code)));
-    const devices = this.opts.ports.map((p) => p.device ?? p.name);
+    // limed creates the TAP devices; system ports attach existing ones, gre ports have none.
+    const devices = this.opts.ports.filter((p) => (p.type ?? 'tap') === 'tap').map((p) => p.device ?? p.name);
     let exited = false;
     void this.exitPromise.then(() => (exited = true));
     await waitFor(

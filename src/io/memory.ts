@@ -16,6 +16,8 @@ export class MemoryPort implements Port {
   state: PortState = 'up';
   /** Frames sent through this port (copies), when `record` is true. */
   readonly sent: Buffer[] = [];
+  /** The tunnel key queued with each recorded frame (its tun_id when output). */
+  readonly sentTunKeys: number[] = [];
   record: boolean;
   private batch: FrameBatch | undefined;
   private onBatch: ((port: Port) => void) | undefined;
@@ -48,8 +50,11 @@ export class MemoryPort implements Port {
     this.onStatus = onStatus;
   }
 
-  /** Deliver frames as one received batch (at most the batch's capacity). */
-  inject(frames: readonly Uint8Array[]): void {
+  /**
+   * Deliver frames as one received batch (at most the batch's capacity); with `tunKeys`,
+   * as a tunnel port does: each frame arrives with that key (its tun_id).
+   */
+  inject(frames: readonly Uint8Array[], tunKeys?: readonly number[]): void {
     const batch = this.batch;
     if (batch === undefined || this.onBatch === undefined) throw new Error(`port ${this.name} not started`);
     if (frames.length > batch.capacity) throw new RangeError(`at most ${batch.capacity} frames per batch`);
@@ -63,15 +68,21 @@ export class MemoryPort implements Port {
     }
     batch.count = frames.length;
     batch.inPort = this.number;
+    batch.tunneled = tunKeys !== undefined;
+    if (tunKeys !== undefined) for (let i = 0; i < frames.length; i++) batch.tunKey[i] = tunKeys[i] ?? 0;
     batch.time[0] = this.clock();
     this.onBatch(this);
   }
 
-  /** Deliver `count` frames already placed in the batch's slab (start/len and time set by the caller). */
-  injectInPlace(count: number): void {
+  /**
+   * Deliver `count` frames already placed in the batch's slab (start/len and time set by
+   * the caller); `tunneled`: with the tunnel keys already in batch.tunKey.
+   */
+  injectInPlace(count: number, tunneled = false): void {
     const batch = this.batch!;
     batch.count = count;
     batch.inPort = this.number;
+    batch.tunneled = tunneled;
     this.onBatch!(this);
   }
 
@@ -89,6 +100,7 @@ export class MemoryPort implements Port {
       if (this.record) {
         const off = tx.start[i]!;
         this.sent.push(Buffer.from(slab.subarray(off, off + size)));
+        this.sentTunKeys.push(tx.tunKey[i]!);
       }
     }
     this.counters.txPackets += n;

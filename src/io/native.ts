@@ -2,6 +2,16 @@
  * The one place that loads lime's native addon (native/, built by node-gyp into
  * native/build/Release/lime_tap.node).
  *
+ * One handle and one set of batched calls (`lime_tap_init`, `lime_tap_start`,
+ * `lime_tap_write_batch`, `lime_tap_close`) serve every kind of fd the addon opens: a TAP
+ * device (`lime_tap_open`), a raw IPv4 socket (`lime_raw_open_rx` / `lime_raw_open_tx`:
+ * one IPv4 packet per slot, header included) and an AF_PACKET socket on an existing
+ * interface (`lime_packet_open`: one Ethernet frame per slot). An AF_PACKET socket opened
+ * with `LIME_PACKET_F_VNET_HDR` is detected by `lime_tap_init` (counter `vnet_hdr` = 1):
+ * its drain completes offloaded checksums and cuts GSO super-frames into MTU-sized frames
+ * in C, and its writes get an all-zero virtio-net header, so JS still sees and sends plain
+ * frames through the same slab + start + len columns.
+ *
  * The addon is thin (STYLE.md principle 8): syscalls only, JS owns the memory. The
  * binding's names mirror the C names 1:1 (`lime_tap_open` in JS is `lime_tap_open` in
  * native/binding.c). Counters live in the handle Buffer that JS allocates
@@ -31,8 +41,25 @@ export interface LimeTapBinding {
   readonly offsetof_lime_tap_tx_error: number;
   readonly offsetof_lime_tap_last_errno: number;
   readonly offsetof_lime_tap_loop_time: number;
+  /** virtio-net handles: frames whose offloaded checksum (NEEDS_CSUM) the drain completed. */
+  readonly offsetof_lime_tap_rx_csum_completed: number;
+  /** virtio-net handles: GSO super-frames cut into frames (the frames count in rx_packets). */
+  readonly offsetof_lime_tap_rx_gso_segmented: number;
+  /**
+   * virtio-net handles: datagrams dropped because their offload request could not be
+   * honoured: a GSO type not segmented (UFO), headers that do not parse, checksum offsets
+   * outside the frame. (A super-frame whose segments would not fit a slot: rx_too_long.)
+   */
+  readonly offsetof_lime_tap_rx_gso_dropped: number;
+  /** 1 when lime_tap_init found PACKET_VNET_HDR on the fd (virtio-net handle), else 0. */
+  readonly offsetof_lime_tap_vnet_hdr: number;
   /** Reserved flag for virtio-net headers (not implemented: open rejects it with EINVAL). */
   readonly LIME_TAP_F_VNET_HDR: number;
+  /** `lime_packet_open` flag: PACKET_VNET_HDR (see lime_packet_open). */
+  readonly LIME_PACKET_F_VNET_HDR: number;
+  /** lime_tap_init_mode modes (the values of the constants of the same names below). */
+  readonly LIME_TAP_MODE_PLAIN: number;
+  readonly LIME_TAP_MODE_VNET: number;
 
   /**
    * Create or attach TAP `name` (IFF_TAP|IFF_NO_PI; '' = kernel picks `lime%d`; a `%d`
@@ -40,8 +67,19 @@ export interface LimeTapBinding {
    * Throws Error with `code` (errno name), `errno` (negative), `device`.
    */
   lime_tap_open(name: string, flags: number): { fd: number; name: string };
-  /** Bind a fresh zeroed handle (Buffer.alloc(sizeof_lime_tap)) to an open fd. */
+  /**
+   * Bind a fresh zeroed handle (Buffer.alloc(sizeof_lime_tap)) to an open fd: a TAP, a
+   * raw IPv4 socket or an AF_PACKET socket. The reader's mode is detected from the fd: an
+   * AF_PACKET socket with PACKET_VNET_HDR (opened with LIME_PACKET_F_VNET_HDR) makes it a
+   * virtio-net handle (`vnet_hdr` = 1), anything else a plain one.
+   */
   lime_tap_init(handle: Buffer, fd: number): void;
+  /**
+   * lime_tap_init with the mode stated (LIME_TAP_MODE_PLAIN or LIME_TAP_MODE_VNET);
+   * throws EINVAL (`EINVAL: cannot use fd 12 in virtio-net mode: it does not carry
+   * virtio-net headers (PACKET_VNET_HDR)`) when the fd disagrees.
+   */
+  lime_tap_init_mode(handle: Buffer, fd: number, mode: number): void;
   lime_tap_set_mtu(name: string, mtu: number): void;
   lime_tap_set_mac(name: string, mac: Buffer): void;
   lime_tap_get_mac(name: string): Buffer;
@@ -53,7 +91,16 @@ export interface LimeTapBinding {
   /**
    * Poll the fd; per wake-up, read up to `maxBatch` frames into `slab` at
    * `i * slotSize + headroom`, fill start[i]/len[i] and call `onBatch(n)` once per
-   * drain. `onBatch(-errno)` once when the device fails (polling has then stopped).
+   * drain. `onBatch(-errno)` once when the device fails (polling has then stopped; an
+   * AF_PACKET socket reports its interface going down or being deleted as -ENETDOWN, and
+   * may be started again once the interface is up).
+   *
+   * virtio-net handles: a frame with a pending checksum is completed in its slot
+   * (rx_csum_completed); a TCPv4/TCPv6/UDP (USO) super-frame is cut into frames of the
+   * sender's segment size, each in its own slot with its own IP length/id/checksum and
+   * TCP sequence number/flags/checksum or UDP length/checksum (rx_gso_segmented); when
+   * the batch fills in the middle of a super-frame, onBatch is called and the rest goes
+   * into a fresh batch. Other GSO types are dropped (rx_gso_dropped).
    */
   lime_tap_start(
     handle: Buffer,
@@ -70,9 +117,94 @@ export interface LimeTapBinding {
   lime_tap_stop(handle: Buffer): void;
   /** Stop polling and close the fd; idempotent. */
   lime_tap_close(handle: Buffer): void;
-  /** Write frames `start[i], len[i]` (i < n) of `slab`, one write(2) each; returns frames sent. Never throws per frame. */
+  /**
+   * Write frames `start[i], len[i]` (i < n) of `slab`, one write(2) each (a virtio-net
+   * handle: writev(2) behind an all-zero header); returns frames sent. Never throws per
+   * frame: EAGAIN/ENOBUFS count tx_queue_full; a device gone or down (EBADFD, EBADF, EIO,
+   * ENODEV, ENXIO, ENETDOWN) counts the rest of the batch tx_port_down and sets last_errno;
+   * anything else, EMSGSIZE (longer than the MTU) included, counts tx_error.
+   */
   lime_tap_write_batch(handle: Buffer, fd: number, slab: Buffer, start: Uint32Array, len: Uint32Array, n: number): number;
+
+  /**
+   * A raw IPv4 socket receiving IP protocol `proto` (1..255; lime: 47 = GRE), bound to
+   * `localIp` (IPv4 address as an unsigned 32-bit number in host order, e.g. 0x0a000001
+   * for 10.0.0.1; 0 = any) — only packets to that address are read. Non-blocking,
+   * close-on-exec, receive buffer raised to 4 MiB where allowed. Each read (each slot of
+   * a batch) is one IPv4 packet, IPv4 header included; fragments are reassembled by the
+   * kernel first. Returns the fd (use it with lime_tap_init / lime_tap_start).
+   * Throws Error with `code` (errno name), `errno` (negative), `device` (''):
+   * `EPERM: cannot open raw IPv4 socket (protocol 47): need CAP_NET_RAW`,
+   * `EADDRNOTAVAIL: cannot bind raw IPv4 socket (protocol 47) to 10.0.0.9: not an address of this host …`.
+   */
+  lime_raw_open_rx(proto: number, localIp: number): number;
+  /**
+   * A raw IPv4 socket for sending whole IPv4 packets (IPPROTO_RAW: the caller writes the
+   * IPv4 header; the kernel fills in the header checksum, and the source address and
+   * identification when they are 0), bound to `localIp` unless 0 and connected to
+   * `remoteIp` (host-order numbers as above), so lime_tap_write_batch on it sends each
+   * slot as one packet routed towards remoteIp. Send buffer raised to 4 MiB where
+   * allowed. Never receives: do not lime_tap_start it. A packet longer than the route's
+   * MTU is refused (EMSGSIZE) and counted as tx_error.
+   * Throws like lime_raw_open_rx (`… (IPPROTO_RAW) …`; ENETUNREACH when there is no
+   * route to remoteIp).
+   */
+  lime_raw_open_tx(remoteIp: number, localIp: number): number;
+  /**
+   * An AF_PACKET socket on the existing interface `ifname` (a NIC, a veth end: a "system"
+   * port), in this process's network namespace. Non-blocking, close-on-exec, buffers
+   * raised to 4 MiB where allowed; bound to the interface for every protocol (ETH_P_ALL);
+   * the interface is made promiscuous while the socket is open; PACKET_IGNORE_OUTGOING is
+   * set, so frames sent on the interface — the ones written through this socket included —
+   * are never read back. Each read is one Ethernet frame received on the interface, VLAN
+   * tags included (the kernel takes a received frame's outer tag out of the data before
+   * packet sockets see it, whatever the offloads; the reader gets it back through
+   * PACKET_AUXDATA and puts it back after the MAC addresses); each write transmits one
+   * frame, as it is, on the interface. Without virtio-net headers a frame longer than
+   * the slot (a GRO/LRO or TSO/GSO super-frame) is dropped as rx_too_long and a frame with
+   * an offloaded checksum is delivered with it unfinished: switch the interface's own
+   * offloads off (lime_if_set_offloads) and open with `LIME_PACKET_F_VNET_HDR`, which
+   * finishes what a peer (the other end of a veth) still sends unfinished. With that flag
+   * the fd carries virtio-net headers, which lime_tap_init detects (see lime_tap_start).
+   * Throws Error with `code`, `errno`, `device`: `ENODEV: cannot attach eth9: no such
+   * interface`, `EPERM: cannot attach eth1: need CAP_NET_RAW`, `EINVAL` for unknown flags.
+   */
+  lime_packet_open(ifname: string, flags: number): number;
+  /**
+   * Index, MTU, MAC, administrative state (`up`: IFF_UP) and carrier (`running`:
+   * IFF_RUNNING) of `ifname` in this network namespace. Throws `ENODEV: cannot read
+   * interface eth9: no such interface`.
+   */
+  lime_if_info(ifname: string): { ifindex: number; mtu: number; mac: Buffer; up: boolean; running: boolean };
+  /**
+   * Switch GRO, LRO, TSO, GSO, TX checksumming, RX and TX VLAN offload off (`off` true)
+   * or back on (false) on `ifname`, one legacy ethtool ioctl each. Each entry is "ok"
+   * (the offload is now as asked, including when it already was), an errno name
+   * ("EOPNOTSUPP": the device cannot change it, normal for some), or "unchanged" (the
+   * kernel accepted the request but a dependency keeps the offload as it was). Throws only
+   * for the whole call: `ENODEV: cannot set offloads of eth9: no such interface`,
+   * `EPERM: cannot set offloads of eth1: need CAP_NET_ADMIN`.
+   */
+  lime_if_set_offloads(ifname: string, off: boolean): LimeOffloadResult;
 }
+
+/** Result of lime_if_set_offloads: per offload, "ok", an errno name, or "unchanged". */
+export type LimeOffloadResult = {
+  gro: string;
+  lro: string;
+  tso: string;
+  gso: string;
+  txcsum: string;
+  rxvlan: string;
+  txvlan: string;
+};
+
+/** lime_packet_open flag: the socket carries virtio-net headers (PACKET_VNET_HDR). */
+export const LIME_PACKET_F_VNET_HDR = 0x1;
+/** lime_tap_init_mode: one frame (or IPv4 packet) per read/write: TAP, raw IPv4, plain AF_PACKET. */
+export const LIME_TAP_MODE_PLAIN = 0;
+/** lime_tap_init_mode: an AF_PACKET socket opened with LIME_PACKET_F_VNET_HDR. */
+export const LIME_TAP_MODE_VNET = 1;
 
 /** Indexes (in Float64 units) of the counters in a Float64Array over a handle. */
 export interface TapCounterIndex {
@@ -88,6 +220,12 @@ export interface TapCounterIndex {
   readonly lastErrno: number;
   /** uv_now() when the last batch was read (ms). */
   readonly loopTime: number;
+  /** virtio-net handles (see LimeTapBinding.offsetof_lime_tap_rx_csum_completed etc.). */
+  readonly rxCsumCompleted: number;
+  readonly rxGsoSegmented: number;
+  readonly rxGsoDropped: number;
+  /** 1 for a virtio-net handle, else 0. */
+  readonly vnetHdr: number;
 }
 
 const ADDON_PATH = join('native', 'build', 'Release', 'lime_tap.node');
@@ -115,7 +253,15 @@ export function loadNative(): LimeTapBinding {
     throw new Error(`lime native addon not built: ${file} is missing (run \`npm run build\` or \`node-gyp rebuild --directory native\`)`);
   }
   const require = createRequire(import.meta.url);
-  binding = require(file) as LimeTapBinding;
+  const loaded = require(file) as LimeTapBinding;
+  if (
+    loaded.LIME_PACKET_F_VNET_HDR !== LIME_PACKET_F_VNET_HDR ||
+    loaded.LIME_TAP_MODE_PLAIN !== LIME_TAP_MODE_PLAIN ||
+    loaded.LIME_TAP_MODE_VNET !== LIME_TAP_MODE_VNET
+  ) {
+    throw new Error(`lime native addon ${file} is out of date or does not match src/io/native.ts (rebuild it: \`npm run build\`)`);
+  }
+  binding = loaded;
   return binding;
 }
 
@@ -135,6 +281,10 @@ export function tapCounterIndex(): TapCounterIndex {
     txError: b.offsetof_lime_tap_tx_error / 8,
     lastErrno: b.offsetof_lime_tap_last_errno / 8,
     loopTime: b.offsetof_lime_tap_loop_time / 8,
+    rxCsumCompleted: b.offsetof_lime_tap_rx_csum_completed / 8,
+    rxGsoSegmented: b.offsetof_lime_tap_rx_gso_segmented / 8,
+    rxGsoDropped: b.offsetof_lime_tap_rx_gso_dropped / 8,
+    vnetHdr: b.offsetof_lime_tap_vnet_hdr / 8,
   });
   return counterIndex;
 }

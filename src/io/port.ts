@@ -10,11 +10,14 @@
  * that cannot be sent are counted in the port's drop counters, never thrown.
  * Status: a port whose device disappears or fails reports `down` through `onStatus`,
  * stops receiving, and drops (counted) what is queued to it.
+ * Tunnels: a tunnel port hands over decapsulated frames with `batch.tunneled` set and each
+ * frame's key in `batch.tunKey`; every other port clears `tunneled`. It sends each queued
+ * frame with the key queued beside it (`tx.tunKey`) when its key is per flow.
  */
 import type { FrameBatch, TxQueue } from '../packet/batch.js';
 
 export type PortState = 'up' | 'down';
-export type PortType = 'tap' | 'memory';
+export type PortType = 'tap' | 'system' | 'gre' | 'memory';
 
 /** Counters a port keeps itself (native send/receive results). */
 export interface PortIoCounters {
@@ -31,6 +34,13 @@ export interface PortIoCounters {
   rxTooLong: number;
 }
 
+/**
+ * Receives the frames a port handles, for `limectl capture`: direction 0 = received (after
+ * decapsulation, before any action changes them), 1 = sent (before encapsulation).
+ * Management path: it may copy and allocate; the port calls it only while it is set.
+ */
+export type CaptureHook = (direction: 0 | 1, slab: Buffer, start: Uint32Array, len: Uint32Array, n: number) => void;
+
 export interface Port {
   readonly name: string;
   /** Port number: stable for the port's life, chosen by the daemon. */
@@ -46,4 +56,15 @@ export interface Port {
   flush(slab: Buffer): number;
   ioCounters(): PortIoCounters;
   close(): void;
+  /**
+   * A tunnel port that does not fragment: the largest inner frame it carries. Larger ones
+   * are dropped (tunnel_path_mtu) and IPv4 DF senders get ICMP "fragmentation needed".
+   */
+  readonly tunnelMaxFrame?: number;
+  /** IPv4 source of those ICMP answers (the tunnel's local address); absent = the packet's destination. */
+  readonly tunnelIcmpSource?: number;
+  /** Drops the port counts itself on receive (e.g. GRE decapsulation), indexed by DropReason. */
+  readonly rxDrops?: Float64Array;
+  /** Set while `limectl capture` watches the port (see CaptureHook). */
+  capture?: CaptureHook | undefined;
 }

@@ -87,7 +87,7 @@ interface ConnectionState {
   id: number;
   staged: Staged | undefined;
   /** Set once the connection became a monitor stream. */
-  monitor: { requestId: number } | undefined;
+  monitor: { requestId: number; capture?: { port: string; snaplen: number } } | undefined;
 }
 
 /** A start-up problem with the management socket path. */
@@ -269,7 +269,9 @@ export class ManagementServer {
         for (const frame of frames) full = !socket.write(frame);
         if (full) await drained(socket);
         if (state.monitor !== undefined && unsubscribe === undefined && !socket.destroyed) {
-          unsubscribe = this.startMonitor(socket, state, close);
+          // replyTo() set state.monitor (TypeScript cannot see that through the call).
+          const stream = state.monitor as ConnectionState['monitor'];
+          unsubscribe = stream?.capture !== undefined ? this.startCapture(socket, state) : this.startMonitor(socket, state, close);
         }
       }
       serving = false;
@@ -339,6 +341,55 @@ export class ManagementServer {
       stopped = true;
       stop();
       this.log('info', 'monitor stopped', { connection: state.id });
+    };
+  }
+
+  /**
+   * Register the connection as a capture of one port: each frame becomes a `frame` event.
+   * Frames that would push the unread bytes past the bound are skipped and counted; the
+   * count goes out as a `dropped` event before the next frame that fits, so a slow reader
+   * loses frames (and knows how many), never the daemon's time or memory.
+   */
+  private startCapture(socket: net.Socket, state: ConnectionState): () => void {
+    const id = state.monitor!.requestId;
+    const { port, snaplen } = state.monitor!.capture!;
+    this.log('info', 'capture started', { connection: state.id, port });
+    let stopped = false;
+    let dropped = 0;
+    const write = (event: MgmtEvent): boolean => {
+      const frame = encodeFrame(encodeMgmtReply({ version: PROTOCOL_VERSION, id, body: 'event', event }));
+      if (socket.writableLength + frame.length > this.monitorQueueBytes) return false;
+      socket.write(frame);
+      return true;
+    };
+    const sink = (event: MgmtEvent): void => {
+      if (stopped || socket.destroyed) return;
+      try {
+        if (dropped > 0) {
+          if (!write({ kind: 'dropped', time: event.time, reason: '', dropped })) {
+            dropped++;
+            return;
+          }
+          dropped = 0;
+        }
+        if (!write(event)) dropped++;
+      } catch (err) {
+        this.log('warn', 'cannot encode captured frame', { connection: state.id, error: (err as Error).message });
+      }
+    };
+    let stop: () => void;
+    try {
+      stop = this.service.capture(port, snaplen, sink);
+    } catch (err) {
+      // The port went away between the reply and now: end the stream.
+      this.log('info', 'capture ended', { connection: state.id, port, reason: (err as Error).message });
+      socket.end();
+      return () => {};
+    }
+    return () => {
+      stopped = true;
+      stop();
+      this.log('info', 'capture stopped', { connection: state.id, port });
     };
   }
 
@@ -417,8 +468,10 @@ export class ManagementServer {
       case 'add_port': {
         const r = request.add_port;
         if (r.name === '') return errorBody('BAD_REQUEST', 'add-port: name is required');
-        if (r.type !== 'tap') return errorBody('BAD_REQUEST', `add-port: type '${r.type}' is not supported (supported: tap)`);
-        const spec: PortSpec = { name: r.name, type: 'tap' };
+        if (r.type !== 'tap' && r.type !== 'system') {
+          return errorBody('BAD_REQUEST', `add-port: type '${r.type}' is not supported at run time (supported: tap, system; gre tunnels come from the configuration)`);
+        }
+        const spec: PortSpec = { name: r.name, type: r.type };
         if (r.device !== undefined) spec.device = r.device;
         if (r.mtu !== undefined) spec.mtu = r.mtu;
         if (r.mac !== undefined) spec.mac = r.mac;
@@ -453,6 +506,14 @@ export class ManagementServer {
       case 'monitor':
         state.monitor = { requestId: request.id };
         return { body: 'ok', ok: {} };
+      case 'capture': {
+        const port = request.capture.port;
+        if (port === '') return errorBody('BAD_REQUEST', 'capture: a port name is required');
+        if (!this.service.show().ports.some((p) => p.name === port)) return errorBody('NOT_FOUND', `capture: no port named ${port}`);
+        const snaplen = request.capture.snaplen === 0 ? 65535 : Math.min(request.capture.snaplen, 65535);
+        state.monitor = { requestId: request.id, capture: { port, snaplen } };
+        return { body: 'ok', ok: {} };
+      }
       case undefined:
         return errorBody('BAD_REQUEST', 'request has no body this limed understands (limectl newer than limed?)');
     }

@@ -25,7 +25,7 @@ export type { DumpFlowsRequest, FlowDiffReply, FlowEntry, FlowModsReply, FlowMod
 
 export interface PortSpec {
   name: string;
-  type: 'tap';
+  type: 'tap' | 'system';
   /** OS device name; defaults to `name`. */
   device?: string;
   mtu?: number;
@@ -47,6 +47,8 @@ export interface PortInfo {
   tx_bytes: number;
   /** Drop reason name → count; only reasons with a non-zero count. */
   drops: Record<string, number>;
+  /** Type-specific settings (a gre port's remote_ip, key, path_mtu …); may be empty. */
+  options: Record<string, string>;
 }
 
 export interface ShowReply {
@@ -95,4 +97,11 @@ export interface ManagementService {
   packetOut(request: PacketOutRequest): void;
   /** Start delivering events to `sink`; returns the function that stops it. */
   monitor(sink: (event: MgmtEvent) => void): () => void;
+  /**
+   * Start delivering every frame port `port` receives and sends to `sink` (events of kind
+   * "frame", data truncated to `snaplen`); returns the function that stops it. Throws
+   * ManagementError NOT_FOUND for an unknown port. The port stops copying frames when the
+   * port is removed (the stream then simply goes quiet).
+   */
+  capture(port: string, snaplen: number, sink: (event: MgmtEvent) => void): () => void;
 }

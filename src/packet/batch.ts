@@ -39,6 +39,13 @@ export class FrameBatch {
   /** Port number the frames arrived on. */
   inPort = 0;
   /**
+   * Tunnel key (GRE key) each frame arrived with, valid when `tunneled` is true: a tunnel
+   * port fills it while decapsulating and the pipeline copies it into the key's tun_id.
+   * Every port sets `tunneled` when it hands over a batch.
+   */
+  readonly tunKey: Uint32Array;
+  tunneled = false;
+  /**
    * When the batch was read, in ms on the event loop's monotonic clock (a one-element
    * array so that stamping and reading the time allocates nothing).
    */
@@ -53,6 +60,7 @@ export class FrameBatch {
     this.len = new Uint32Array(capacity);
     this.key = new Uint32Array(capacity * KEY_WORDS);
     this.drop = new Uint8Array(capacity);
+    this.tunKey = new Uint32Array(capacity);
     for (let i = 0; i < capacity; i++) this.start[i] = i * slotSize + HEADROOM;
   }
 
@@ -70,15 +78,19 @@ export class FrameBatch {
 export class TxQueue {
   readonly start: Uint32Array;
   readonly len: Uint32Array;
+  /** Tunnel key of each queued frame (its tun_id when output): what a `key: flow` tunnel sends. */
+  readonly tunKey: Uint32Array;
   count = 0;
   constructor(capacity = BATCH_MAX) {
     this.start = new Uint32Array(capacity);
     this.len = new Uint32Array(capacity);
+    this.tunKey = new Uint32Array(capacity);
   }
-  push(start: number, len: number): void {
+  push(start: number, len: number, tunKey = 0): void {
     const n = this.count;
     this.start[n] = start;
     this.len[n] = len;
+    this.tunKey[n] = tunKey;
     this.count = n + 1;
   }
 }

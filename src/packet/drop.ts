@@ -47,9 +47,21 @@ export enum DropReason {
   PACKET_IN_RATE = 36, // packet-in over the configured rate (token bucket)
   NO_CONTROLLER = 37, // a CONTROLLER action with no packet-in consumer attached
   NO_LOCAL_PORT = 38, // output to LOCAL: the bridge has no local port
+  // Tunnels (tunnel/gre.ts, io/gre.ts). Outer-header problems extract() already names
+  // reuse the reasons above (IPV4_TRUNCATED … GRE_BAD_FLAGS, RUNT).
+  TUNNEL_IPV4_BAD_CHECKSUM = 39, // the outer IPv4 header checksum does not verify (RFC 791)
+  TUNNEL_NOT_GRE = 40, // the outer IPv4 packet is not GRE (protocol ≠ 47)
+  TUNNEL_FRAGMENT = 41, // an outer IPv4 fragment reached the tunnel (lime does not reassemble)
+  TUNNEL_UNKNOWN_REMOTE = 42, // the outer source is not a configured remote (spoofed or stray)
+  GRE_BAD_PROTO = 43, // GRE protocol type is not 0x6558 (Transparent Ethernet Bridging)
+  GRE_BAD_CHECKSUM = 44, // the C bit is set and the GRE checksum does not verify (RFC 2784 §2.5)
+  GRE_KEY_MISSING = 45, // the tunnel expects a key and the packet has none (RFC 2890 §2.1)
+  GRE_KEY_MISMATCH = 46, // the packet's key is not the tunnel's, or it has a key and the tunnel none
+  TUNNEL_PATH_MTU = 47, // the frame does not fit the tunnel's path MTU (ICMP "fragmentation needed" sent when IPv4 DF)
+  RX_OFFLOAD_UNSUPPORTED = 48, // a receive offload (GSO type) the port cannot segment
 }
 
-export const DROP_REASON_COUNT = 39;
+export const DROP_REASON_COUNT = 49;
 
 export const DROP_REASON_NAMES: readonly string[] = [
   'none',
@@ -91,4 +103,14 @@ export const DROP_REASON_NAMES: readonly string[] = [
   'packet_in_rate',
   'no_controller',
   'no_local_port',
+  'tunnel_ipv4_bad_checksum',
+  'tunnel_not_gre',
+  'tunnel_fragment',
+  'tunnel_unknown_remote',
+  'gre_bad_proto',
+  'gre_bad_checksum',
+  'gre_key_missing',
+  'gre_key_mismatch',
+  'tunnel_path_mtu',
+  'rx_offload_unsupported',
 ];

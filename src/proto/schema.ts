@@ -49,6 +49,8 @@ export interface PortInfo {
   tx_packets: number;
   tx_bytes: number;
   drops: Record<string, number>;
+  /** Type-specific settings (a gre port's remote_ip, key, path_mtu …); may be empty. */
+  options: Record<string, string>;
 }
 
 export interface MacTableInfo {
@@ -191,7 +193,19 @@ export interface PacketIn {
   match: string;
 }
 
-export type MgmtEventKind = 'added' | 'modified' | 'deleted' | 'flow_removed' | 'packet_in' | 'dropped';
+export type MgmtEventKind = 'added' | 'modified' | 'deleted' | 'flow_removed' | 'packet_in' | 'dropped' | 'frame';
+
+export interface CaptureRequest {
+  port: string;
+  snaplen: number;
+}
+
+export interface CapturedFrame {
+  port: string;
+  direction: string;
+  len: number;
+  data: Uint8Array;
+}
 
 /** A monitor event. Flow events carry `flow`; packet_in carries `packet_in`. */
 export interface MgmtEvent {
@@ -201,6 +215,7 @@ export interface MgmtEvent {
   reason: string;
   packet_in?: PacketIn;
   dropped: number;
+  frame?: CapturedFrame;
 }
 
 interface Envelope {
@@ -218,6 +233,7 @@ export type MgmtRequestBody =
   | { body: 'dump_flows'; dump_flows: DumpFlowsRequest }
   | { body: 'trace'; trace: TraceRequest }
   | { body: 'monitor'; monitor: Empty }
+  | { body: 'capture'; capture: CaptureRequest }
   | { body: 'packet_out'; packet_out: PacketOutRequest };
 
 export type MgmtReplyBody =

@@ -321,6 +321,13 @@ export class FlowTable implements TableView {
     if (now > this.lastUsed[id]!) this.lastUsed[id] = now;
   }
 
+  creditAt(id: number, nPackets: number, nBytes: number, clock: Float64Array): void {
+    this.nPackets[id] = this.nPackets[id]! + nPackets;
+    this.nBytes[id] = this.nBytes[id]! + nBytes;
+    const now = clock[0]!;
+    if (now > this.lastUsed[id]!) this.lastUsed[id] = now;
+  }
+
   // ---- queries ----------------------------------------------------------------------------
 
   counters(id: number, now: number = this.now()): FlowCounters | undefined {

@@ -40,4 +40,10 @@ export interface TableView {
   rule(id: number): Rule | undefined;
   /** Attribute `nPackets` packets and `nBytes` bytes to rule `id`, used at `now` (ms). Allocates nothing. */
   credit(id: number, nPackets: number, nBytes: number, now: number): void;
+  /**
+   * credit() with the time read from clock[0]: the data path's form. A time in ms is past
+   * 2^30 after 12.4 days of uptime, and such a number passed as an argument to a function
+   * that is not inlined is boxed into a heap number on every call; an array never is.
+   */
+  creditAt(id: number, nPackets: number, nBytes: number, clock: Float64Array): void;
 }

@@ -63,7 +63,6 @@ import {
 import { DropReason } from '../packet/drop.js';
 import { greHeaderSizeOf, greKeyOffset, greSeqOffset } from '../packet/gre.js';
 import { isVlanTpid } from '../packet/vlan.js';
-import { TunnelDropReason } from './reasons.js';
 
 /** What a tunnel port is configured with (edge input to buildGreTemplate). */
 export interface GreTemplateSpec {
@@ -102,7 +101,8 @@ export interface GreTemplate {
   /** True when the key is written per packet (spec key 'flow'). */
   readonly keyPerPacket: boolean;
   readonly tos: number;
-  /** Unfolded one's-complement sum of the IPv4 header with total length, id, TOS and checksum zero. */
+  readonly ttl: number;
+  /** Unfolded one's-complement sum of the IPv4 header with total length, id, TOS, TTL and checksum zero. */
   readonly ipSumBase: number;
   /** Next IPv4 identification (16 bits). */
   ipId: number;
@@ -134,8 +134,7 @@ export function buildGreTemplate(spec: GreTemplateSpec): GreTemplate {
   b[1] = 0; // TOS: added per packet
   // 2-3 total length, 4-5 id: per packet
   wr16(b, 6, spec.df === false ? 0 : IPV4_FLAG_DF);
-  b[8] = ttl;
-  b[9] = IPPROTO_GRE;
+  b[9] = IPPROTO_GRE; // 8 TTL: per packet (the template's, or inherited)
   // 10-11 checksum: per packet
   wr32(b, 12, spec.src);
   wr32(b, 16, spec.dst);
@@ -152,6 +151,7 @@ export function buildGreTemplate(spec: GreTemplateSpec): GreTemplate {
     csumOff: spec.csum === true ? GRE_OFF + GRE_BASE_HEADER_SIZE : -1,
     keyPerPacket: key === 'flow',
     tos,
+    ttl,
     ipSumBase: onesSum(b, 0, IPV4_MIN_HEADER_SIZE),
     ipId: 0,
   };
@@ -161,7 +161,8 @@ export function buildGreTemplate(spec: GreTemplateSpec): GreTemplate {
  * Writes tpl in front of the inner Ethernet frame buf[start … start+len) and returns the
  * new start (start - tpl.size); the outer packet is tpl.size + len bytes. `key` is used
  * when the template's key is per packet, `seq` when it has the S bit; `tos` ≥ 0 replaces
- * the template's TOS (e.g. innerIpTos(), for tos=inherit). The caller guarantees
+ * the template's TOS (e.g. innerIpTos(), for tos=inherit), `ttl` ≥ 1 its TTL (innerIpTtl(),
+ * for ttl=inherit). The caller guarantees
  * start ≥ tpl.size and tpl.size + len ≤ 65535 (the MTU check comes first: greFits).
  */
 export function greEncap(
@@ -172,6 +173,7 @@ export function greEncap(
   key: number,
   seq: number,
   tos = -1,
+  ttl = -1,
 ): number {
   const s = start - tpl.size;
   buf.set(tpl.bytes, s);
@@ -179,10 +181,12 @@ export function greEncap(
   const id = tpl.ipId;
   tpl.ipId = (id + 1) & 0xffff;
   const t = tos >= 0 ? tos & 0xff : tpl.tos;
+  const hops = ttl >= 1 ? ttl & 0xff : tpl.ttl;
   buf[s + 1] = t;
+  buf[s + 8] = hops;
   wr16(buf, s + 2, totalLen);
   wr16(buf, s + 4, id);
-  wr16(buf, s + 10, ~foldSum(tpl.ipSumBase + t + totalLen + id) & 0xffff);
+  wr16(buf, s + 10, ~foldSum(tpl.ipSumBase + t + (hops << 8) + totalLen + id) & 0xffff);
   if (tpl.keyPerPacket) wr32(buf, s + tpl.keyOff, key);
   if (tpl.seqOff >= 0) wr32(buf, s + tpl.seqOff, seq);
   if (tpl.csumOff >= 0) {
@@ -223,6 +227,21 @@ export function innerIpTos(buf: Uint8Array, start: number, len: number): number 
   return -1;
 }
 
+/**
+ * TTL (IPv4) or hop limit (IPv6) of the inner frame's IP header (after up to two VLAN
+ * tags), or -1 when it carries neither — for ttl=inherit.
+ */
+export function innerIpTtl(buf: Uint8Array, start: number, len: number): number {
+  let p = start + 12;
+  const end = start + len;
+  for (let i = 0; i < 2 && p + 4 <= end && isVlanTpid(rd16(buf, p)); i++) p += 4;
+  if (p + 2 + 9 > end) return -1;
+  const type = rd16(buf, p);
+  if (type === ETH_TYPE_IPV4 && buf[p + 2]! >>> 4 === 4) return buf[p + 2 + 8]!;
+  if (type === ETH_TYPE_IPV6 && buf[p + 2]! >>> 4 === 6) return buf[p + 2 + 7]!;
+  return -1;
+}
+
 /** What a tunnel accepts on receive. */
 export interface GreExpect {
   /** Required outer source address (the configured remote_ip); absent = any source. */
@@ -253,7 +272,7 @@ export class GreDecapResult {
 
 /**
  * Validates the outer IPv4 + GRE packet buf[start … start+len) and fills `out`; returns
- * DropReason.NONE or the reason (a DropReason or a TunnelDropReason) to drop it.
+ * DropReason.NONE or the reason (a DropReason) to drop it.
  */
 export function greDecap(
   buf: Uint8Array,
@@ -270,11 +289,11 @@ export function greDecap(
   if (ihl < IPV4_MIN_HEADER_SIZE || ihl > len) return DropReason.IPV4_BAD_IHL;
   const totalLen = rd16(buf, start + 2);
   if (totalLen < ihl || totalLen > len) return DropReason.IPV4_BAD_TOTAL_LEN;
-  if (internetChecksum(buf, start, ihl) !== 0) return TunnelDropReason.TUNNEL_IPV4_BAD_CHECKSUM;
+  if (internetChecksum(buf, start, ihl) !== 0) return DropReason.TUNNEL_IPV4_BAD_CHECKSUM;
   const src = rd32(buf, start + 12);
-  if (expect.remote !== undefined && src !== expect.remote) return TunnelDropReason.TUNNEL_UNKNOWN_REMOTE;
-  if (buf[start + 9] !== IPPROTO_GRE) return TunnelDropReason.TUNNEL_NOT_GRE;
-  if ((rd16(buf, start + 6) & (IPV4_FLAG_MF | IPV4_FRAG_OFFSET_MASK)) !== 0) return TunnelDropReason.TUNNEL_FRAGMENT;
+  if (expect.remote !== undefined && src !== expect.remote) return DropReason.TUNNEL_UNKNOWN_REMOTE;
+  if (buf[start + 9] !== IPPROTO_GRE) return DropReason.TUNNEL_NOT_GRE;
+  if ((rd16(buf, start + 6) & (IPV4_FLAG_MF | IPV4_FRAG_OFFSET_MASK)) !== 0) return DropReason.TUNNEL_FRAGMENT;
 
   const g = start + ihl;
   const greLen = totalLen - ihl;
@@ -284,16 +303,16 @@ export function greDecap(
   if ((flags & GRE_MUST_BE_ZERO) !== 0) return DropReason.GRE_BAD_FLAGS;
   const greSize = greHeaderSizeOf(flags);
   if (greSize > greLen) return DropReason.GRE_TRUNCATED;
-  if (rd16(buf, g + 2) !== ETH_TYPE_TEB) return TunnelDropReason.GRE_BAD_PROTO;
-  if ((flags & GRE_FLAG_C) !== 0 && internetChecksum(buf, g, greLen) !== 0) return TunnelDropReason.GRE_BAD_CHECKSUM;
+  if (rd16(buf, g + 2) !== ETH_TYPE_TEB) return DropReason.GRE_BAD_PROTO;
+  if ((flags & GRE_FLAG_C) !== 0 && internetChecksum(buf, g, greLen) !== 0) return DropReason.GRE_BAD_CHECKSUM;
   const hasKey = (flags & GRE_FLAG_K) !== 0;
   const key = hasKey ? rd32(buf, g + GRE_BASE_HEADER_SIZE + ((flags & GRE_FLAG_C) !== 0 ? GRE_OPTION_SIZE : 0)) : 0;
   const want = expect.key;
   if (want === undefined) {
-    if (hasKey) return TunnelDropReason.GRE_KEY_MISMATCH;
+    if (hasKey) return DropReason.GRE_KEY_MISMATCH;
   } else if (want !== 'any') {
-    if (!hasKey) return TunnelDropReason.GRE_KEY_MISSING;
-    if (key !== want) return TunnelDropReason.GRE_KEY_MISMATCH;
+    if (!hasKey) return DropReason.GRE_KEY_MISSING;
+    if (key !== want) return DropReason.GRE_KEY_MISMATCH;
   }
   const innerLen = greLen - greSize;
   if (innerLen < ETH_HEADER_SIZE) return DropReason.RUNT;

@@ -45,6 +45,7 @@ export function portInfo(name: string, number: number, extra: Partial<PortInfo> 
     tx_packets: 0,
     tx_bytes: 0,
     drops: {},
+    options: {},
     ...extra,
   };
 }
@@ -156,6 +157,28 @@ export class FakeManagementService implements ManagementService {
   monitor(sink: (event: MgmtEvent) => void): () => void {
     this.calls.push(['monitor']);
     return this.flows.monitor(sink);
+  }
+
+  /** Active captures: sink and snaplen per port name. */
+  readonly captures = new Map<string, { sink: (event: MgmtEvent) => void; snaplen: number }>();
+
+  capture(port: string, snaplen: number, sink: (event: MgmtEvent) => void): () => void {
+    this.calls.push(['capture', { port, snaplen }]);
+    if (!this.ports.some((p) => p.name === port)) throw new ManagementError('NOT_FOUND', `no port named ${port}`);
+    this.captures.set(port, { sink, snaplen });
+    return () => this.captures.delete(port);
+  }
+
+  /** As the data path would: one captured frame (data truncated to the capture's snaplen). */
+  emitFrame(port: string, direction: 'rx' | 'tx', frame: Uint8Array, time = 1_700_000_000.5): void {
+    const c = this.captures.get(port);
+    if (c === undefined) throw new Error(`no capture on ${port}`);
+    c.sink({ kind: 'frame', time, reason: '', dropped: 0, frame: { port, direction, len: frame.length, data: frame.subarray(0, c.snaplen) } });
+  }
+
+  /** As the server does for a slow reader: frames it had to skip. */
+  emitDropped(port: string, dropped: number): void {
+    this.captures.get(port)!.sink({ kind: 'dropped', time: 1_700_000_001, reason: '', dropped });
   }
 }
 

@@ -119,4 +119,8 @@ export class LinearTable implements TableView {
     this.nBytes[id]! += nBytes;
     this.lastUsed[id] = now;
   }
+
+  creditAt(id: number, nPackets: number, nBytes: number, clock: Float64Array): void {
+    this.credit(id, nPackets, nBytes, clock[0]!);
+  }
 }

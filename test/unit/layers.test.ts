@@ -19,7 +19,7 @@ const ALLOWED: Record<string, readonly string[]> = {
   table: ['util', 'packet', 'flow'],
   tunnel: ['util', 'packet'],
   datapath: ['util', 'packet', 'flow', 'table', 'tunnel'],
-  io: ['util', 'packet'],
+  io: ['util', 'packet', 'tunnel'],
   sync: ['util', 'proto', 'flow', 'table'],
   mgmt: ['util', 'proto', 'flow', 'table', 'sync'],
   daemon: ['util', 'proto', 'packet', 'flow', 'table', 'tunnel', 'datapath', 'io', 'sync', 'mgmt'],

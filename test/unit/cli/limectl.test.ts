@@ -94,6 +94,7 @@ describe('limectl show', () => {
         tx_packets: 10,
         tx_bytes: 840,
         drops: { runt: 3, too_long: 1 },
+        options: {},
       });
       expect(ports[1]!['drops']).toEqual({});
       expect(obj['mac_table']).toEqual({ size: 2, capacity: 8192, evictions: 7, aging_seconds: 300 });
@@ -179,7 +180,8 @@ describe('limectl usage errors (exit 2, one line, nothing sent)', () => {
     [['--mac', 'zz:00:00:00:00:01'], "invalid --mac 'zz:00:00:00:00:01'"],
     [['--mac', '01:00:5e:00:00:01'], "invalid --mac '01:00:5e:00:00:01': a port MAC must be unicast"],
     [['--mac', '00:00:00:00:00:00'], "invalid --mac '00:00:00:00:00:00'"],
-    [['--type', 'gre'], "invalid --type 'gre': only 'tap' is supported"],
+    [['--type', 'gre'], "invalid --type 'gre': 'tap' (a TAP device limed creates) or 'system' (an existing interface); gre tunnels come from the configuration"],
+    [['--type', 'system', '--mtu', '9000'], '--mtu and --mac apply to tap ports only: a system port keeps its interface\'s MTU and MAC'],
     [['--device', 'a-very-long-device-name'], "invalid --device 'a-very-long-device-name'"],
   ])('add-port %j', async (opts, message) => {
     const r = await ctl('add-port', 'vm5', ...opts);

@@ -21,6 +21,20 @@ describe('limed configuration', () => {
     expect(c.ports[1]).toMatchObject({ mtu: 9000, mac: '02:00:00:00:00:02', device: 'lime-vm2' });
   });
 
+  it('accepts gre and system ports, with their defaults', () => {
+    const c = parseConfig(
+      'site: a\nports:\n  - { name: to-b, type: gre, remote_ip: 192.0.2.2, key: 4242 }\n' +
+        '  - { name: to-c, type: gre, remote_ip: 192.0.2.3, local_ip: 192.0.2.1, key: flow, csum: true, seq: true, ttl: inherit, tos: inherit, path_mtu: 1400, fragment: true, mss_clamp: true }\n' +
+        '  - { name: to-d, type: gre, remote_ip: 192.0.2.4 }\n' +
+        '  - { name: to-b2, type: gre, remote_ip: 192.0.2.2, key: 4243 }\n' +
+        '  - { name: up, type: system, device: eth1 }\n',
+    );
+    expect(c.ports[0]).toEqual({ name: 'to-b', type: 'gre', remote_ip: '192.0.2.2', key: 4242, csum: false, seq: false, ttl: 64, tos: 0, path_mtu: 1500, fragment: false, mss_clamp: false, mtu: 1500 });
+    expect(c.ports[1]).toMatchObject({ local_ip: '192.0.2.1', key: 'flow', csum: true, seq: true, ttl: 'inherit', tos: 'inherit', path_mtu: 1400, fragment: true, mss_clamp: true });
+    expect(c.ports[2]).not.toHaveProperty('key');
+    expect(c.ports[4]).toEqual({ name: 'up', type: 'system', device: 'eth1', offloads: 'off' });
+  });
+
   it('accepts JSON', () => {
     const c = parseConfig('{"site": "b", "socket": "/tmp/x.sock", "ports": []}');
     expect(c.site).toBe('b');
@@ -34,7 +48,23 @@ describe('limed configuration', () => {
     ['site: a\nports:\n  - { name: vm1, type: tap, mtu: "big" }\n', 'limed.yaml: ports[0].mtu: expected an integer from 68 to 9000, got "big"'],
     ['site: a\nports:\n  - { name: vm1, type: tap, mac: "zz:00:00:00:00:01" }\n', 'limed.yaml: ports[0].mac: expected a MAC address like "02:00:00:00:00:01", got "zz:00:00:00:00:01"'],
     ['site: a\nports:\n  - { name: vm1, type: tap, mac: "01:00:00:00:00:01" }\n', 'limed.yaml: ports[0].mac: expected a unicast MAC address (first octet even), got "01:00:00:00:00:01"'],
-    ['site: a\nports:\n  - { name: vm1, type: gre }\n', 'limed.yaml: ports[0].type: expected "tap" (the only port type so far), got "gre"'],
+    ['site: a\nports:\n  - { name: vm1, type: vxlan }\n', 'limed.yaml: ports[0].type: expected a port with type tap, system or gre, got "vxlan"'],
+    ['site: a\nports:\n  - { name: t, type: gre }\n', 'limed.yaml: ports[0].remote_ip: expected an IPv4 address like "192.0.2.1", but it is missing'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.256 }\n', 'limed.yaml: ports[0].remote_ip: expected an IPv4 address like "192.0.2.1", got "10.0.0.256"'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: "fd00::1" }\n', 'limed.yaml: ports[0].remote_ip: expected an IPv4 address like "192.0.2.1", got "fd00::1"'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 224.0.0.1 }\n', 'limed.yaml: ports[0].remote_ip: expected a unicast IPv4 address (not 0.0.0.0, loopback, multicast or broadcast), got "224.0.0.1"'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, local_ip: 0.0.0.0 }\n', 'limed.yaml: ports[0].local_ip: expected a unicast IPv4 address (not 0.0.0.0, loopback, multicast or broadcast), got "0.0.0.0"'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, key: 4294967296 }\n', 'limed.yaml: ports[0].key: expected a key from 0 to 4294967295, or "flow" (the key is the packet\'s tun_id), got 4294967296'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, key: any }\n', 'limed.yaml: ports[0].key: expected a key from 0 to 4294967295, or "flow" (the key is the packet\'s tun_id), got "any"'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, ttl: 0 }\n', 'limed.yaml: ports[0].ttl: expected a TTL: an integer from 1 to 255, or "inherit", got 0'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, path_mtu: 100 }\n', 'limed.yaml: ports[0].path_mtu: expected an integer from 576 to 9000 (the underlay MTU toward remote_ip), got 100'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, fragment: yes please }\n', 'limed.yaml: ports[0].fragment: expected true (fragment the outer packet, DF clear) or false (drop and answer ICMP, DF set), got "yes please"'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, device: x }\n', 'limed.yaml: ports[0]: unknown field "device"'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, key: 1 }\n  - { name: u, type: gre, remote_ip: 10.0.0.2, key: 1 }\n', 'limed.yaml: ports[1].key: ports[0] is already a GRE tunnel to 10.0.0.2 with key 1'],
+    ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, key: 1 }\n  - { name: u, type: gre, remote_ip: 10.0.0.2, key: flow }\n', 'limed.yaml: ports[1].key: a GRE tunnel with key "flow" takes every key from 10.0.0.2: it must be the only tunnel to that remote'],
+    ['site: a\nports:\n  - { name: s, type: system, offloads: on }\n', 'limed.yaml: ports[0].offloads: expected off (turn the device\'s offloads off on attach) or keep, got "on"'],
+    ['site: a\nports:\n  - { name: s, type: system, mtu: 1500 }\n', 'limed.yaml: ports[0]: unknown field "mtu"'],
+    ['site: a\nports:\n  - { name: s, type: system, device: eth1 }\n  - { name: v, type: tap, device: eth1 }\n', 'limed.yaml: ports[1].device: device "eth1" is already used by ports[0]'],
     ['site: a\nports:\n  - { name: this-name-is-too-long, type: tap }\n', 'limed.yaml: ports[0].name: expected a device name of at most 15 characters (Linux IFNAMSIZ), got "this-name-is-too-long"'],
     ['site: a\nports:\n  - { name: vm1, type: tap, colour: red }\n', 'limed.yaml: ports[0]: unknown field "colour"'],
     ['site: a\nport: []\n', 'limed.yaml: unknown field "port"'],

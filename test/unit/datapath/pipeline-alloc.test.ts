@@ -9,6 +9,7 @@ import type { Action } from '../../../src/flow/types.js';
 import { K } from '../../../src/packet/key.js';
 import { exact, masked } from '../../helpers/linear-table.js';
 import { IP, MAC, ip4, rig, type Rig } from './pipeline-rig.js';
+import { parseMac } from '../../../src/util/addr.js';
 
 const out = (port: number): Action => ({ type: 'output', port });
 
@@ -98,5 +99,42 @@ describe('pipeline allocates nothing per frame', () => {
     expect(gcs).toBe(0);
     expect(emc.nMisses - missesBefore).toBe(64 * 18_000);
     expect(emc.nHits - hitsBefore).toBe(0);
+  });
+});
+
+describe('no number boxed per frame', () => {
+  // A 32-bit value of 2^30 or more is not a small integer in V8: passed to a function that
+  // is not inlined, or stored in a plain field, it becomes a heap number on every frame.
+  // Real MAC addresses (the low four bytes), GRE keys and a router's uptime in milliseconds
+  // (past 2^30 after 12.4 days) all get there; the fixed test MACs above do not.
+  it('NORMAL learning and forwarding with large MAC words, a large key and a clock past 2^30 ms', async () => {
+    const r = rig({ nPorts: 2 });
+    for (const p of r.ports) p.record = false;
+    r.clock.now = 2 ** 31 + 12_345; // ms: about 25 days of uptime
+    const a = parseMac('5a:3f:c1:d2:e3:f4');
+    const b = parseMac('6e:11:ff:ee:dd:cc');
+    expect(a.lo).toBeGreaterThan(2 ** 30);
+    expect(b.lo).toBeGreaterThan(2 ** 30);
+    r.inject(2, [ip4({ src: b, dst: MAC.bcast })]);
+    const frames = Array.from({ length: 64 }, () => ip4({ src: a, dst: b, ipSrc: 0xc0a80001, ipDst: 0xc0a80002 }));
+    const port = r.ports[0]!;
+    port.inject(frames, frames.map(() => 0xfedcba98));
+    const run = (n: number): void => {
+      for (let i = 0; i < n; i++) port.injectInPlace(64, true);
+    };
+    run(3000);
+    const gcs: PerformanceEntry[] = [];
+    const obs = new PerformanceObserver((list) => gcs.push(...list.getEntries()));
+    obs.observe({ entryTypes: ['gc'] });
+    const t0 = performance.now();
+    const heapBefore = process.memoryUsage().heapUsed;
+    run(16_000);
+    const heapAfter = process.memoryUsage().heapUsed;
+    const t1 = performance.now();
+    await new Promise((res) => setTimeout(res, 20));
+    obs.disconnect();
+    expect(r.sw.pipeline!.emc.nHits).toBeGreaterThan(64 * 18_000);
+    expect(heapAfter - heapBefore).toBeLessThan(1_000_000);
+    expect(gcs.filter((e) => e.startTime >= t0 && e.startTime <= t1)).toHaveLength(0);
   });
 });

@@ -29,6 +29,7 @@ const port: PortInfo = {
   tx_packets: 10,
   tx_bytes: 840,
   drops: { runt: 3, too_long: 1 },
+  options: { remote_ip: '192.0.2.2', key: '4242' },
 };
 
 const requests: MgmtRequest[] = [

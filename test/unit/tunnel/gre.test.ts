@@ -13,9 +13,9 @@ import {
   greFits,
   greInnerIpMtu,
   innerIpTos,
+  innerIpTtl,
   type GreTemplateSpec,
 } from '../../../src/tunnel/gre.js';
-import { TunnelDropReason } from '../../../src/tunnel/reasons.js';
 import { DropReason } from '../../../src/packet/drop.js';
 import { internetChecksum } from '../../../src/util/checksum.js';
 import { hex } from '../../fixtures/packet/frames.js';
@@ -31,10 +31,10 @@ function split(frame: Uint8Array, greSize: number): { outer: Uint8Array; inner: 
   return { outer, inner: outer.subarray(20 + greSize) };
 }
 
-function encapInto(tpl: ReturnType<typeof buildGreTemplate>, inner: Uint8Array, key = 0, seq = 0, tos = -1) {
+function encapInto(tpl: ReturnType<typeof buildGreTemplate>, inner: Uint8Array, key = 0, seq = 0, tos = -1, ttl = -1) {
   const buf = new Uint8Array(HEADROOM + inner.length + 16).fill(0xa5);
   buf.set(inner, HEADROOM);
-  const s = greEncap(buf, HEADROOM, inner.length, tpl, key, seq, tos);
+  const s = greEncap(buf, HEADROOM, inner.length, tpl, key, seq, tos, ttl);
   return { buf, s, size: HEADROOM + inner.length - s };
 }
 
@@ -81,6 +81,27 @@ describe('greEncap byte layout', () => {
     r = encapInto(tpl, inner, 0, 0, 0xb8);
     expect(r.buf[r.s + 1]).toBe(0xb8);
     expect(internetChecksum(r.buf, r.s, 20)).toBe(0);
+  });
+
+  it('TTL override (ttl=inherit): the byte and a checksum that verifies; innerIpTtl reads IPv4 TTL and IPv6 hop limit', () => {
+    const tpl = buildGreTemplate({ src: A, dst: B, key: 7, ttl: 200 });
+    let r = encapInto(tpl, fx.icmpEcho, 0, 0, -1, 3);
+    expect(r.buf[r.s + 8]).toBe(3);
+    expect(internetChecksum(r.buf, r.s, 20)).toBe(0);
+    r = encapInto(tpl, fx.icmpEcho);
+    expect(r.buf[r.s + 8]).toBe(200);
+    expect(internetChecksum(r.buf, r.s, 20)).toBe(0);
+    // fx.icmpEcho is IPv4: its TTL byte sits at 14 + 8.
+    expect(innerIpTtl(fx.icmpEcho, 0, fx.icmpEcho.length)).toBe(fx.icmpEcho[22]);
+    const v6 = Uint8Array.from(fx.icmpEcho);
+    v6[12] = 0x86;
+    v6[13] = 0xdd;
+    v6[14] = 0x60;
+    v6[21] = 17;
+    expect(innerIpTtl(v6, 0, v6.length)).toBe(17);
+    v6[12] = 0x08;
+    v6[13] = 0x06; // ARP: no IP header
+    expect(innerIpTtl(v6, 0, v6.length)).toBe(-1);
   });
 
   it('identification counts per packet and wraps at 16 bits', () => {
@@ -217,18 +238,18 @@ describe('greDecap drop reasons', () => {
     expect(decap(p, undefined, p.size - 1)).toBe(DropReason.IPV4_BAD_TOTAL_LEN);
   });
   it('bad outer header checksum → TUNNEL_IPV4_BAD_CHECKSUM', () => {
-    expect(decap(pkt((b, s) => (b[s + 10] ^= 1), { fixIp: false }))).toBe(TunnelDropReason.TUNNEL_IPV4_BAD_CHECKSUM);
+    expect(decap(pkt((b, s) => (b[s + 10] ^= 1), { fixIp: false }))).toBe(DropReason.TUNNEL_IPV4_BAD_CHECKSUM);
   });
   it('wrong remote (spoofed source) → TUNNEL_UNKNOWN_REMOTE', () => {
-    expect(decap(pkt((b, s) => (b[s + 15] = 9)))).toBe(TunnelDropReason.TUNNEL_UNKNOWN_REMOTE);
+    expect(decap(pkt((b, s) => (b[s + 15] = 9)))).toBe(DropReason.TUNNEL_UNKNOWN_REMOTE);
     expect(decap(pkt((b, s) => (b[s + 15] = 9)), { key: 7 })).toBe(DropReason.NONE);
   });
   it('IP protocol ≠ 47 → TUNNEL_NOT_GRE', () => {
-    expect(decap(pkt((b, s) => (b[s + 9] = 17)))).toBe(TunnelDropReason.TUNNEL_NOT_GRE);
+    expect(decap(pkt((b, s) => (b[s + 9] = 17)))).toBe(DropReason.TUNNEL_NOT_GRE);
   });
   it('IPv4 fragment (MF or offset) → TUNNEL_FRAGMENT', () => {
-    expect(decap(pkt((b, s) => (b[s + 6] = 0x20)))).toBe(TunnelDropReason.TUNNEL_FRAGMENT);
-    expect(decap(pkt((b, s) => (b[s + 7] = 0x01)))).toBe(TunnelDropReason.TUNNEL_FRAGMENT);
+    expect(decap(pkt((b, s) => (b[s + 6] = 0x20)))).toBe(DropReason.TUNNEL_FRAGMENT);
+    expect(decap(pkt((b, s) => (b[s + 7] = 0x01)))).toBe(DropReason.TUNNEL_FRAGMENT);
   });
   it('GRE shorter than 4 bytes or than its options → GRE_TRUNCATED', () => {
     const cut = (n: number) =>
@@ -247,19 +268,19 @@ describe('greDecap drop reasons', () => {
     expect(decap(pkt((b, s) => (b[s + 20] |= 0x08)))).toBe(DropReason.GRE_BAD_FLAGS);
   });
   it('protocol not 0x6558 → GRE_BAD_PROTO', () => {
-    expect(decap(pkt((b, s) => (b[s + 22] = 0x08)))).toBe(TunnelDropReason.GRE_BAD_PROTO);
+    expect(decap(pkt((b, s) => (b[s + 22] = 0x08)))).toBe(DropReason.GRE_BAD_PROTO);
   });
   it('bad GRE checksum → GRE_BAD_CHECKSUM (payload or header corrupted)', () => {
     expect(decap(pkt(() => {}, { csum: true }))).toBe(DropReason.NONE);
-    expect(decap(pkt((b, s) => (b[s + 40] ^= 0x10), { csum: true }))).toBe(TunnelDropReason.GRE_BAD_CHECKSUM);
-    expect(decap(pkt((b, s) => (b[s + 24] ^= 0x10), { csum: true }))).toBe(TunnelDropReason.GRE_BAD_CHECKSUM);
+    expect(decap(pkt((b, s) => (b[s + 40] ^= 0x10), { csum: true }))).toBe(DropReason.GRE_BAD_CHECKSUM);
+    expect(decap(pkt((b, s) => (b[s + 24] ^= 0x10), { csum: true }))).toBe(DropReason.GRE_BAD_CHECKSUM);
   });
   it('wrong key → GRE_KEY_MISMATCH; key where none expected → GRE_KEY_MISMATCH', () => {
-    expect(decap(pkt(() => {}, { key: 8 }))).toBe(TunnelDropReason.GRE_KEY_MISMATCH);
-    expect(decap(pkt(), { remote: A })).toBe(TunnelDropReason.GRE_KEY_MISMATCH);
+    expect(decap(pkt(() => {}, { key: 8 }))).toBe(DropReason.GRE_KEY_MISMATCH);
+    expect(decap(pkt(), { remote: A })).toBe(DropReason.GRE_KEY_MISMATCH);
   });
   it('missing key → GRE_KEY_MISSING; key "any" accepts none', () => {
-    expect(decap(pkt(() => {}, { key: null }))).toBe(TunnelDropReason.GRE_KEY_MISSING);
+    expect(decap(pkt(() => {}, { key: null }))).toBe(DropReason.GRE_KEY_MISSING);
     expect(decap(pkt(() => {}, { key: null }), { key: 'any' })).toBe(DropReason.NONE);
     expect(out.hasKey).toBe(false);
   });
