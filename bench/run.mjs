@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // lime benchmark harness: builds netns topologies and measures, side by side in one run,
 // a direct veth pair, the Linux bridge, a minimal C TAP forwarder, Open vSwitch's userspace
-// datapath and limed. See bench/README.md. Must run as root.
+// datapath and limed; then limed's flow table (issue 3), and site-to-site tunnels: limed GRE,
+// OVS GRE and OpenVPN (issue 4). See bench/README.md. Must run as root.
 import { spawnSync } from 'node:child_process';
 import { existsSync, mkdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
@@ -13,16 +14,19 @@ import { cpuSeconds, machineBusy } from './lib/proc.mjs';
 import { startServer, udp, tcp } from './lib/iperf.mjs';
 import { ping, pingFlood } from './lib/ping.mjs';
 import { scenarios as baseScenarios, ORDER as BASE_ORDER, limectlShow, waitForFile } from './lib/scenarios.mjs';
-import { aggregate, evaluateGoals, evaluateFlowGoals, renderMarkdown, metricDefs, FRAME_NOTE } from './lib/report.mjs';
+import { aggregate, evaluateGoals, evaluateFlowGoals, evaluateTunnelGoals, renderMarkdown, metricDefs, FRAME_NOTE } from './lib/report.mjs';
 import { flowScenarios, FLOW_ORDER, buildUdpgen, udpgen, hitRulePackets, portTx, parseClassifier } from './lib/flows.mjs';
 import { median } from './lib/stats.mjs';
 import { measureRttInterleaved } from './lib/rtt.mjs';
+import { tunnelScenarios, TUNNEL_ORDER } from './lib/tunnels.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // The issue-2 comparison (veth … limed, iperf3-driven), then the issue-3 flow-table
-// scenarios (limed-flow1, limed-flow100k, limed-newflows, udpgen-driven; bench/lib/flows.mjs).
-const scenarios = { ...baseScenarios, ...flowScenarios };
-const ORDER = [...BASE_ORDER, ...FLOW_ORDER];
+// scenarios (limed-flow1, limed-flow100k, limed-newflows, udpgen-driven; bench/lib/flows.mjs),
+// then the issue-4 tunnels between two sites (gre-limed, gre-ovs, openvpn, iperf3-driven;
+// bench/lib/tunnels.mjs).
+const scenarios = { ...baseScenarios, ...flowScenarios, ...tunnelScenarios };
+const ORDER = [...BASE_ORDER, ...FLOW_ORDER, ...TUNNEL_ORDER];
 
 const USAGE = `usage: node bench/run.mjs [SCENARIO...] [options]
 
@@ -33,6 +37,8 @@ Options:
   --cpu-rate N     paced rate in frames/s for the CPU-per-frame metric (default 200000)
   --flow-rate N    paced udpgen rate in frames/s for the flow scenarios' CPU-per-frame
                    metric (default 100000)
+  --tunnel-rate N  paced rate in frames/s for the tunnel scenarios' CPU-per-frame metric
+                   (default 50000: a rate limed, OVS and OpenVPN all sustain)
   --no-classifier  do not run bench/classifier.mjs after the flow scenarios
   --out DIR        write bench.json and bench.md to DIR
                    (default bench/results/<YYYY-MM-DD>/<HH-MM-SS>/)
@@ -42,7 +48,7 @@ Options:
 Runs as root. Progress goes to stderr; the markdown report is printed to stdout at the end.`;
 
 function parseArgs(argv) {
-  const o = { quick: false, rounds: null, cpuRate: 200_000, flowRate: 100_000, classifier: true, out: null, limedRoot: null, names: [] };
+  const o = { quick: false, rounds: null, cpuRate: 200_000, flowRate: 100_000, tunnelRate: 50_000, classifier: true, out: null, limedRoot: null, names: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -55,6 +61,7 @@ function parseArgs(argv) {
     else if (a.startsWith('--rounds')) { o.rounds = Number(val()); if (!Number.isInteger(o.rounds) || o.rounds < 1) usageError('--rounds must be a positive integer'); }
     else if (a.startsWith('--cpu-rate')) { o.cpuRate = Number(val()); if (!Number.isInteger(o.cpuRate) || o.cpuRate < 1000) usageError('--cpu-rate must be an integer ≥ 1000 (frames/s)'); }
     else if (a.startsWith('--flow-rate')) { o.flowRate = Number(val()); if (!Number.isInteger(o.flowRate) || o.flowRate < 1000) usageError('--flow-rate must be an integer ≥ 1000 (frames/s)'); }
+    else if (a.startsWith('--tunnel-rate')) { o.tunnelRate = Number(val()); if (!Number.isInteger(o.tunnelRate) || o.tunnelRate < 1000) usageError('--tunnel-rate must be an integer ≥ 1000 (frames/s)'); }
     else if (a === '--no-classifier') o.classifier = false;
     else if (a.startsWith('--out')) o.out = resolve(val());
     else if (a.startsWith('--limed-root')) o.limedRoot = resolve(val());
@@ -81,6 +88,8 @@ Object.assign(profile, opts.quick
   ? { flowLadderSec: 1, flowLadderStart: 100_000, flowLadderStep: 100_000, flowRefine: 1, flowCpuSec: 2, classifierMillions: 0.5 }
   : { flowLadderSec: 3, flowLadderStart: 50_000, flowLadderStep: 50_000, flowRefine: 2, flowCpuSec: 5, classifierMillions: 2 });
 profile.flowRate = opts.flowRate;
+// Tunnel scenarios (iperf3, like the base ones): their own fixed rate for CPU per frame.
+profile.tunnelCpuRate = opts.tunnelRate;
 profile.cpus = os.cpus().length;
 
 // ---------------------------------------------------------------------------------------
@@ -124,6 +133,7 @@ function environment() {
     git_dirty: dirty,
     ovs: firstLine('ovs-vswitchd', ['--version']),
     iperf3: firstLine('iperf3', ['--version']),
+    openvpn: opts.names.includes('openvpn') ? firstLine('openvpn', ['--version']) : undefined,
     ping: firstLine('ping', ['-V']),
     hostname: os.hostname(),
     clk_tck: Number(firstLine('getconf', ['CLK_TCK'])),
@@ -199,7 +209,12 @@ async function measureScenario(name, round, ctx) {
   try {
     log(`round ${round}/${profile.rounds} ${name}: setting up (${sc.title})`);
     const info = await sc.setup(ctx);
-    sample.forwarder = info.pid ? { pid: info.pid, comm: info.comm } : null;
+    // The forwarder(s) whose CPU time counts: one process, or several summed (`pids`: the
+    // two sites' daemons of a tunnel scenario).
+    const pids = info.pids ?? (info.pid ? [info.pid] : []);
+    sample.forwarder = pids.length ? { pid: pids[0], pids, comm: info.comm } : null;
+    if (info.check) sample.check = info.check;
+    const cpuNow = () => pids.map((p) => cpuSeconds(p));
     server = await startServer(H2, IP2);
     const restartServer = async () => { stopSync(server); server = await startServer(H2, IP2); };
     ctx.udpRetry = async (rate, seconds) => {
@@ -239,21 +254,25 @@ async function measureScenario(name, round, ctx) {
       }
       sample.tcp = t;
       sample.metrics.tcp_gbps = t.gbps;
+      if (sc.tunnel) sample.metrics.tcp_retransmits = t.retransmits;
       log(`  tcp: ${t.gbps.toFixed(2)} Gbit/s (${t.retransmits} retransmits)`);
     });
 
     await metric('cpu', async () => {
-      const rate = profile.cpuRate;
-      const c0 = info.pid ? cpuSeconds(info.pid) : null;
+      const rate = sc.tunnel ? profile.tunnelCpuRate : profile.cpuRate;
+      const c0 = cpuNow();
       const r = await ctx.udpRetry(rate, profile.cpuSec);
-      const c1 = info.pid ? cpuSeconds(info.pid) : null;
-      sample.cpu = { ...r, cpu_s: info.pid ? c1 - c0 : null };
-      if (info.pid) {
-        sample.metrics.cpu_us_per_frame = ((c1 - c0) * 1e6) / r.received;
-        sample.metrics.cpu_share = (c1 - c0) / r.seconds;
+      const c1 = cpuNow();
+      const perPid = pids.map((p, i) => c1[i] - c0[i]);
+      const cpuS = perPid.reduce((a, b) => a + b, 0);
+      sample.cpu = { ...r, rate, cpu_s: pids.length ? cpuS : null, ...(pids.length > 1 ? { cpu_s_by_pid: Object.fromEntries(pids.map((p, i) => [p, perPid[i]])) } : {}) };
+      if (pids.length) {
+        sample.metrics.cpu_us_per_frame = (cpuS * 1e6) / r.received;
+        sample.metrics.cpu_share = cpuS / r.seconds;
+        if (sc.tunnel) sample.metrics.cpu_loss_pct = r.loss_pct;
       }
       log(`  cpu @${k(rate)}/s: delivered ${r.received} frames (loss ${r.loss_pct.toFixed(2)} %)` +
-        (info.pid ? `, forwarder ${(c1 - c0).toFixed(2)} s CPU → ${sample.metrics.cpu_us_per_frame.toFixed(3)} µs/frame` : ', forwarder CPU n/a (kernel)'));
+        (pids.length ? `, forwarder${pids.length > 1 ? `s (${pids.length}, ${perPid.map((x) => x.toFixed(2)).join(' + ')} s)` : ''} ${cpuS.toFixed(2)} s CPU → ${sample.metrics.cpu_us_per_frame.toFixed(3)} µs/frame` : ', forwarder CPU n/a (kernel)'));
     });
 
     await metric('blast', async () => {
@@ -465,11 +484,13 @@ async function main() {
     const agg = aggregate(results, opts.names);
     const goals = evaluateGoals(agg, results);
     const flowGoals = opts.names.some((n) => FLOW_ORDER.includes(n)) ? evaluateFlowGoals(agg, results) : [];
+    const tunnelGoals = opts.names.some((n) => TUNNEL_ORDER.includes(n)) ? evaluateTunnelGoals(agg, results) : [];
     results.summary = agg;
     results.goals = goals;
     if (flowGoals.length) results.flow_goals = flowGoals;
+    if (tunnelGoals.length) results.tunnel_goals = tunnelGoals;
     writeFileSync(join(outDir, 'bench.json'), JSON.stringify(results, null, 1) + '\n');
-    const md = renderMarkdown({ results, agg, scenarioNames: opts.names, profile, goals, flowGoals });
+    const md = renderMarkdown({ results, agg, scenarioNames: opts.names, profile, goals, flowGoals, tunnelGoals });
     writeFileSync(join(outDir, 'bench.md'), (partial ? '> **Partial results: the run did not finish.**\n\n' : '') + md);
     return md;
   };

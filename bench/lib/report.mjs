@@ -1,8 +1,12 @@
 // Aggregation of per-round samples and the markdown report.
 import { summary } from './stats.mjs';
 import { FLOW_ORDER, MASKS, HIT_FLOW } from './flows.mjs';
+import { TUNNEL_ORDER, GRE_KEY, WAN_MTU } from './tunnels.mjs';
 
 const isFlow = (n) => FLOW_ORDER.includes(n);
+const isTunnel = (n) => TUNNEL_ORDER.includes(n);
+/** The issue-2 scenarios (veth … limed): the Summary / Per metric tables and issue 2's goals. */
+const isBase = (n) => !isFlow(n) && !isTunnel(n);
 
 export const FRAME_NOTE = 'iperf3 `-l 64` sets a 64-byte UDP payload: each frame is 64 + 8 (UDP) + 20 (IPv4) + 14 (Ethernet) = 106 bytes on the TAP/veth (110 B with FCS on a real wire).';
 
@@ -43,16 +47,16 @@ export function aggregate(results, scenarioNames) {
 
 const fmt = (v, d) => (v == null || !Number.isFinite(v) ? 'n/a' : v.toFixed(d));
 
-export function renderMarkdown({ results, agg, scenarioNames, profile, goals, flowGoals }) {
+export function renderMarkdown({ results, agg, scenarioNames, profile, goals, flowGoals, tunnelGoals }) {
   const L = [];
   const env = results.environment;
   L.push(`# lime bench — ${results.started_at}`);
   L.push('');
   L.push(`Mode: ${profile.quick ? '--quick' : 'default'}; rounds: ${profile.rounds} (scenarios interleaved round-robin); scenarios: ${scenarioNames.join(', ')}.`);
-  L.push(`Machine: ${env.cpu_model} × ${env.cpus} CPUs, kernel ${env.kernel}, Node ${env.node}, ${env.ovs ?? 'OVS n/a'}, ${env.iperf3}. Commit ${env.git_commit}${env.git_dirty ? ' (+ uncommitted changes)' : ''}.`);
+  L.push(`Machine: ${env.cpu_model} × ${env.cpus} CPUs, kernel ${env.kernel}, Node ${env.node}, ${env.ovs ?? 'OVS n/a'}, ${env.iperf3}${env.openvpn ? `, ${env.openvpn.replace(/ \[.*$/, '')}` : ''}. Commit ${env.git_commit}${env.git_dirty ? ' (+ uncommitted changes)' : ''}.`);
   L.push('');
   L.push(`Frame size: ${FRAME_NOTE}`);
-  L.push(scenarioNames.some((n) => !isFlow(n))
+  L.push(scenarioNames.some(isBase)
     ? `Values are the median over rounds, with min–max; "× tapfwd" is median ÷ the C TAP forwarder's median. Runtime: ${Math.round(results.runtime_s)} s.`
     : `Values are the median over rounds, with min–max. Runtime: ${Math.round(results.runtime_s)} s.`);
   L.push('');
@@ -76,9 +80,9 @@ export function renderMarkdown({ results, agg, scenarioNames, profile, goals, fl
   }
 
   const defs = metricDefs(profile);
-  // The flow-table scenarios (udpgen-driven) have their own section below.
-  const shown = scenarioNames.filter((n) => agg[n]?.rounds_ok && !isFlow(n));
-  const baseSelected = scenarioNames.some((n) => !isFlow(n));
+  // The flow-table scenarios (udpgen-driven) and the tunnels have their own sections below.
+  const shown = scenarioNames.filter((n) => agg[n]?.rounds_ok && isBase(n));
+  const baseSelected = scenarioNames.some(isBase);
   if (baseSelected) {
   // Summary table
   L.push('## Summary (medians)');
@@ -176,6 +180,7 @@ export function renderMarkdown({ results, agg, scenarioNames, profile, goals, fl
   } // baseSelected
 
   if (scenarioNames.some(isFlow)) renderFlows(L, { results, agg, scenarioNames, profile });
+  if (scenarioNames.some(isTunnel)) renderTunnels(L, { results, agg, scenarioNames, profile });
 
   if (baseSelected) {
     L.push('## Goals (issue 2, "Performance")');
@@ -189,9 +194,16 @@ export function renderMarkdown({ results, agg, scenarioNames, profile, goals, fl
     for (const g of flowGoals) L.push(`- ${badge(g)} — ${g.goal}: ${g.detail}`);
     L.push('');
   }
+  if (tunnelGoals?.length) {
+    L.push('## Goals (issue 4, "Performance": tunnels site to site)');
+    L.push('');
+    for (const g of tunnelGoals) L.push(`- ${badge(g)} — ${g.goal}: ${g.detail}`);
+    L.push('');
+  }
   L.push('## Caveats');
   L.push('');
   if (scenarioNames.some(isFlow)) L.push('- Flow scenarios: udpgen (raw socket, paced) and limed share the 2 CPUs with h2\'s kernel; "sender-limited" ladder steps mean udpgen could not offer the nominal rate, so the capacity figure is a lower bound. Their figures are comparable with each other, not with the iperf3-driven scenarios above.');
+  if (scenarioNames.some(isTunnel)) L.push('- Tunnels: both sites\' daemons, both hosts\' iperf3 and the kernel share the 2 CPUs; each frame crosses two user-space daemons (site A encapsulates, site B decapsulates), so CPU per frame is the sum of both processes. TCP runs with the hosts\' TX checksum offload off (hence no TSO): 1448-byte segments, one per frame through every tunnel.');
   if (baseSelected) {
     L.push(`- ${profile.cpus ?? results.environment.cpus} CPUs shared by sender, forwarder and receiver: unpaced blasts let iperf3 steal the forwarder's CPU; the paced ladder and CPU/frame are the figures to compare.`);
     L.push('- Latency through any user-space forwarder here is dominated by waking a sleeping vCPU (tens of µs): compare ratios, not absolute values.');

@@ -20,19 +20,36 @@ Configuration (YAML; JSON is accepted):
   packet_in:                     packet-ins (CONTROLLER actions) to limectl monitor, per daemon
     rate: 1000                   per second (token bucket); the excess is dropped and counted
     burst: 100                   bucket depth
-  ports:                         TAP devices limed creates and switches between
+  ports:                         the ports limed switches between
     - name: vm1                  port name (also the device name unless "device" is set)
-      type: tap
+      type: tap                  a TAP device limed creates
       mtu: 1500                  68..9000
       mac: "02:00:00:00:00:01"   optional; the kernel picks one otherwise
       device: lime-vm1           optional OS device name (at most 15 characters)
+    - name: uplink
+      type: system               an interface that already exists (AF_PACKET)
+      device: eth1               default: the port name
+      offloads: off              off (default: GRO/TSO/... off on attach) | keep
+    - name: to-b
+      type: gre                  Ethernet over GRE over IPv4 to the peer site
+      remote_ip: 192.0.2.2       required
+      local_ip: 192.0.2.1        optional outer source / bound address
+      key: 4242                  0..4294967295 | flow (the frame's tun_id); absent: no key
+      csum: false                GRE checksum (C bit)     seq: false   sequence numbers
+      ttl: 64                    1..255 | inherit         tos: 0       0..255 | inherit
+      path_mtu: 1500             underlay MTU toward remote_ip (576..9000)
+      fragment: false            MTU policy: false = DF set, drop what does not fit and
+                                 answer IPv4 DF senders with ICMP fragmentation-needed;
+                                 true = fragment the outer packet (DF clear)
+      mss_clamp: false           clamp the TCP MSS of SYNs entering the tunnel
 
 Forwarding: by an OpenFlow-like flow table (limectl add-flow, dump-flows, ...; ovs-ofctl
 syntax). The default table-miss rule priority=0,actions=NORMAL makes limed a VLAN-aware
 MAC-learning switch until flows say otherwise: frames go to the port where their
 destination MAC was learned, or are flooded to every other port.
 
-Running: as root, or with CAP_NET_ADMIN (to create TAP devices). limed runs in the
+Running: as root, or with CAP_NET_ADMIN (TAP devices, offloads) and CAP_NET_RAW
+(AF_PACKET and raw IPv4 sockets for system and gre ports). limed runs in the
 foreground and logs JSON lines to stdout (human-readable on a terminal). SIGTERM or SIGINT
 stops it cleanly: its TAP devices and the management socket are removed.
 
@@ -45,7 +62,7 @@ Example:
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('limed')
-    .description('lime data-plane daemon: switches Ethernet frames between TAP ports')
+    .description('lime data-plane daemon: switches Ethernet frames between TAP, system and GRE ports')
     .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
     .option('--check-config', 'validate the configuration and exit')
     .helpOption('-h, --help', 'show this help')

@@ -117,6 +117,24 @@ describeAsRoot('two limed sites joined by GRE with a key', () => {
     }
   });
 
+  it('limectl capture on the tunnel port writes the decapsulated frames both ways as pcap (tshark reads it)', async () => {
+    const file = join(dir, 'to-b.pcap');
+    expect(await ping(s.hostA, HOST_B, [], 1)).toMatch(/1 received/); // ARP resolved first
+    const capture = s.limedA!.ctl(['capture', 'to-b', '-w', file, '--count', '4']);
+    await new Promise((r) => setTimeout(r, 300));
+    await runInNs(s.hostA, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', HOST_B]);
+    const r = await capture;
+    expect(r.code).toBe(0);
+    expect(r.stderr).toContain('4 frame(s) captured on to-b');
+    const out = await runInNs(s.siteA, 'tshark', ['-r', file, '-T', 'fields', '-e', 'eth.type', '-e', 'ip.src', '-e', 'ip.dst', '-e', 'icmp.type', '-e', 'gre.key']);
+    const rows = out.trim().split('\n').map((l) => l.split('\t'));
+    expect(rows).toHaveLength(4);
+    // Inner frames only (no GRE): requests sent into the tunnel, replies received from it.
+    expect(rows.map((x) => x[4] ?? '')).toEqual(['', '', '', '']);
+    expect(rows.filter((x) => x[1] === HOST_A && x[2] === HOST_B && x[3] === '8')).toHaveLength(2);
+    expect(rows.filter((x) => x[1] === HOST_B && x[2] === HOST_A && x[3] === '0')).toHaveLength(2);
+  });
+
   it('refuses GRE it must not accept — counted by reason, nothing reaches the host, forwarding goes on', async () => {
     // Inner frame: to host A's MAC (learned from the pings above) with a marker ethertype.
     const fdb = JSON.parse((await s.limedA!.ctl(['fdb/show', '--json'])).stdout) as { entries: { port: string; mac: string }[] };
