@@ -29,7 +29,8 @@
  * (slot i at i * slot_size + headroom), then call onBatch(n) once for the drain. While
  * a drain fills a whole batch, drain again, up to LIME_TAP_DRAIN_ROUNDS times, then
  * yield to the loop. A read error that means the device is gone stops polling and calls
- * onBatch(-errno) once.
+ * onBatch(-errno) once. The one error that does not stop polling: an AF_PACKET socket's
+ * ENETDOWN (its interface went down; see packet_link_down).
  *
  * Lifetime: while the poll handle is open (from lime_tap_start until uv_close's
  * callback) the handle Buffer is held by a strong ref, so the uv_poll_t inside it
@@ -89,6 +90,9 @@ typedef struct lime_tap {
   double rx_gso_dropped; /* datagrams dropped: a GSO type we do not segment (UFO), headers
                           * that do not parse, or checksum offsets outside the frame */
   double vnet_hdr; /* 1 when lime_tap_init found PACKET_VNET_HDR on the fd, else 0 */
+  /* AF_PACKET handles only: */
+  double rx_link_down; /* ENETDOWN reports (the interface went down, or is being deleted):
+                        * each one onBatch(-ENETDOWN), polling goes on */
 
   uv_poll_t poll;
   napi_env env;
@@ -139,6 +143,7 @@ errno_name (int err) {
   case ENOBUFS: return "ENOBUFS";
   case EBADFD: return "EBADFD";
   case EADDRNOTAVAIL: return "EADDRNOTAVAIL";
+  case ENETDOWN: return "ENETDOWN";
   default: return "EUNKNOWN";
   }
 }
@@ -1106,7 +1111,10 @@ vnet_segment (lime_tap_t *t, napi_value cb, const uint8_t *f, size_t len, const 
 /*
  * The drain of an AF_PACKET handle: as on_poll's, with recvmsg for the VLAN tag and, on a
  * virtio-net handle, the header. Returns the errno of a device failure (the caller
- * reports it and stops), else 0 (drained, yielding, or stopped by onBatch).
+ * reports it: ENETDOWN through packet_link_down, anything else by stopping), else 0
+ * (drained, yielding, or stopped by onBatch). A pending socket error comes before any
+ * queued frame (the kernel's datagram receive checks sk_err first), so a drain started on
+ * POLLERR reads the error without losing a frame.
  */
 static int
 drain_packet (lime_tap_t *t, napi_value cb) {
@@ -1179,6 +1187,34 @@ drain_packet (lime_tap_t *t, napi_value cb) {
   return 0;
 }
 
+static void on_poll (uv_poll_t *poll, int status, int events);
+
+/*
+ * An AF_PACKET socket read ENETDOWN: its interface went down. The kernel unhooks the
+ * socket from the interface, reports ENETDOWN once (sk_err, which the read consumed) and
+ * hooks it back when the interface is up again: the same socket then receives as before.
+ * So this is not fatal: count it (rx_link_down), tell JS with onBatch(-ENETDOWN), and go on
+ * polling (an unhooked socket is not readable: no spinning). Deleting the interface (or
+ * moving it to another namespace) takes it down first, so it reports the same ENETDOWN and
+ * then nothing more: JS tells a deletion apart (lime_if_info: ENODEV, or another ifindex)
+ * and stops the handle itself. `rearm`: the report came with POLLERR, on which libuv
+ * stopped watching the fd; watch it again (failing that, stop as for any device error).
+ */
+static void
+packet_link_down (lime_tap_t *t, napi_value cb, int rearm) {
+  int err;
+  t->rx_link_down++;
+  t->last_errno = ENETDOWN;
+  call_on_batch(t, cb, -ENETDOWN);
+  if (!rearm || t->state != LIME_TAP_POLLING) return; /* stopped or closed by onBatch */
+  err = uv_poll_start(&t->poll, UV_READABLE, on_poll);
+  if (err < 0) {
+    t->last_errno = -err;
+    call_on_batch(t, cb, err);
+    tap_stop(t);
+  }
+}
+
 static void
 on_poll (uv_poll_t *poll, int status, int events) {
   lime_tap_t *t = (lime_tap_t *) poll->data;
@@ -1194,19 +1230,26 @@ on_poll (uv_poll_t *poll, int status, int events) {
   if (napi_open_handle_scope(env, &scope) != napi_ok) return;
   if (napi_get_reference_value(env, t->cb_ref, &cb) != napi_ok || cb == NULL) goto out;
 
+  if (t->packet) {
+    /* The one branch per drain: AF_PACKET handles have their own drain. On POLLERR
+     * (status < 0: libuv has stopped watching) it reads the pending error first. */
+    err = drain_packet(t, cb);
+    if (t->state != LIME_TAP_POLLING) goto out; /* stopped or closed by onBatch */
+    if (err == ENETDOWN) {
+      packet_link_down(t, cb, status < 0);
+      goto out;
+    }
+    if (err == 0 && status < 0) err = -status; /* POLLERR with no error to read */
+    if (err) goto down;
+    goto out;
+  }
+
   if (status < 0) {
     /* POLLERR (libuv reports UV_EBADF): a read tells the real reason (EBADFD when the
      * TAP was deleted). */
     ssize_t r = lime_tap_sys_read(t->fd, t->slab + headroom, cap);
     err = (r < 0 && r != -EAGAIN) ? (int) -r : -status;
     goto down;
-  }
-
-  if (t->packet) {
-    /* The one branch per drain: AF_PACKET handles have their own drain. */
-    err = drain_packet(t, cb);
-    if (err) goto down;
-    goto out;
   }
 
   for (int round = 0; round < LIME_TAP_DRAIN_ROUNDS; round++) {
@@ -1465,6 +1508,7 @@ init (napi_env env, napi_value exports) {
   EXPORT_OFFSET(rx_gso_segmented);
   EXPORT_OFFSET(rx_gso_dropped);
   EXPORT_OFFSET(vnet_hdr);
+  EXPORT_OFFSET(rx_link_down);
   export_uint32(env, exports, "LIME_TAP_F_VNET_HDR", LIME_TAP_F_VNET_HDR);
   export_uint32(env, exports, "LIME_PACKET_F_VNET_HDR", LIME_PACKET_F_VNET_HDR);
   export_uint32(env, exports, "LIME_TAP_MODE_PLAIN", LIME_TAP_MODE_PLAIN);

@@ -296,6 +296,133 @@ function renderFlows(L, { results, agg, scenarioNames, profile }) {
   }
 }
 
+/** The tunnel metrics side by side (rows), one column per system, and limed's ratios. */
+function tunnelRows(profile) {
+  const r = profile.tunnelCpuRate / 1000;
+  return [
+    { key: 'ladder_pps', title: 'Capacity: highest paced 64-byte rate with ≤ 1 % loss', unit: 'kframes/s', scale: 1e-3, digits: 1, better: 'higher' },
+    { key: 'blast_rx_pps', title: 'Unpaced blast: delivered', unit: 'kframes/s', scale: 1e-3, digits: 1, better: 'higher' },
+    { key: 'blast_loss_pct', title: 'Unpaced blast: loss', unit: '%', scale: 1, digits: 2, better: 'lower', noRatio: true },
+    { key: 'cpu_us_per_frame', title: `CPU per delivered frame at ${r}k frames/s paced, both sites' processes`, unit: 'µs/frame', scale: 1, digits: 3, better: 'lower' },
+    { key: 'cpu_share', title: `CPU share at ${r}k frames/s, both sites' processes`, unit: '% of one core', scale: 100, digits: 1, better: 'lower' },
+    { key: 'cpu_loss_pct', title: `Loss at ${r}k frames/s`, unit: '%', scale: 1, digits: 2, better: 'lower', noRatio: true },
+    { key: 'tcp_gbps', title: `TCP h1 → h2 (\`iperf3 -t ${profile.tcpSec}\`)`, unit: 'Gbit/s', scale: 1, digits: 2, better: 'higher' },
+    { key: 'tcp_retransmits', title: 'TCP retransmits', unit: 'segments', scale: 1, digits: 0, better: 'lower', noRatio: true },
+    { key: 'rtt_p50_us', title: `RTT p50 (\`ping -i ${profile.pingInterval} -c ${profile.pingCount}\`, after a ${profile.rttWarmCount}-ping flood)`, unit: 'µs', scale: 1, digits: 0, better: 'lower' },
+    { key: 'rtt_p99_us', title: 'RTT p99', unit: 'µs', scale: 1, digits: 0, better: 'lower' },
+  ];
+}
+
+/** Why a scenario has no figures: skipped, or every round failed. */
+function absentReason(results, agg, n) {
+  if (results.skipped?.[n]) return `${n} skipped: ${results.skipped[n]}`;
+  const failed = results.samples.filter((s) => s.scenario === n && s.error);
+  if (failed.length && !agg[n]?.rounds_ok) return `${n} failed in every round (${failed[failed.length - 1].error})`;
+  if (!results.samples.some((s) => s.scenario === n)) return `${n} not run`;
+  return null;
+}
+
+function renderTunnels(L, { results, agg, scenarioNames, profile }) {
+  const names = scenarioNames.filter(isTunnel);
+  const med = (n, key) => (agg[n]?.metrics[key]?.n ? agg[n].metrics[key] : null);
+  const cell = (s, d) => (s ? `${fmt(s.median * d.scale, d.digits)} (${fmt(s.min * d.scale, d.digits)}–${fmt(s.max * d.scale, d.digits)})` : 'n/a');
+  const ratio = (a, b, d) => {
+    if (d.noRatio || !names.includes(a) || !names.includes(b)) return '';
+    const x = med(a, d.key), y = med(b, d.key);
+    return x && y && y.median ? `${(x.median / y.median).toFixed(2)}×` : 'n/a';
+  };
+  L.push('## Tunnels (issue 4): limed GRE vs OVS GRE vs OpenVPN');
+  L.push('');
+  L.push(`Two sites, each a network namespace, joined only by a veth "WAN" link (192.168.250.1 ↔ .2, MTU ${WAN_MTU}); host h1 (10.77.0.1) behind site A, h2 (10.77.0.2) behind site B; every frame h1 → h2 is encapsulated at A, crosses the WAN and is decapsulated at B. The systems:`);
+  L.push('');
+  L.push(`- **gre-limed**: limed in each site (\`node dist/bin/limed.js --config …\`), a \`tap\` port for the host and a \`gre\` port to the other site (key ${GRE_KEY}, \`path_mtu: ${WAN_MTU}\`). CPU: both limed processes.`);
+  L.push(`- **gre-ovs**: Open vSwitch userspace datapath in each site (private ovsdb-server + ovs-vswitchd, \`userspace-tso-enable=false\`): br-phy (\`datapath_type=netdev\`, \`mtu_request=${WAN_MTU}\`) holds the WAN veth and carries the tunnel address on its internal port (\`arp_ignore=1\` on the veth); br-int holds a \`type=tap\` port for the host and a \`type=gre\` port (\`options:remote_ip\`, \`options:key=${GRE_KEY}\`). CPU: both ovs-vswitchd (all threads).`);
+  L.push('- **openvpn**: OpenVPN 2.6 point-to-point in TAP mode over UDP without TLS, cipher or auth (`--dev-type tap --proto udp --cipher none --auth none --mssfix 0 --fast-io`), in the foreground; a Linux bridge in each site joins the OpenVPN TAP and a veth into the host. CPU: both openvpn processes.');
+  L.push('');
+  L.push(`Before measuring, each set-up must pass 5/5 pings h1 → h2 with the WAN link carrying them. Metrics as for the scenarios above (same iperf3 ladder, blast, TCP and ping warm-up), except CPU per frame, measured at ${profile.tunnelCpuRate / 1000}k frames/s (\`--tunnel-rate\`), a rate all three sustain. Values: median (min–max) over rounds; ratios are of medians.`);
+  L.push('');
+  const cols = names.map((n) => `${n}`);
+  const ratioCols = [['gre-limed', 'gre-ovs'], ['gre-limed', 'openvpn'], ['gre-ovs', 'openvpn']].filter(([a, b]) => names.includes(a) && names.includes(b));
+  const row = (xs) => `| ${xs.join(' | ')} |`;
+  L.push(row(['metric', 'unit', ...cols, ...ratioCols.map(([a, b]) => `${a} ÷ ${b}`)]));
+  L.push(row(['---', '---', ...names.map(() => '---:'), ...ratioCols.map(() => '---:')]));
+  for (const d of tunnelRows(profile)) {
+    L.push(row([`${d.title} (${d.better} is better)`, d.unit, ...names.map((n) => cell(med(n, d.key), d)), ...ratioCols.map(([a, b]) => ratio(a, b, d))]));
+  }
+  L.push('');
+  for (const n of names) {
+    const why = absentReason(results, agg, n);
+    const a = agg[n];
+    const notes = [];
+    if (why) notes.push(why);
+    if (a?.rounds_ok) {
+      notes.push(`${a.rounds_ok} round(s)`);
+      if (a.ladder_sender_limited) notes.push(`ladder sender-limited in ${a.ladder_sender_limited}/${a.rounds_ok} (capacity is then a lower bound)`);
+      const ss = results.samples.filter((x) => x.scenario === n && !x.error);
+      const comm = ss.find((x) => x.forwarder)?.forwarder?.comm;
+      if (comm) notes.push(`CPU of ${comm.split('+').length} processes (${comm})`);
+      const split = ss.map((x) => x.cpu?.cpu_s_by_pid).filter(Boolean).map((o) => Object.values(o));
+      if (split.length) notes.push(`CPU split site A / site B at ${profile.tunnelCpuRate / 1000}k: ${split.map((v) => v.map((x) => x.toFixed(2)).join(' / ')).join(', ')} s`);
+      const rx = summary(ss.map((x) => x.cpu?.rx_pps).filter((v) => v != null)).median;
+      if (rx != null) notes.push(`delivered ${fmt(rx / 1e3, 1)}k/s in the CPU run`);
+    }
+    L.push(`- ${n}: ${notes.join('; ')}`);
+  }
+  L.push('');
+  L.push('Ladder steps (delivered kframes/s at each offered rate, per round; ✗ = loss > 1 %, s = sender-limited):');
+  L.push('');
+  for (const n of names) {
+    for (const x of results.samples.filter((y) => y.scenario === n && y.ladder)) {
+      const steps = [...x.ladder.steps].sort((p, q) => p.offered_pps - q.offered_pps)
+        .map((st) => `${st.offered_pps / 1000}k→${(st.rx_pps / 1000).toFixed(1)}${st.pass ? '' : '✗'}${st.sender_limited ? 's' : ''}`);
+      L.push(`- ${n} #${x.round}: ${steps.join(', ')}`);
+    }
+  }
+  L.push('');
+}
+
+/** Issue 4's performance goals (tunnels site to site), from the medians of this run. */
+export function evaluateTunnelGoals(agg, results) {
+  const med = (n, k) => (agg[n]?.metrics[k]?.n ? agg[n].metrics[k].median : null);
+  const L = 'gre-limed', O = 'gre-ovs', V = 'openvpn';
+  const goals = [];
+  // The measurement (sample.errors key) each goal metric comes from.
+  const source = { ladder_pps: 'ladder', tcp_gbps: 'tcp', rtt_p50_us: 'rtt', rtt_p99_us: 'rtt' };
+  const check = (goal, key, fn) => {
+    const miss = [L, O, V].filter((n) => med(n, key) == null);
+    if (miss.length) {
+      const why = miss.map((n) => {
+        const absent = absentReason(results, agg, n);
+        if (absent) return absent;
+        const err = results.samples.find((s) => s.scenario === n && s.errors?.[source[key]])?.errors[source[key]];
+        return `no ${key} figure for ${n}${err ? ` (${err})` : ''}`;
+      });
+      goals.push({ goal, status: 'n/a', detail: `not evaluated: ${why.join('; ')}` });
+      return;
+    }
+    goals.push({ goal, ...fn(med(L, key), med(O, key), med(V, key)) });
+  };
+  const sl = (n) => (agg[n]?.ladder_sender_limited ? `; ${n} ladder sender-limited in ${agg[n].ladder_sender_limited} round(s)` : '');
+  check('limed GRE capacity ≥ 1.3 × OVS GRE and ≥ 1.5 × OpenVPN (highest paced 64-byte rate with ≤ 1 % loss)', 'ladder_pps', (l, o, v) => ({
+    status: l >= 1.3 * o && l >= 1.5 * v ? 'pass' : 'fail',
+    ratio_ovs: l / o, ratio_openvpn: l / v,
+    detail: `gre-limed ${(l / 1e3).toFixed(1)}k = ${(l / o).toFixed(2)}× gre-ovs (${(o / 1e3).toFixed(1)}k), ${(l / v).toFixed(2)}× openvpn (${(v / 1e3).toFixed(1)}k) frames/s${sl(L)}${sl(O)}${sl(V)}`,
+  }));
+  check('limed GRE TCP throughput > OVS GRE and > OpenVPN', 'tcp_gbps', (l, o, v) => ({
+    status: l > o && l > v ? 'pass' : 'fail',
+    ratio_ovs: l / o, ratio_openvpn: l / v,
+    detail: `gre-limed ${l.toFixed(2)} Gbit/s = ${(l / o).toFixed(2)}× gre-ovs (${o.toFixed(2)}), ${(l / v).toFixed(2)}× openvpn (${v.toFixed(2)})`,
+  }));
+  for (const [key, what] of [['rtt_p50_us', 'p50'], ['rtt_p99_us', 'p99']]) {
+    check(`limed GRE RTT ${what} < OVS GRE and < OpenVPN`, key, (l, o, v) => ({
+      status: l < o && l < v ? 'pass' : 'fail',
+      ratio_ovs: l / o, ratio_openvpn: l / v,
+      detail: `gre-limed ${l.toFixed(0)} µs = ${(l / o).toFixed(2)}× gre-ovs (${o.toFixed(0)} µs), ${(l / v).toFixed(2)}× openvpn (${v.toFixed(0)} µs)`,
+    }));
+  }
+  return goals;
+}
+
 function shortName(k) {
   return { ladder_pps: 'capacity', blast_rx_pps: 'blast rx', cpu_us_per_frame: 'CPU/frame', tcp_gbps: 'TCP', rtt_p50_us: 'RTT p50', rtt_p99_us: 'RTT p99', rtt_added_p50_us: 'added p50' }[k] ?? k;
 }

@@ -258,7 +258,16 @@ export class Daemon implements ManagementService {
     if (port instanceof GrePort) return port.describe();
     if (port instanceof SystemPort) {
       const off = Object.entries(port.offloads);
-      return { offloads: off.length === 0 ? 'kept' : off.map(([k, v]) => (v === 'ok' ? `${k} off` : `${k} ${v}`)).join(', ') };
+      // The reader's offload work (what a peer sent unfinished) and the link's history.
+      const c = port.tapCounters();
+      return {
+        offloads: off.length === 0 ? 'kept' : off.map(([k, v]) => (v === 'ok' ? `${k} off` : `${k} ${v}`)).join(', '),
+        rx_csum_completed: String(c.rxCsumCompleted),
+        rx_gso_segmented: String(c.rxGsoSegmented),
+        rx_gso_dropped: String(c.rxGsoDropped),
+        rx_link_down: String(c.rxLinkDown),
+        ...(port.stateReason !== '' ? { down_reason: port.stateReason } : {}),
+      };
     }
     return {};
   }

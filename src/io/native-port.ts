@@ -9,8 +9,10 @@
  * writes every queued frame in one native call. No per-frame allocation on either path.
  *
  * Failure: when the device disappears (deleted, or its fd fails) the port goes `down`
- * once, reports it through `onStatus` with the errno name, stops receiving, and counts
- * whatever is queued to it as `tx_port_down`. Nothing on these paths throws.
+ * for good, reports it through `onStatus` with the errno name, stops receiving, and counts
+ * whatever is queued to it as `tx_port_down`. Nothing on these paths throws. A port whose
+ * device can go down and come back without being deleted (a `system` port's link, see
+ * system.ts) overrides `deviceError` to report `down` and later `up` again instead.
  */
 import { HEADROOM, TxQueue, type FrameBatch } from '../packet/batch.js';
 import type { CaptureHook, Port, PortIoCounters, PortState, PortType } from './port.js';
@@ -54,6 +56,14 @@ export interface NativeCounters extends PortIoCounters {
   rxBytes: number;
   /** Native drains that delivered at least one frame (rxPackets / rxBatches = mean batch size). */
   rxBatches: number;
+  /** virtio-net handles (system ports): frames whose offloaded checksum the reader completed. */
+  rxCsumCompleted: number;
+  /** virtio-net handles: GSO super-frames cut into MTU-sized frames (those count in rxPackets). */
+  rxGsoSegmented: number;
+  /** virtio-net handles: datagrams dropped for an offload request the reader cannot honour. */
+  rxGsoDropped: number;
+  /** AF_PACKET handles (system ports): times the interface was reported down (ENETDOWN). */
+  rxLinkDown: number;
 }
 
 /** Write errors after which the device will never work again (it was deleted). */
@@ -85,6 +95,10 @@ export abstract class NativePort implements Port {
   protected readonly handle: Buffer;
   protected readonly fd: number;
   protected portState: PortState = 'up';
+  /** Why the port is down ('' while up). */
+  protected downReason = '';
+  /** The device is gone or its fd failed: down for good, not receiving. */
+  protected gone = false;
   protected closed = false;
   private started = false;
   protected onStatus: ((port: Port, state: PortState, reason: string) => void) | undefined;
@@ -112,6 +126,11 @@ export abstract class NativePort implements Port {
     return this.portState;
   }
 
+  /** Why the port is down, as reported through onStatus ('' while up). */
+  get stateReason(): string {
+    return this.downReason;
+  }
+
   start(batch: FrameBatch, onBatch: (port: Port) => void, onStatus: (port: Port, state: PortState, reason: string) => void): void {
     if (this.closed) throw new PortError(`EBADF: cannot start ${this.what} ${this.device}: port is closed`, 'EBADF', -9, this.device);
     if (this.started) throw new PortError(`EALREADY: cannot start ${this.what} ${this.device}: already started`, 'EALREADY', -114, this.device);
@@ -132,10 +151,18 @@ export abstract class NativePort implements Port {
         time[0] = counters[loopTime]!;
         this.deliver(batch, onBatch);
       } else {
-        this.markDown(`device ${this.device} gone: ${this.native.lime_tap_errname(n)}`);
+        this.deviceError(n);
       }
     };
     this.native.lime_tap_start(this.handle, this.fd, batch.slab, batch.start, batch.len, batch.slotSize, HEADROOM, batch.capacity, onNative);
+  }
+
+  /**
+   * The reader reported `errno` (negative). Polling has stopped, except for an AF_PACKET
+   * socket's -ENETDOWN (see lime_tap_start): the default takes the port down for good.
+   */
+  protected deviceError(errno: number): void {
+    this.markDown(`device ${this.device} gone: ${this.native.lime_tap_errname(errno)}`);
   }
 
   /** Hands a received batch to the datapath; a tunnel port decapsulates first. */
@@ -196,6 +223,10 @@ export abstract class NativePort implements Port {
       rxPackets: c[i.rxPackets]!,
       rxBytes: c[i.rxBytes]!,
       rxBatches: c[i.rxBatches]!,
+      rxCsumCompleted: c[i.rxCsumCompleted]!,
+      rxGsoSegmented: c[i.rxGsoSegmented]!,
+      rxGsoDropped: c[i.rxGsoDropped]!,
+      rxLinkDown: c[i.rxLinkDown]!,
     };
   }
 
@@ -207,9 +238,12 @@ export abstract class NativePort implements Port {
     this.native.lime_tap_close(this.handle);
   }
 
+  /** Down for good: stop receiving, report `reason` once (also when the port was already down for another reason). */
   protected markDown(reason: string): void {
-    if (this.portState === 'down') return;
+    if (this.gone || this.closed) return;
+    this.gone = true;
     this.portState = 'down';
+    this.downReason = reason;
     this.native.lime_tap_stop(this.handle);
     this.onStatus?.(this, 'down', reason);
   }

@@ -53,6 +53,8 @@ export interface LimeTapBinding {
   readonly offsetof_lime_tap_rx_gso_dropped: number;
   /** 1 when lime_tap_init found PACKET_VNET_HDR on the fd (virtio-net handle), else 0. */
   readonly offsetof_lime_tap_vnet_hdr: number;
+  /** AF_PACKET handles: ENETDOWN reports (the interface went down); polling went on after each. */
+  readonly offsetof_lime_tap_rx_link_down: number;
   /** Reserved flag for virtio-net headers (not implemented: open rejects it with EINVAL). */
   readonly LIME_TAP_F_VNET_HDR: number;
   /** `lime_packet_open` flag: PACKET_VNET_HDR (see lime_packet_open). */
@@ -91,9 +93,11 @@ export interface LimeTapBinding {
   /**
    * Poll the fd; per wake-up, read up to `maxBatch` frames into `slab` at
    * `i * slotSize + headroom`, fill start[i]/len[i] and call `onBatch(n)` once per
-   * drain. `onBatch(-errno)` once when the device fails (polling has then stopped; an
-   * AF_PACKET socket reports its interface going down or being deleted as -ENETDOWN, and
-   * may be started again once the interface is up).
+   * drain. `onBatch(-errno)` once when the device fails (polling has then stopped).
+   * Except on an AF_PACKET socket, `onBatch(-ENETDOWN)` (counted in rx_link_down): its
+   * interface went down, and polling goes on, so the same socket receives again once the
+   * interface is up. Deleting the interface reports the same ENETDOWN (it goes down first)
+   * and then nothing: the caller tells the two apart (lime_if_info) and stops the handle.
    *
    * virtio-net handles: a frame with a pending checksum is completed in its slot
    * (rx_csum_completed); a TCPv4/TCPv6/UDP (USO) super-frame is cut into frames of the
@@ -226,6 +230,8 @@ export interface TapCounterIndex {
   readonly rxGsoDropped: number;
   /** 1 for a virtio-net handle, else 0. */
   readonly vnetHdr: number;
+  /** AF_PACKET handles: ENETDOWN reports (see LimeTapBinding.offsetof_lime_tap_rx_link_down). */
+  readonly rxLinkDown: number;
 }
 
 const ADDON_PATH = join('native', 'build', 'Release', 'lime_tap.node');
@@ -257,7 +263,8 @@ export function loadNative(): LimeTapBinding {
   if (
     loaded.LIME_PACKET_F_VNET_HDR !== LIME_PACKET_F_VNET_HDR ||
     loaded.LIME_TAP_MODE_PLAIN !== LIME_TAP_MODE_PLAIN ||
-    loaded.LIME_TAP_MODE_VNET !== LIME_TAP_MODE_VNET
+    loaded.LIME_TAP_MODE_VNET !== LIME_TAP_MODE_VNET ||
+    typeof loaded.offsetof_lime_tap_rx_link_down !== 'number'
   ) {
     throw new Error(`lime native addon ${file} is out of date or does not match src/io/native.ts (rebuild it: \`npm run build\`)`);
   }
@@ -285,6 +292,7 @@ export function tapCounterIndex(): TapCounterIndex {
     rxGsoSegmented: b.offsetof_lime_tap_rx_gso_segmented / 8,
     rxGsoDropped: b.offsetof_lime_tap_rx_gso_dropped / 8,
     vnetHdr: b.offsetof_lime_tap_vnet_hdr / 8,
+    rxLinkDown: b.offsetof_lime_tap_rx_link_down / 8,
   });
   return counterIndex;
 }

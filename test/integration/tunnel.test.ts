@@ -177,6 +177,38 @@ describeAsRoot('two limed sites joined by GRE with a key', () => {
   });
 });
 
+describeAsRoot('a GRE tunnel with key: flow — the key is the frame\'s tun_id', () => {
+  let s: Sites;
+  beforeAll(async () => {
+    s = baseSites('limek-', { wanMtu: 1600 });
+    for (const side of ['a', 'b'] as const) {
+      const limed = await startLimed(s, side, [{ name: 'peer', type: 'gre', remote_ip: side === 'a' ? WAN_B : WAN_A, key: 'flow', path_mtu: 1600 }]);
+      for (const flow of [
+        'priority=100,in_port=host,actions=set_tunnel:77,output:peer',
+        'priority=100,in_port=peer,tun_id=77,actions=output:host',
+        'priority=50,in_port=peer,actions=drop',
+      ]) {
+        const r = await limed.ctl(['add-flow', flow]);
+        expect(r.stderr).toBe('');
+      }
+    }
+  }, 60_000);
+  afterAll(async () => {
+    await s?.destroy();
+  });
+
+  it('set_tunnel picks the GRE key on the wire; the peer matches it as tun_id', async () => {
+    const cap = await startTshark(s.siteA, s.wanA, 'ip proto 47', ['ip.src', 'gre.key', 'icmp.type'], 3);
+    await settle();
+    expect(await ping(s.hostA, HOST_B)).toMatch(/3 packets transmitted, 3 received/);
+    const rows = await cap.done;
+    expect(rows.filter((r) => r[2] === '8' || r[2] === '0').length).toBeGreaterThanOrEqual(4);
+    for (const r of rows) expect(Number(r[1])).toBe(77);
+    const flows = JSON.parse((await s.limedB!.ctl(['dump-flows', '--json'])).stdout) as { match: string; n_packets: number }[];
+    expect(flows.find((f) => f.match.includes('tun_id=0x4d'))!.n_packets).toBeGreaterThanOrEqual(3);
+  });
+});
+
 describeAsRoot('two limed sites joined by an 802.1Q trunk (system ports on the WAN veth)', () => {
   let s: Sites;
   const dir = ROOT ? tmp() : '';
@@ -235,7 +267,7 @@ describeAsRoot('GRE path MTU: a tunnel that drops and answers ICMP', () => {
   let s: Sites;
   beforeAll(async () => {
     s = baseSites('limem-', { wanMtu: 1500 });
-    await startLimed(s, 'a', [{ name: 'to-b', type: 'gre', remote_ip: WAN_B, key: KEY, path_mtu: 1400 }]);
+    await startLimed(s, 'a', [{ name: 'to-b', type: 'gre', remote_ip: WAN_B, key: KEY, path_mtu: 1400, ttl: 'inherit', tos: 'inherit', mss_clamp: true }]);
     await startLimed(s, 'b', [{ name: 'to-a', type: 'gre', remote_ip: WAN_A, key: KEY, path_mtu: 1400 }]);
   }, 60_000);
   afterAll(async () => {
@@ -250,6 +282,25 @@ describeAsRoot('GRE path MTU: a tunnel that drops and answers ICMP', () => {
     const t = await port(s, 'a', 'to-b');
     expect(t.drops.tunnel_path_mtu).toBeGreaterThanOrEqual(1);
     expect(await ping(s.hostA, HOST_B, ['-M', 'do', '-s', String(1358 - 28)])).toMatch(/3 packets transmitted, 3 received/);
+  });
+
+  it('ttl/tos inherit copy the inner packet\'s into the outer header; mss_clamp lowers SYNs\' MSS to what fits', async () => {
+    const cap = await startTshark(s.siteA, s.wanA, 'ip proto 47', ['ip.src', 'ip.ttl', 'ip.dsfield', 'icmp.type', 'tcp.flags.syn', 'tcp.options.mss_val'], 4);
+    await settle();
+    await runInNs(s.hostA, 'ping', ['-c', '2', '-i', '0.2', '-W', '2', '-t', '33', '-Q', '0x28', HOST_B]);
+    // A TCP SYN (nobody listens: the RST is enough); its MSS from a 1500-byte MTU is 1460.
+    await runInNs(s.hostA, process.execPath, ['-e', `require('node:net').connect(9, '${HOST_B}').on('error', () => {})`]);
+    const rows = (await cap.done).filter((r) => outer(r[0]!) === WAN_A);
+    const echo = rows.filter((r) => r[3] === '8');
+    expect(echo.length).toBeGreaterThanOrEqual(2);
+    for (const r of echo) {
+      expect(r[1]).toBe('33,33'); // outer TTL = inner TTL (limed does not route, so no decrement)
+      expect(r[2]!.split(',').map(Number)).toEqual([0x28, 0x28]);
+    }
+    const syn = rows.find((r) => r[4] === '1' || r[4] === 'True');
+    // 1400 − 28 (IPv4 + GRE with key) − 14 (Ethernet) − 20 (IPv4) − 20 (TCP) = 1318.
+    expect(Number(syn?.[5])).toBe(1318);
+    expect((await port(s, 'a', 'to-b')).options.mss_clamp).toBe('1318');
   });
 });
 
