@@ -36,6 +36,7 @@
  * Carrier (IFF_RUNNING) is not the port's state: the socket keeps working without it
  * (the frames it sends are dropped by the driver, as on any interface without carrier).
  */
+import { DROP_REASON_COUNT, DropReason } from '../packet/drop.js';
 import { formatMac, macFromBytes } from '../util/addr.js';
 import { closeFd, NativePort, PortError } from './native-port.js';
 import { loadNative, LIME_PACKET_F_VNET_HDR, LIME_TAP_MODE_VNET, type LimeTapBinding } from './native.js';
@@ -63,12 +64,23 @@ export class SystemPort extends NativePort {
   readonly ifindex: number;
   /** Set while the link is down: looks at the interface every LINK_POLL_MS. */
   private linkWatch: NodeJS.Timeout | undefined;
+  private readonly drops = new Float64Array(DROP_REASON_COUNT);
 
   private constructor(opts: SystemPortOptions, native: LimeTapBinding, fd: number, device: string, mtu: number, mac: string, offloads: Record<string, string>, ifindex: number) {
     super({ name: opts.name, number: opts.number, device, mtu, txCapacity: opts.txCapacity }, native, fd, LIME_TAP_MODE_VNET);
     this.mac = mac;
     this.offloads = offloads;
     this.ifindex = ifindex;
+  }
+
+  /**
+   * Receive drops the reader counts itself: datagrams with an offload request it cannot
+   * honour (a GSO type it does not segment, say) as rx_offload_unsupported. Read on the
+   * management path only (Switch.dropCounts).
+   */
+  get rxDrops(): Float64Array {
+    this.drops[DropReason.RX_OFFLOAD_UNSUPPORTED] = this.counters[this.counterIndex.rxGsoDropped]!;
+    return this.drops;
   }
 
   /** -ENETDOWN: the link went down (polling goes on); anything else: down for good. */

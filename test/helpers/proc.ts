@@ -1,5 +1,8 @@
 /** Background helper processes in namespaces: wait for READY, collect output at exit. */
 import { spawn } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import { rmSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 export const RAWFRAMES = fileURLToPath(new URL('./rawframes.py', import.meta.url));
@@ -82,4 +85,49 @@ export async function startTshark(
   });
   await Promise.race([started, done.then(() => undefined)]);
   return { done };
+}
+
+/**
+ * A TCP transfer of `bytes` random bytes from namespace `from` to `toIp` (port 5001) in `to`
+ * (a Node server and client; the data goes through a file in `dir`). Throws unless every
+ * byte arrived intact (count and SHA-256); returns the time it took (ms), for reports.
+ */
+export async function tcpTransfer(from: string, to: string, toIp: string, dir: string, bytes = 4 * 1024 * 1024): Promise<number> {
+  const data = randomBytes(bytes);
+  const file = join(dir, `tcp-${Date.now()}-${Math.floor(Math.random() * 1e6)}.bin`);
+  writeFileSync(file, data);
+  const server = `
+    const net = require('node:net'); const crypto = require('node:crypto');
+    const h = crypto.createHash('sha256'); let n = 0;
+    const srv = net.createServer((s) => { s.on('data', (d) => { h.update(d); n += d.length; });
+      s.on('end', () => { console.log(JSON.stringify({ n, sha: h.digest('hex') })); srv.close(); }); });
+    srv.listen(5001, '${toIp}', () => process.stderr.write('READY\\n'));`;
+  let srv: Background | undefined;
+  try {
+    srv = await startInNs(to, process.execPath, ['-e', server]);
+    const client = `
+      const net = require('node:net'); const fs = require('node:fs');
+      const s = net.connect(5001, '${toIp}', () => s.end(fs.readFileSync(${JSON.stringify(file)})));`;
+    const t0 = Date.now();
+    await runInNs(from, process.execPath, ['-e', client]);
+    const got = JSON.parse(await srv.done) as { n: number; sha: string };
+    srv = undefined;
+    const ms = Date.now() - t0;
+    const want = createHash('sha256').update(data).digest('hex');
+    if (got.n !== data.length || got.sha !== want) {
+      throw new Error(`TCP ${from} → ${toIp}: received ${got.n} of ${data.length} bytes, SHA-256 ${got.sha}, sent ${want}`);
+    }
+    return ms;
+  } finally {
+    rmSync(file, { force: true });
+    if (srv !== undefined) {
+      // The client failed: do not leave the server listening (`ip netns exec` runs it as its own process).
+      srv.done.catch(() => undefined);
+      try {
+        process.kill(srv.pid, 'SIGKILL');
+      } catch {
+        /* already gone */
+      }
+    }
+  }
 }

@@ -176,24 +176,54 @@ modes['packet-pair'] = async () => {
   result.initModeRight = error(() => addon.lime_tap_init_mode(Buffer.alloc(addon.sizeof_lime_tap), A.fd, vnetA ? addon.LIME_TAP_MODE_VNET : addon.LIME_TAP_MODE_PLAIN));
   result.initModeWrong = error(() => addon.lime_tap_init_mode(Buffer.alloc(addon.sizeof_lime_tap), A.fd, vnetA ? addon.LIME_TAP_MODE_PLAIN : addon.LIME_TAP_MODE_VNET));
 
-  /* The interface goes down: the reader reports ENETDOWN and stops; writes count port_down.
-   * Up again, the same fd can be started again and receives. */
+  /* The interface goes down: the reader reports ENETDOWN once (rx_link_down) and goes on
+   * polling; writes count port_down. Up again, the same reader receives, never restarted
+   * (lime_tap_start on it would throw "already started"). */
   execFileSync('ip', ['link', 'set', arg.a, 'down']);
   for (let i = 0; i < 100 && failures.a.length === 0; i++) await sleep(10);
+  await sleep(50);
   result.downFailure = failures.a.slice();
   result.sentWhileDown = send(A, [frame('0200000000aa', 'down')]);
   result.whileDown = counters(A);
   execFileSync('ip', ['link', 'set', arg.a, 'up']);
   await sleep(50);
   seen.a.length = 0;
-  start(A, batchA, collect('a', batchA));
+  result.restart = error(() => start(A, batchA, collect('a', batchA)));
   send(B, [frame('0200000000bb', 'after-up')]);
   for (let i = 0; i < 100 && seen.a.length === 0; i++) await sleep(10);
   result.seenAfterUp = seen.a.slice();
+  /* A second flap: reported again, survived again. */
+  execFileSync('ip', ['link', 'set', arg.a, 'down']);
+  for (let i = 0; i < 100 && failures.a.length < 2; i++) await sleep(10);
+  execFileSync('ip', ['link', 'set', arg.a, 'up']);
+  await sleep(50);
+  send(B, [frame('0200000000bb', 'after-second-up')]);
+  for (let i = 0; i < 100 && seen.a.length < 2; i++) await sleep(10);
+  result.failuresAfterSecond = failures.a.slice();
+  result.seenAfterSecondUp = seen.a.slice();
   result.counters = { a: counters(A), b: counters(B) };
   addon.lime_tap_close(A.h);
   addon.lime_tap_close(B.h);
   result.promiscAfterClose = { a: promiscuity(arg.a), b: promiscuity(arg.b) };
+
+  /* Deleting the interface (arg.c, of another veth pair) also reads as ENETDOWN, then
+   * nothing: the reader stays quiet (no spinning) and a write finds the socket unbound
+   * (ENXIO). The caller tells deletion apart with lime_if_info (ENODEV) and stops it. */
+  const C = open(addon.lime_packet_open(arg.c, arg.flagsA));
+  const failuresC = [];
+  start(C, newBatch(), (n) => { if (n < 0) failuresC.push(addon.lime_tap_errname(n)); });
+  await sleep(50);
+  const cpuBefore = process.cpuUsage();
+  execFileSync('ip', ['link', 'del', arg.c]);
+  for (let i = 0; i < 100 && failuresC.length === 0; i++) await sleep(10);
+  await sleep(300);
+  const cpu = process.cpuUsage(cpuBefore);
+  result.failuresAfterDelete = failuresC.slice();
+  result.cpuMsAfterDelete = (cpu.user + cpu.system) / 1000;
+  result.sentAfterDelete = send(C, [frame('0200000000cc', 'deleted')]);
+  result.afterDelete = counters(C);
+  result.infoAfterDelete = error(() => addon.lime_if_info(arg.c));
+  addon.lime_tap_close(C.h);
   print(result);
 };
 
@@ -673,8 +703,8 @@ describeAsRoot(SUITE, () => {
   ])('AF_PACKET (%s): frames cross a veth both ways, VLAN tags kept, the socket never reads its own, the interface is promiscuous; a link down/up is survivable', async (_kind, vnet) => {
     const ns = quietNs(vnet ? 'pktv' : 'pkt');
     run('ip', ['-n', ns, 'link', 'add', DEV('pa'), 'type', 'veth', 'peer', 'name', DEV('pb')]);
-    run('ip', ['-n', ns, 'link', 'set', DEV('pa'), 'up']);
-    run('ip', ['-n', ns, 'link', 'set', DEV('pb'), 'up']);
+    run('ip', ['-n', ns, 'link', 'add', DEV('pc'), 'type', 'veth', 'peer', 'name', DEV('pd')]);
+    for (const d of ['pa', 'pb', 'pc', 'pd']) run('ip', ['-n', ns, 'link', 'set', DEV(d), 'up']);
     const r = await runChild<{
       promisc: { a: number; b: number };
       promiscAfterClose: { a: number; b: number };
@@ -688,9 +718,17 @@ describeAsRoot(SUITE, () => {
       downFailure: string[];
       sentWhileDown: number;
       whileDown: Counters;
+      restart: ChildError | null;
       seenAfterUp: string[];
+      failuresAfterSecond: string[];
+      seenAfterSecondUp: string[];
       counters: { a: Counters; b: Counters };
-    }>(ns, 'packet-pair', { a: DEV('pa'), b: DEV('pb'), flagsA: vnet ? loadNative().LIME_PACKET_F_VNET_HDR : 0 });
+      failuresAfterDelete: string[];
+      cpuMsAfterDelete: number;
+      sentAfterDelete: number;
+      afterDelete: Counters;
+      infoAfterDelete: ChildError | null;
+    }>(ns, 'packet-pair', { a: DEV('pa'), b: DEV('pb'), c: DEV('pc'), flagsA: vnet ? loadNative().LIME_PACKET_F_VNET_HDR : 0 });
 
     expect(r.sentA).toBe(5);
     expect(r.sentB).toBe(6);
@@ -706,12 +744,23 @@ describeAsRoot(SUITE, () => {
       message: expect.stringMatching(vnet ? /^EINVAL: cannot use fd \d+ in plain mode: it carries virtio-net headers/ : /^EINVAL: cannot use fd \d+ in virtio-net mode: it does not carry/),
     });
 
+    // Link down: reported once, counted, and the reader goes on polling the same socket.
     expect(r.downFailure).toEqual(['ENETDOWN']);
     expect(r.sentWhileDown).toBe(0);
-    expect(r.whileDown).toMatchObject({ tx_port_down: 1, last_errno: 100 /* ENETDOWN */ });
+    expect(r.whileDown).toMatchObject({ tx_port_down: 1, last_errno: 100 /* ENETDOWN */, rx_link_down: 1 });
+    expect(r.restart?.message).toMatch(/already started/);
     expect(r.seenAfterUp).toEqual(['after-up']);
+    expect(r.failuresAfterSecond).toEqual(['ENETDOWN', 'ENETDOWN']);
+    expect(r.seenAfterSecondUp).toEqual(['after-up', 'after-second-up']);
+    expect(r.counters.a).toMatchObject({ rx_link_down: 2 });
+    // Deleted: the same one ENETDOWN, then quiet (no busy loop on a dead socket); writes ENXIO.
+    expect(r.failuresAfterDelete).toEqual(['ENETDOWN']);
+    expect(r.cpuMsAfterDelete).toBeLessThan(150);
+    expect(r.sentAfterDelete).toBe(0);
+    expect(r.afterDelete).toMatchObject({ rx_link_down: 1, tx_port_down: 1, last_errno: 6 /* ENXIO */ });
+    expect(r.infoAfterDelete).toMatchObject({ code: 'ENODEV' });
     expect(r.counters.a).toMatchObject({ tx_packets: 5, tx_error: 0, rx_too_long: 0 });
-    expect(r.counters.b).toMatchObject({ tx_packets: 7, tx_error: 0, tx_port_down: 0 });
+    expect(r.counters.b).toMatchObject({ tx_packets: 8, tx_error: 0, tx_port_down: 0 });
   });
 
   it('lime_if_set_offloads switches a veth\'s offloads off and on again (ethtool -k agrees)', async () => {

@@ -4,13 +4,12 @@
  * MTU policies, and GRE packets a tunnel must refuse. tshark's dissectors check the wire
  * format, not our own parser.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeAsRoot, describeWhen, ROOT } from '../helpers/root.js';
-import { runInNs, startInNs, startTshark } from '../helpers/proc.js';
+import { runInNs, startTshark, tcpTransfer } from '../helpers/proc.js';
 import { baseSites, HOST_A, HOST_B, ovsAvailable, startLimed, startOvsSiteB, WAN_A, WAN_B, type Sites } from '../helpers/sites.js';
 
 const KEY = 4242;
@@ -26,27 +25,6 @@ const settle = (): Promise<void> => new Promise((r) => setTimeout(r, 300));
 /** `count` pings; returns ping's output. */
 function ping(ns: string, ip: string, extra: readonly string[] = [], count = 3): Promise<string> {
   return runInNs(ns, 'ping', ['-c', String(count), '-i', '0.2', '-W', '2', ...extra, ip]).catch((e: Error) => e.message);
-}
-
-/** A 4 MiB TCP transfer from `from` to `toIp` in `to`; checks the bytes by SHA-256. */
-async function tcpTransfer(from: string, to: string, toIp: string, dir: string, bytes = 4 * 1024 * 1024): Promise<void> {
-  const data = randomBytes(bytes);
-  const file = join(dir, `tcp-${Date.now()}.bin`);
-  writeFileSync(file, data);
-  const server = `
-    const net = require('node:net'); const crypto = require('node:crypto');
-    const h = crypto.createHash('sha256'); let n = 0;
-    const srv = net.createServer((s) => { s.on('data', (d) => { h.update(d); n += d.length; });
-      s.on('end', () => { console.log(JSON.stringify({ n, sha: h.digest('hex') })); srv.close(); }); });
-    srv.listen(5001, '${toIp}', () => process.stderr.write('READY\\n'));`;
-  const srv = await startInNs(to, process.execPath, ['-e', server]);
-  const client = `
-    const net = require('node:net'); const fs = require('node:fs');
-    const s = net.connect(5001, '${toIp}', () => s.end(fs.readFileSync(${JSON.stringify(file)})));`;
-  await runInNs(from, process.execPath, ['-e', client]);
-  const got = JSON.parse(await srv.done) as { n: number; sha: string };
-  expect(got.n).toBe(data.length);
-  expect(got.sha).toBe(createHash('sha256').update(data).digest('hex'));
 }
 
 async function port(s: Sites, side: 'a' | 'b', name: string): Promise<any> {
