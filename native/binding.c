@@ -113,6 +113,7 @@ typedef struct lime_tap {
 
   int fd; /* -1 when closed */
   int packet; /* fd is an AF_PACKET socket: drain_packet */
+  int dgram; /* fd is a socket (raw IPv4, AF_PACKET): batched sendmmsg/recvmmsg */
   int vnet; /* fd carries virtio-net headers (PACKET_VNET_HDR) */
   int state;
   int initialized;
@@ -643,6 +644,7 @@ tap_init (lime_tap_t *t, int fd, int kind) {
   t->state = LIME_TAP_IDLE;
   t->initialized = 1;
   t->packet = kind != LIME_SOCK_KIND_OTHER;
+  t->dgram = lime_sock_sys_is_socket(fd);
   t->vnet = kind == LIME_SOCK_KIND_PACKET_VNET;
   t->vnet_hdr = t->vnet;
 }
@@ -1215,6 +1217,52 @@ packet_link_down (lime_tap_t *t, napi_value cb, int rearm) {
   }
 }
 
+/*
+ * Fill batch slots from a datagram socket with recvmmsg (up to `max` datagrams, in chunks
+ * of LIME_SOCK_MMSG_MAX): *n frames kept, datagrams that filled their slot counted as
+ * rx_too_long. Returns how many datagrams arrived (0 = none waiting); *err is set to the
+ * errno of a failure other than EAGAIN.
+ */
+static int
+dgram_read (lime_tap_t *t, uint32_t max, uint32_t *n, int *err) {
+  const uint32_t slot = t->slot_size, headroom = t->headroom;
+  const size_t cap = slot - headroom;
+  uint8_t *buf[LIME_SOCK_MMSG_MAX];
+  uint32_t len[LIME_SOCK_MMSG_MAX];
+  int total = 0;
+  while (*n < max) {
+    uint32_t want = max - *n;
+    if (want > LIME_SOCK_MMSG_MAX) want = LIME_SOCK_MMSG_MAX;
+    for (uint32_t i = 0; i < want; i++) buf[i] = t->slab + (*n + i) * slot + headroom;
+    int r = lime_sock_sys_recvmmsg(t->fd, buf, cap, len, (int) want);
+    if (r < 0) {
+      if (r != -EAGAIN && r != -EWOULDBLOCK) *err = -r;
+      break;
+    }
+    total += r;
+    /* Slots are filled in order; a datagram cut by its slot is dropped by moving the
+     * ones after it down (rare: slots are sized for the largest MTU). */
+    uint32_t kept = *n;
+    for (int i = 0; i < r; i++) {
+      const uint32_t from = (*n + (uint32_t) i) * slot + headroom;
+      if (len[i] >= cap) {
+        t->rx_too_long++;
+        continue;
+      }
+      const uint32_t to = kept * slot + headroom;
+      if (to != from) memmove(t->slab + to, t->slab + from, len[i]);
+      t->start[kept] = to;
+      t->len[kept] = len[i];
+      t->rx_packets++;
+      t->rx_bytes += (double) len[i];
+      kept++;
+    }
+    *n = kept;
+    if ((uint32_t) r < want) break; /* the socket is drained */
+  }
+  return total;
+}
+
 static void
 on_poll (uv_poll_t *poll, int status, int events) {
   lime_tap_t *t = (lime_tap_t *) poll->data;
@@ -1255,6 +1303,12 @@ on_poll (uv_poll_t *poll, int status, int events) {
   for (int round = 0; round < LIME_TAP_DRAIN_ROUNDS; round++) {
     uint32_t n = 0, reads = 0;
     int drained = 0;
+    if (t->dgram) {
+      /* A raw IPv4 socket: up to `max` datagrams in one recvmmsg. */
+      int got = dgram_read(t, max, &n, &err);
+      if (got == 0) drained = 1;
+      reads = max;
+    }
     while (reads < max) {
       const uint32_t off = n * slot + headroom;
       ssize_t r = lime_tap_sys_read(t->fd, t->slab + off, cap);
@@ -1409,6 +1463,62 @@ lime_tap_close (napi_env env, napi_callback_info info) {
 }
 
 /*
+ * Send frames start/len[0..n) to a socket with sendmmsg, LIME_SOCK_MMSG_MAX per call
+ * (behind an all-zero virtio-net header on a vnet handle). A datagram the kernel refuses
+ * is counted by its errno as lime_tap_write_batch does, and sending goes on with the next;
+ * a device that is down or gone ends the batch. Returns the frames sent.
+ */
+static uint32_t
+dgram_write (lime_tap_t *t, int fd, uint8_t *slab, size_t slab_size, const uint32_t *start, const uint32_t *len, uint32_t n, int vnet) {
+  uint8_t *buf[LIME_SOCK_MMSG_MAX];
+  uint32_t size[LIME_SOCK_MMSG_MAX];
+  uint32_t sent = 0, i = 0;
+  while (i < n) {
+    /* Gather the next chunk of well-formed entries (a bad offset is a tx_error). */
+    int k = 0;
+    uint32_t j = i;
+    while (j < n && k < LIME_SOCK_MMSG_MAX) {
+      const uint32_t off = start[j], sz = len[j];
+      j++;
+      if ((uint64_t) off + sz > slab_size || sz == 0) {
+        t->tx_error++;
+        continue;
+      }
+      buf[k] = slab + off;
+      size[k] = sz;
+      k++;
+    }
+    if (k == 0) break;
+    int done_k = 0;
+    while (done_k < k) {
+      int r = lime_sock_sys_sendmmsg(fd, buf + done_k, size + done_k, k - done_k, vnet);
+      if (r > 0) {
+        for (int m = 0; m < r; m++) {
+          t->tx_packets++;
+          t->tx_bytes += size[done_k + m];
+        }
+        sent += (uint32_t) r;
+        done_k += r;
+        continue;
+      }
+      /* The first datagram of the rest failed. */
+      if (r == -EAGAIN || r == -EWOULDBLOCK || r == -ENOBUFS) {
+        t->tx_queue_full++;
+      } else if (is_tx_port_down(-r)) {
+        t->last_errno = (double) -r;
+        t->tx_port_down += (double) (k - done_k) + (double) (n - j);
+        return sent;
+      } else {
+        t->tx_error++; /* EMSGSIZE: longer than the route's or the device's MTU */
+      }
+      done_k++;
+    }
+    i = j;
+  }
+  return sent;
+}
+
+/*
  * lime_tap_write_batch(handle, fd, slab: Buffer, start: Uint32Array, len: Uint32Array, n)
  *   -> frames sent. One write(2) per frame (a TAP has no batch write), all in this call;
  * on a virtio-net handle one writev(2) per frame, behind an all-zero header (a plain,
@@ -1442,6 +1552,10 @@ lime_tap_write_batch (napi_env env, napi_callback_info info) {
   }
 
   vnet = t->vnet;
+  if (t->dgram) {
+    sent = dgram_write(t, fd, slab, slab_size, start, len, n, vnet);
+    goto done;
+  }
   for (uint32_t i = 0; i < n; i++) {
     const uint32_t off = start[i], size = len[i];
     ssize_t r;

@@ -2,6 +2,7 @@
  * sock.c: raw IPv4, AF_PACKET and interface syscalls. See sock.h. Syscalls only: no
  * parsing, no policy, no allocation.
  */
+#define _GNU_SOURCE /* sendmmsg, recvmmsg */
 #include "sock.h"
 #include "tap.h"
 
@@ -14,6 +15,7 @@
 #include <linux/sockios.h>
 #include <netinet/in.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
@@ -293,4 +295,58 @@ lime_sock_sys_offload_set (const char *ifname, int offload, int on) {
     value.data = on ? 1 : 0;
   }
   return ethtool_value(ifname, &value);
+}
+
+int
+lime_sock_sys_is_socket (int fd) {
+  struct stat st;
+  return fstat(fd, &st) == 0 && S_ISSOCK(st.st_mode);
+}
+
+int
+lime_sock_sys_sendmmsg (int fd, uint8_t *const *buf, const uint32_t *size, int n, int vnet) {
+  static const uint8_t zero_hdr[LIME_VNET_HDR_LEN];
+  struct mmsghdr msgs[LIME_SOCK_MMSG_MAX];
+  struct iovec iov[LIME_SOCK_MMSG_MAX][2];
+  int r;
+  if (n > LIME_SOCK_MMSG_MAX) n = LIME_SOCK_MMSG_MAX;
+  memset(msgs, 0, sizeof(msgs[0]) * (size_t) n);
+  for (int i = 0; i < n; i++) {
+    int k = 0;
+    if (vnet) {
+      iov[i][k].iov_base = (void *) zero_hdr;
+      iov[i][k].iov_len = sizeof zero_hdr;
+      k++;
+    }
+    iov[i][k].iov_base = buf[i];
+    iov[i][k].iov_len = size[i];
+    k++;
+    msgs[i].msg_hdr.msg_iov = iov[i];
+    msgs[i].msg_hdr.msg_iovlen = (size_t) k;
+  }
+  do {
+    r = sendmmsg(fd, msgs, (unsigned int) n, MSG_DONTWAIT);
+  } while (r < 0 && errno == EINTR);
+  return r < 0 ? -errno : r;
+}
+
+int
+lime_sock_sys_recvmmsg (int fd, uint8_t *const *buf, size_t cap, uint32_t *len, int n) {
+  struct mmsghdr msgs[LIME_SOCK_MMSG_MAX];
+  struct iovec iov[LIME_SOCK_MMSG_MAX];
+  int r;
+  if (n > LIME_SOCK_MMSG_MAX) n = LIME_SOCK_MMSG_MAX;
+  memset(msgs, 0, sizeof(msgs[0]) * (size_t) n);
+  for (int i = 0; i < n; i++) {
+    iov[i].iov_base = buf[i];
+    iov[i].iov_len = cap;
+    msgs[i].msg_hdr.msg_iov = &iov[i];
+    msgs[i].msg_hdr.msg_iovlen = 1;
+  }
+  do {
+    r = recvmmsg(fd, msgs, (unsigned int) n, MSG_DONTWAIT, NULL);
+  } while (r < 0 && errno == EINTR);
+  if (r < 0) return -errno;
+  for (int i = 0; i < r; i++) len[i] = (msgs[i].msg_hdr.msg_flags & MSG_TRUNC) ? (uint32_t) cap : msgs[i].msg_len;
+  return r;
 }

@@ -97,6 +97,26 @@ ssize_t lime_sock_sys_recv_packet(int fd, uint8_t *hdr, uint8_t *buf, size_t siz
  * EINTR. Returns the frame bytes written (header not counted) or -errno. */
 ssize_t lime_sock_sys_write_vnet(int fd, const uint8_t *buf, size_t size);
 
+/* 1 when fd is a socket (raw IPv4, AF_PACKET), 0 otherwise (a TAP). */
+int lime_sock_sys_is_socket(int fd);
+
+/* Most datagrams one lime_sock_sys_sendmmsg / lime_sock_sys_recvmmsg call handles. */
+#define LIME_SOCK_MMSG_MAX 64
+
+/*
+ * Send n ≤ LIME_SOCK_MMSG_MAX datagrams in one sendmmsg(2), retried on EINTR: datagram i
+ * is buf[i] (size[i] bytes), behind an all-zero virtio-net header when vnet is set.
+ * Returns how many were sent from the first (≥ 1), or -errno of the first one.
+ */
+int lime_sock_sys_sendmmsg(int fd, uint8_t *const *buf, const uint32_t *size, int n, int vnet);
+
+/*
+ * Receive up to n ≤ LIME_SOCK_MMSG_MAX datagrams in one recvmmsg(2) (MSG_DONTWAIT),
+ * retried on EINTR: datagram i into buf[i] (cap bytes); len[i] = its size, or ≥ cap when
+ * it was cut (MSG_TRUNC). Returns how many arrived (≥ 1), or -errno (-EAGAIN: none).
+ */
+int lime_sock_sys_recvmmsg(int fd, uint8_t *const *buf, size_t cap, uint32_t *len, int n);
+
 typedef struct lime_if_info {
   int ifindex;
   int mtu;
