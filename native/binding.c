@@ -322,6 +322,24 @@ lime_tap_set_mtu (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
+/* lime_tap_set_txqlen(name: string, qlen: number) */
+static napi_value
+lime_tap_set_txqlen (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  char name[64], what[64];
+  int32_t qlen = 0;
+  int err;
+  if (get_name(env, argv[0], name, "cannot set the queue length of") < 0) return NULL;
+  NAPI_CALL(env, napi_get_value_int32(env, argv[1], &qlen));
+  err = lime_tap_sys_set_txqlen(name, qlen);
+  if (err < 0) {
+    snprintf(what, sizeof(what), "cannot set txqueuelen %d on", qlen);
+    throw_device_errno(env, -err, what, name, NULL);
+    return NULL;
+  }
+  return NULL;
+}
+
 /* lime_tap_set_mac(name: string, mac: Buffer(6)) */
 static napi_value
 lime_tap_set_mac (napi_env env, napi_callback_info info) {
@@ -1630,6 +1648,7 @@ init (napi_env env, napi_value exports) {
 
   export_function(env, exports, "lime_tap_open", lime_tap_open);
   export_function(env, exports, "lime_tap_set_mtu", lime_tap_set_mtu);
+  export_function(env, exports, "lime_tap_set_txqlen", lime_tap_set_txqlen);
   export_function(env, exports, "lime_tap_set_mac", lime_tap_set_mac);
   export_function(env, exports, "lime_tap_get_mac", lime_tap_get_mac);
   export_function(env, exports, "lime_tap_set_up", lime_tap_set_up);

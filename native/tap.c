@@ -59,6 +59,14 @@ lime_link_ioctl (unsigned long request, struct ifreq *ifr) {
 }
 
 int
+lime_tap_sys_set_txqlen (const char *name, int qlen) {
+  struct ifreq ifr;
+  ifreq_init(&ifr, name);
+  ifr.ifr_qlen = qlen;
+  return lime_link_ioctl(SIOCSIFTXQLEN, &ifr);
+}
+
+int
 lime_tap_sys_set_mtu (const char *name, int mtu) {
   struct ifreq ifr;
   ifreq_init(&ifr, name);

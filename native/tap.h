@@ -44,6 +44,8 @@ int lime_link_ioctl(unsigned long request, struct ifreq *ifr);
 
 /* Link control by name, in the caller's network namespace (AF_INET dgram ioctl). */
 int lime_tap_sys_set_mtu(const char *name, int mtu);
+/* The device's transmit queue length (txqueuelen): for a TAP, the frames queued toward the reader. */
+int lime_tap_sys_set_txqlen(const char *name, int qlen);
 int lime_tap_sys_set_mac(const char *name, const uint8_t mac[6]);
 int lime_tap_sys_get_mac(const char *name, uint8_t mac[6]);
 int lime_tap_sys_set_up(const char *name, int up);

@@ -70,6 +70,12 @@ export const tapPortSchema = z.strictObject({
   device: ifname.optional(),
   mtu: mtuField.default(1500),
   mac: mac.optional(),
+  tx_queue_len: z
+    .number({ error: 'expected an integer from 64 to 100000 (frames the kernel queues toward limed)' })
+    .int('expected an integer from 64 to 100000 (frames the kernel queues toward limed)')
+    .min(64, 'expected an integer from 64 to 100000 (frames the kernel queues toward limed)')
+    .max(100_000, 'expected an integer from 64 to 100000 (frames the kernel queues toward limed)')
+    .optional(),
 });
 
 /**

@@ -179,7 +179,14 @@ export class Daemon implements ManagementService {
     let port: TapPort | SystemPort | GrePort;
     let mac = '';
     if (pc.type === 'tap') {
-      const tap = TapPort.open({ name: pc.name, number, device: device!, mtu: pc.mtu, ...(pc.mac !== undefined ? { mac: pc.mac } : {}) });
+      const tap = TapPort.open({
+        name: pc.name,
+        number,
+        device: device!,
+        mtu: pc.mtu,
+        ...(pc.mac !== undefined ? { mac: pc.mac } : {}),
+        ...(pc.tx_queue_len !== undefined ? { txQueueLen: pc.tx_queue_len } : {}),
+      });
       mac = tap.mac;
       port = tap;
     } else if (pc.type === 'system') {

@@ -26,6 +26,7 @@ Configuration (YAML; JSON is accepted):
       mtu: 1500                  68..9000
       mac: "02:00:00:00:00:01"   optional; the kernel picks one otherwise
       device: lime-vm1           optional OS device name (at most 15 characters)
+      tx_queue_len: 5000         frames the kernel queues toward limed (64..100000)
     - name: uplink
       type: system               an interface that already exists (AF_PACKET)
       device: eth1               default: the port name

@@ -82,6 +82,8 @@ export interface LimeTapBinding {
    * virtio-net headers (PACKET_VNET_HDR)`) when the fd disagrees.
    */
   lime_tap_init_mode(handle: Buffer, fd: number, mode: number): void;
+  /** The device's txqueuelen: for a TAP, how many frames the kernel queues toward limed. */
+  lime_tap_set_txqlen(name: string, qlen: number): void;
   lime_tap_set_mtu(name: string, mtu: number): void;
   lime_tap_set_mac(name: string, mac: Buffer): void;
   lime_tap_get_mac(name: string): Buffer;

@@ -14,7 +14,7 @@ import { execFileSync } from 'node:child_process';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { FrameBatch, HEADROOM } from '../../src/packet/batch.js';
 import type { Port, PortState } from '../../src/io/port.js';
-import { TapError, TapPort } from '../../src/io/tap.js';
+import { DEFAULT_TAP_QUEUE_LEN, TapError, TapPort } from '../../src/io/tap.js';
 import { describeAsRoot } from '../helpers/root.js';
 
 const SUITE = 'TapPort on real TAP devices';
@@ -44,7 +44,7 @@ function linkExists(dev: string, ns?: string): boolean {
   }
 }
 
-function linkInfo(dev: string): { mtu: number; address: string; flags: string[] } {
+function linkInfo(dev: string): { mtu: number; address: string; flags: string[]; txqlen: number } {
   return JSON.parse(ip('-j', 'link', 'show', 'dev', dev))[0];
 }
 
@@ -137,6 +137,7 @@ describeAsRoot(SUITE, () => {
     expect(port.state).toBe('up');
     const link = linkInfo(DEV('c'));
     expect(link.mtu).toBe(1400);
+    expect(link.txqlen).toBe(DEFAULT_TAP_QUEUE_LEN); // deeper than Linux's 1000: rides out pauses
     expect(link.address).toBe('02:00:00:aa:bb:01');
     expect(link.flags).toContain('UP');
 
@@ -157,6 +158,9 @@ describeAsRoot(SUITE, () => {
     expect(linkInfo(port.device).address).toBe(port.mac);
     expect(linkInfo(port.device).mtu).toBe(1500);
     port.close();
+    const q = open({ name: 'vm3', number: 3, device: DEV('e'), txQueueLen: 256 });
+    expect(linkInfo(DEV('e')).txqlen).toBe(256);
+    q.close();
     expect(linkExists(port.device)).toBe(false);
   });
 

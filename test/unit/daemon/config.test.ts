@@ -48,6 +48,7 @@ describe('limed configuration', () => {
     ['site: a\nports:\n  - { name: vm1, type: tap, mtu: "big" }\n', 'limed.yaml: ports[0].mtu: expected an integer from 68 to 9000, got "big"'],
     ['site: a\nports:\n  - { name: vm1, type: tap, mac: "zz:00:00:00:00:01" }\n', 'limed.yaml: ports[0].mac: expected a MAC address like "02:00:00:00:00:01", got "zz:00:00:00:00:01"'],
     ['site: a\nports:\n  - { name: vm1, type: tap, mac: "01:00:00:00:00:01" }\n', 'limed.yaml: ports[0].mac: expected a unicast MAC address (first octet even), got "01:00:00:00:00:01"'],
+    ['site: a\nports:\n  - { name: vm1, type: tap, tx_queue_len: 10 }\n', 'limed.yaml: ports[0].tx_queue_len: expected an integer from 64 to 100000 (frames the kernel queues toward limed), got 10'],
     ['site: a\nports:\n  - { name: vm1, type: vxlan }\n', 'limed.yaml: ports[0].type: expected a port with type tap, system or gre, got "vxlan"'],
     ['site: a\nports:\n  - { name: t, type: gre }\n', 'limed.yaml: ports[0].remote_ip: expected an IPv4 address like "192.0.2.1", but it is missing'],
     ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.256 }\n', 'limed.yaml: ports[0].remote_ip: expected an IPv4 address like "192.0.2.1", got "10.0.0.256"'],
