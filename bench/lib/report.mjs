@@ -271,16 +271,7 @@ function renderFlows(L, { results, agg, scenarioNames, profile }) {
     L.push(`| ${n} | ${range(med(n, 'flow_ladder_pps'), 1e-3, 1)} | ${ratio(n, 'flow_ladder_pps')} | ${range(med(n, 'flow_cpu_us_per_frame'), 1, 3)} | ${ratio(n, 'flow_cpu_us_per_frame')} | ${range(med(n, 'flow_cpu_share'), 100, 1)} | ${range(med(n, 'flow_cpu_loss_pct'), 1, 2)} | ${range(med(n, 'add_flows_s'), 1, 2)} | ${a.rounds_ok} | ${notes.join('; ')} |`);
   }
   L.push('');
-  L.push('Ladder steps (delivered kframes/s at each offered rate, per round; ✗ = loss > 1 %, s = sender-limited):');
-  L.push('');
-  for (const n of names) {
-    for (const x of results.samples.filter((y) => y.scenario === n && y.ladder)) {
-      const steps = [...x.ladder.steps].sort((p, q) => p.offered_pps - q.offered_pps)
-        .map((st) => `${st.offered_pps / 1000}k→${(st.rx_pps / 1000).toFixed(1)}${st.pass ? '' : '✗'}${st.sender_limited ? 's' : ''}`);
-      L.push(`- ${n} #${x.round}: ${steps.join(', ')}`);
-    }
-  }
-  L.push('');
+  renderLadderSteps(L, results, names);
 
   const c = results.classifier;
   if (c) {
@@ -369,6 +360,11 @@ function renderTunnels(L, { results, agg, scenarioNames, profile }) {
     L.push(`- ${n}: ${notes.join('; ')}`);
   }
   L.push('');
+  renderLadderSteps(L, results, names);
+}
+
+/** Every ladder step of the named scenarios, per round. */
+function renderLadderSteps(L, results, names) {
   L.push('Ladder steps (delivered kframes/s at each offered rate, per round; ✗ = loss > 1 %, s = sender-limited):');
   L.push('');
   for (const n of names) {
