@@ -18,6 +18,7 @@ import { aggregate, evaluateGoals, evaluateFlowGoals, evaluateTunnelGoals, rende
 import { flowScenarios, FLOW_ORDER, buildUdpgen, udpgen, hitRulePackets, portTx, parseClassifier } from './lib/flows.mjs';
 import { median } from './lib/stats.mjs';
 import { measureRttInterleaved } from './lib/rtt.mjs';
+import { measureTunnelRttInterleaved } from './lib/tunnel-rtt.mjs';
 import { tunnelScenarios, TUNNEL_ORDER } from './lib/tunnels.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
@@ -33,7 +34,9 @@ const USAGE = `usage: node bench/run.mjs [SCENARIO...] [options]
 Scenarios (default: all, in this order): ${ORDER.join(', ')}
 Options:
   --quick          1 round, short runs, coarse ladder (CI smoke check, < 3 min)
-  --rounds N       rounds per scenario, interleaved round-robin (default 3; --quick: 1)
+  --rounds N       rounds per scenario, interleaved round-robin (default 3; --quick: 1);
+                   0 runs only the interleaved RTT comparisons (limed with tapfwd, and
+                   gre-limed with gre-ovs / openvpn) of the named scenarios
   --cpu-rate N     paced rate in frames/s for the CPU-per-frame metric (default 200000)
   --flow-rate N    paced udpgen rate in frames/s for the flow scenarios' CPU-per-frame
                    metric (default 100000)
@@ -58,7 +61,7 @@ function parseArgs(argv) {
     };
     if (a === '-h' || a === '--help') { process.stdout.write(USAGE + '\n'); process.exit(0); }
     else if (a === '--quick') o.quick = true;
-    else if (a.startsWith('--rounds')) { o.rounds = Number(val()); if (!Number.isInteger(o.rounds) || o.rounds < 1) usageError('--rounds must be a positive integer'); }
+    else if (a.startsWith('--rounds')) { o.rounds = Number(val()); if (!Number.isInteger(o.rounds) || o.rounds < 0) usageError('--rounds must be an integer ≥ 0'); }
     else if (a.startsWith('--cpu-rate')) { o.cpuRate = Number(val()); if (!Number.isInteger(o.cpuRate) || o.cpuRate < 1000) usageError('--cpu-rate must be an integer ≥ 1000 (frames/s)'); }
     else if (a.startsWith('--flow-rate')) { o.flowRate = Number(val()); if (!Number.isInteger(o.flowRate) || o.flowRate < 1000) usageError('--flow-rate must be an integer ≥ 1000 (frames/s)'); }
     else if (a.startsWith('--tunnel-rate')) { o.tunnelRate = Number(val()); if (!Number.isInteger(o.tunnelRate) || o.tunnelRate < 1000) usageError('--tunnel-rate must be an integer ≥ 1000 (frames/s)'); }
@@ -513,6 +516,10 @@ async function main() {
     results.rtt_interleaved = await rttInterleaved(ctx);
     saveResults(true);
   }
+  if (active.includes('gre-limed') && active.some((n) => n === 'gre-ovs' || n === 'openvpn')) {
+    results.tunnel_rtt_interleaved = await tunnelRttInterleaved(ctx);
+    saveResults(true);
+  }
   if (active.includes('limed') && !opts.limedRoot) {
     results.alloc = allocationProfile();
     saveResults(true);
@@ -543,6 +550,26 @@ async function rttInterleaved(ctx) {
     return r;
   } catch (e) {
     log(`  rtt interleaved: FAILED: ${e.message}`);
+    return { error: e.message };
+  } finally {
+    teardownSync();
+  }
+}
+
+/**
+ * RTT through the tunnels with limed GRE, OVS GRE and OpenVPN all up at once, ping
+ * alternating between them (bench/lib/tunnel-rtt.mjs): what issue 4's RTT goal is judged on.
+ */
+async function tunnelRttInterleaved(ctx) {
+  const o = { chunks: profile.rttChunks, chunkCount: profile.rttChunkCount, interval: profile.pingInterval, warmCount: profile.rttWarmCount };
+  log(`tunnel rtt interleaved: limed GRE, OVS GRE and OpenVPN side by side, ${o.chunks} cycles × ${o.chunkCount} pings each`);
+  teardownSync();
+  try {
+    const r = await measureTunnelRttInterleaved(ctx, o);
+    for (const [n, q] of Object.entries(r.ratios)) log(`  gre-limed / ${n}: p50 ${q.p50.toFixed(2)}×, p99 ${q.p99.toFixed(2)}×, p99.9 ${q.p999.toFixed(2)}×`);
+    return r;
+  } catch (e) {
+    log(`  tunnel rtt interleaved: FAILED: ${e.message}`);
     return { error: e.message };
   } finally {
     teardownSync();

@@ -360,7 +360,29 @@ function renderTunnels(L, { results, agg, scenarioNames, profile }) {
     L.push(`- ${n}: ${notes.join('; ')}`);
   }
   L.push('');
+  renderTunnelRttInterleaved(L, results.tunnel_rtt_interleaved);
   renderLadderSteps(L, results, names);
+}
+
+function renderTunnelRttInterleaved(L, il) {
+  if (!il) return;
+  L.push('### Tunnel RTT, interleaved (limed GRE, OVS GRE and OpenVPN up at once)');
+  L.push('');
+  if (il.error) { L.push(`Not measured: ${il.error}`, ''); return; }
+  L.push(`Each system has its own pair of site namespaces and WAN veth and its own host subnet (h1 and h2 shared). Method: ${il.method}. Percentiles over all pings of a system; the RTT goals above are judged on this table.`);
+  L.push('');
+  L.push('| system | pings | p50 (µs) | p99 (µs) | p99.9 (µs) | gre-limed ÷ system p50 | p99 | p99.9 | CPU per round trip, both sites (µs) |');
+  L.push('|---|---:|---:|---:|---:|---:|---:|---:|---:|');
+  for (const [name, p] of Object.entries(il.pooled)) {
+    const q = il.ratios[name];
+    const c = il.cpu_us_per_rtt?.[name];
+    L.push(`| ${name} | ${p.n} | ${p.p50_us} | ${p.p99_us} | ${p.p999_us} | ${q ? `${q.p50.toFixed(2)}×` : '—'} | ${q ? `${q.p99.toFixed(2)}×` : '—'} | ${q ? `${q.p999.toFixed(2)}×` : '—'} | ${c ? (c.user + c.sys).toFixed(0) : 'n/a'} |`);
+  }
+  for (const [name, why] of Object.entries(il.skipped ?? {})) L.push(`| ${name} | left out: ${why} | | | | | | | |`);
+  L.push('');
+  const names = Object.keys(il.pooled);
+  L.push(`Per cycle p99 (µs): ${names.map((n) => `${n} ${summary(il.cycles.map((c) => c[n].p99_us)).median?.toFixed(0)} median (${Math.min(...il.cycles.map((c) => c[n].p99_us)).toFixed(0)}–${Math.max(...il.cycles.map((c) => c[n].p99_us)).toFixed(0)})`).join('; ')}.`);
+  L.push('');
 }
 
 /** Every ladder step of the named scenarios, per round. */
@@ -409,11 +431,25 @@ export function evaluateTunnelGoals(agg, results) {
     ratio_ovs: l / o, ratio_openvpn: l / v,
     detail: `gre-limed ${l.toFixed(2)} Gbit/s = ${(l / o).toFixed(2)}× gre-ovs (${o.toFixed(2)}), ${(l / v).toFixed(2)}× openvpn (${v.toFixed(2)})`,
   }));
+  const il = results.tunnel_rtt_interleaved;
   for (const [key, what] of [['rtt_p50_us', 'p50'], ['rtt_p99_us', 'p99']]) {
-    check(`limed GRE RTT ${what} < OVS GRE and < OpenVPN`, key, (l, o, v) => ({
+    const goal = `limed GRE RTT ${what} < OVS GRE and < OpenVPN`;
+    const p = il?.pooled;
+    if (p?.[L] && p[O] && p[V]) {
+      // Judged on the interleaved measurement: all three tunnels up at once, ping
+      // alternating between them (bench/lib/tunnel-rtt.mjs), so the machine's drift cancels.
+      const pk = `${what}_us`;
+      const [l, o, v] = [p[L][pk], p[O][pk], p[V][pk]];
+      goals.push({
+        goal, status: l < o && l < v ? 'pass' : 'fail', ratio_ovs: l / o, ratio_openvpn: l / v,
+        detail: `interleaved, ${p[L].n} pings per system: gre-limed ${l.toFixed(0)} µs = ${(l / o).toFixed(2)}× gre-ovs (${o.toFixed(0)} µs), ${(l / v).toFixed(2)}× openvpn (${v.toFixed(0)} µs)`,
+      });
+      continue;
+    }
+    check(goal, key, (l, o, v) => ({
       status: l < o && l < v ? 'pass' : 'fail',
       ratio_ovs: l / o, ratio_openvpn: l / v,
-      detail: `gre-limed ${l.toFixed(0)} µs = ${(l / o).toFixed(2)}× gre-ovs (${o.toFixed(0)} µs), ${(l / v).toFixed(2)}× openvpn (${v.toFixed(0)} µs)`,
+      detail: `sequential rounds${il?.error ? ` (interleaved measurement failed: ${il.error})` : ''}: gre-limed ${l.toFixed(0)} µs = ${(l / o).toFixed(2)}× gre-ovs (${o.toFixed(0)} µs), ${(l / v).toFixed(2)}× openvpn (${v.toFixed(0)} µs)`,
     }));
   }
   return goals;

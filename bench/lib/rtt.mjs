@@ -58,63 +58,77 @@ async function setup(ctx) {
   return { tapfwd: f.pid, limed: l.pid };
 }
 
-async function pingChunk(net, count, interval) {
-  const r = await run('ping', ['-n', '-i', String(interval), '-c', String(count), '-W', '1', `${net}.2`], {
-    ns: H1, allowFail: true, timeoutMs: (count * interval + 10) * 1000,
+async function pingChunk(ns, dst, count, interval) {
+  const r = await run('ping', ['-n', '-i', String(interval), '-c', String(count), '-W', '1', dst], {
+    ns, allowFail: true, timeoutMs: (count * interval + 10) * 1000,
   });
   return parsePing(r.stdout);
 }
 
 /**
- * Warm every path up identically with a flood ping (see pingFlood), then alternate
- * `chunks` × `chunkCount` pings per system, rotating the order each cycle. Returns pooled
- * and per-cycle figures.
+ * The interleaving itself, shared by the bridge and the tunnel comparisons: warm every
+ * system's path up identically with a flood ping (see pingFlood), then alternate `chunks` ×
+ * `chunkCount` pings per system from namespace `ns` to each system's `dst`, rotating the
+ * order each cycle. `pids[name]` lists the processes whose CPU time counts for a system
+ * (none for a kernel path); only that system's chunks reach them. Returns the pooled
+ * percentiles, each cycle's p50 and each system's CPU time per round trip.
  */
-export async function measureRttInterleaved(ctx, { chunks, chunkCount, interval, warmCount }) {
-  const pids = await setup(ctx);
-  for (const s of RTT_SYSTEMS) {
-    await pingFlood({ ns: H1, dst: `${s.net}.2`, count: warmCount });
-  }
-  const all = Object.fromEntries(RTT_SYSTEMS.map((s) => [s.name, []]));
-  // Each forwarder's CPU time (user/system) per round trip: only its own chunks reach it.
-  const cpu = { tapfwd: { user: 0, sys: 0, rtts: 0 }, limed: { user: 0, sys: 0, rtts: 0 } };
+export async function alternatePings(systems, pids, { ns, chunks, chunkCount, interval, warmCount, onCycle }) {
+  for (const s of systems) await pingFlood({ ns, dst: s.dst, count: warmCount });
+  const all = Object.fromEntries(systems.map((s) => [s.name, []]));
+  const cpu = Object.fromEntries(systems.filter((s) => pids[s.name]?.length).map((s) => [s.name, { user: 0, sys: 0, rtts: 0 }]));
+  const cpuOf = (list) => list.map(cpuSplit).reduce((a, b) => ({ user: a.user + b.user, sys: a.sys + b.sys }), { user: 0, sys: 0 });
   const cycles = [];
   for (let c = 0; c < chunks; c++) {
-    const order = RTT_SYSTEMS.map((_, i) => RTT_SYSTEMS[(i + c) % RTT_SYSTEMS.length]);
+    const order = systems.map((_, i) => systems[(i + c) % systems.length]);
     const cycle = {};
     for (const s of order) {
-      const pid = pids[s.name];
-      const c0 = pid ? cpuSplit(pid) : null;
-      const p = await pingChunk(s.net, chunkCount, interval);
-      if (pid) {
-        const c1 = cpuSplit(pid);
+      const list = pids[s.name] ?? [];
+      const c0 = list.length ? cpuOf(list) : null;
+      const p = await pingChunk(ns, s.dst, chunkCount, interval);
+      if (c0) {
+        const c1 = cpuOf(list);
         cpu[s.name].user += c1.user - c0.user;
         cpu[s.name].sys += c1.sys - c0.sys;
         cpu[s.name].rtts += p.received;
       }
       all[s.name].push(...p.rtts_us);
-      cycle[s.name] = { p50_us: p.p50_us, loss_pct: p.loss_pct };
+      cycle[s.name] = { p50_us: p.p50_us, p99_us: p.p99_us, loss_pct: p.loss_pct };
     }
     cycles.push(cycle);
-    const add = (n) => cycle[n].p50_us - cycle.veth.p50_us;
-    log(`  rtt cycle ${c + 1}/${chunks}: p50 veth ${cycle.veth.p50_us.toFixed(0)} µs, tapfwd +${add('tapfwd').toFixed(0)}, limed +${add('limed').toFixed(0)}`);
+    onCycle?.(c, cycle);
   }
   const pooled = {};
-  for (const s of RTT_SYSTEMS) {
+  for (const s of systems) {
     const xs = all[s.name];
     pooled[s.name] = { n: xs.length, p50_us: percentile(xs, 50), p99_us: percentile(xs, 99), p999_us: percentile(xs, 99.9) };
   }
-  for (const s of RTT_SYSTEMS) pooled[s.name].added_p50_us = pooled[s.name].p50_us - pooled.veth.p50_us;
   const cpu_us_per_rtt = Object.fromEntries(Object.entries(cpu).map(([n, c]) => [n, {
     user: (c.user * 1e6) / c.rtts, sys: (c.sys * 1e6) / c.rtts,
   }]));
-  const cycleRatios = cycles.map((c) => (c.limed.p50_us - c.veth.p50_us) / (c.tapfwd.p50_us - c.veth.p50_us));
   return {
     method: `${chunks} cycles × ${chunkCount} pings at ${interval * 1000} ms per system, order rotated each cycle, after a ${warmCount}-ping flood per system to warm up`,
+    pooled, cycles, cpu_us_per_rtt,
+  };
+}
+
+/** Warm up, then alternate ping between veth, tapfwd and limed (see alternatePings). */
+export async function measureRttInterleaved(ctx, { chunks, chunkCount, interval, warmCount }) {
+  const pids = await setup(ctx);
+  const systems = RTT_SYSTEMS.map((s) => ({ name: s.name, dst: `${s.net}.2` }));
+  const r = await alternatePings(systems, { tapfwd: [pids.tapfwd], limed: [pids.limed] }, {
+    ns: H1, chunks, chunkCount, interval, warmCount,
+    onCycle(c, cycle) {
+      const add = (n) => cycle[n].p50_us - cycle.veth.p50_us;
+      log(`  rtt cycle ${c + 1}/${chunks}: p50 veth ${cycle.veth.p50_us.toFixed(0)} µs, tapfwd +${add('tapfwd').toFixed(0)}, limed +${add('limed').toFixed(0)}`);
+    },
+  });
+  const { pooled, cycles } = r;
+  for (const s of RTT_SYSTEMS) pooled[s.name].added_p50_us = pooled[s.name].p50_us - pooled.veth.p50_us;
+  const cycleRatios = cycles.map((c) => (c.limed.p50_us - c.veth.p50_us) / (c.tapfwd.p50_us - c.veth.p50_us));
+  return {
+    ...r,
     pids,
-    pooled,
-    cycles,
-    cpu_us_per_rtt,
     ratio_added_p50: pooled.limed.added_p50_us / pooled.tapfwd.added_p50_us,
     ratio_added_p50_cycle_median: median(cycleRatios),
     ratio_p99: (pooled.limed.p99_us - pooled.veth.p99_us) / (pooled.tapfwd.p99_us - pooled.veth.p99_us),

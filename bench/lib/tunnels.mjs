@@ -36,18 +36,28 @@ export const WAN_DEV_B = 'limeb-wb';
 export const WAN_MTU = 1600;
 export const GRE_KEY = 4242;
 
-const SIDES = {
-  a: { ns: SA, host: H1, hostIp: IP1, wanDev: WAN_DEV_A, local: WAN_A, remote: WAN_B },
-  b: { ns: SB, host: H2, hostIp: IP2, wanDev: WAN_DEV_B, local: WAN_B, remote: WAN_A },
-};
+/**
+ * Where one tunnel system lives: its two site namespaces, the WAN veth between them and the
+ * hosts' addresses. The scenarios use the default layout; the interleaved RTT measurement
+ * (bench/lib/tunnel-rtt.mjs) builds every system at once, each with its own site namespaces,
+ * WAN link and host subnet (the host namespaces are shared).
+ */
+export function siteLayout({ suffix = '', net = null } = {}) {
+  const hostA = net ? `${net}.1` : IP1;
+  const hostB = net ? `${net}.2` : IP2;
+  return {
+    a: { ns: `${SA}${suffix}`, host: H1, hostIp: hostA, peerHostIp: hostB, wanDev: `${WAN_DEV_A}${suffix}`, local: WAN_A, remote: WAN_B },
+    b: { ns: `${SB}${suffix}`, host: H2, hostIp: hostB, peerHostIp: hostA, wanDev: `${WAN_DEV_B}${suffix}`, local: WAN_B, remote: WAN_A },
+  };
+}
+const DEFAULT_LAYOUT = siteLayout();
 
-/** Host namespaces, site namespaces and the WAN veth (MTU 1600, TX checksum offload off). */
-async function baseSites({ wanAddrs = true } = {}) {
-  await addHosts();
-  await addNs(SA);
-  await addNs(SB);
-  await addVeth(WAN_DEV_A, SA, WAN_DEV_B, SB);
-  for (const s of Object.values(SIDES)) {
+/** Site namespaces and the WAN veth (MTU 1600, TX checksum offload off); hosts already exist. */
+async function baseSites(L, { wanAddrs = true } = {}) {
+  await addNs(L.a.ns);
+  await addNs(L.b.ns);
+  await addVeth(L.a.wanDev, L.a.ns, L.b.wanDev, L.b.ns);
+  for (const s of Object.values(L)) {
     await run('ip', ['link', 'set', s.wanDev, 'mtu', String(WAN_MTU)], { ns: s.ns });
     if (wanAddrs) await run('ip', ['addr', 'add', `${s.local}/24`, 'dev', s.wanDev], { ns: s.ns });
     await run('ip', ['link', 'set', s.wanDev, 'up'], { ns: s.ns });
@@ -70,8 +80,7 @@ function diedCheck(entry, what, logFile) {
 }
 
 /** Move a TAP the site created into its host namespace and configure it there. */
-async function attachHostTap(side, tap, check) {
-  const s = SIDES[side];
+async function attachHostTap(s, tap, check) {
   await waitForLink(s.ns, tap, { check });
   await moveLink(s.ns, tap, s.host);
   await configureHost(s.host, tap, s.hostIp);
@@ -92,12 +101,12 @@ async function linkPackets(ns, dev) {
  * resolves the peer's MAC), and the WAN link must have carried them (≥ 10 packets each way
  * during the passing attempt), so the hosts really talk through the tunnel. Throws otherwise.
  */
-export async function verifyTunnel(name) {
+export async function verifyTunnel(name, L = DEFAULT_LAYOUT) {
   let last = null;
   for (let attempt = 1; attempt <= 3; attempt++) {
-    const w0 = await linkPackets(SA, WAN_DEV_A);
-    const r = await run('ping', ['-n', '-c', '5', '-i', '0.2', '-W', '1', IP2], { ns: H1, allowFail: true, timeoutMs: 20_000 });
-    const w1 = await linkPackets(SA, WAN_DEV_A);
+    const w0 = await linkPackets(L.a.ns, L.a.wanDev);
+    const r = await run('ping', ['-n', '-c', '5', '-i', '0.2', '-W', '1', L.a.peerHostIp], { ns: L.a.host, allowFail: true, timeoutMs: 20_000 });
+    const w1 = await linkPackets(L.a.ns, L.a.wanDev);
     last = parsePing(r.stdout);
     const wan = w0 && w1 ? { tx: w1.tx - w0.tx, rx: w1.rx - w0.rx } : null;
     if (last.received === 5) {
@@ -121,11 +130,11 @@ async function limectlShowIn(ctx, ns, sock) {
 // ---------------------------------------------------------------------------------------
 // limed over GRE
 
-async function startLimedSite(ctx, side) {
-  const s = SIDES[side];
+async function startLimedSite(ctx, side, L) {
+  const s = L[side];
   const tap = side === 'a' ? 'limeb-ta' : 'limeb-tb';
-  const sock = join(ctx.tmp, `limed-${side}.sock`);
-  const cfg = join(ctx.tmp, `limed-${side}.yaml`);
+  const sock = join(ctx.tmp, `limed-${side}${s.ns}.sock`);
+  const cfg = join(ctx.tmp, `limed-${side}${s.ns}.yaml`);
   const logFile = join(ctx.tmp, `limed-${side}-${Date.now()}.log`);
   writeFileSync(cfg, [
     `site: bench-${side}`,
@@ -137,7 +146,7 @@ async function startLimedSite(ctx, side) {
   ].join('\n'));
   const e = startBg(`limed (site ${side.toUpperCase()})`, process.execPath, [ctx.limedJs, '--config', cfg], { ns: s.ns, logFile });
   const died = diedCheck(e, `limed (site ${side.toUpperCase()})`, logFile);
-  await attachHostTap(side, tap, died);
+  await attachHostTap(s, tap, died);
   let pid = e.pid;
   if (!(await waitForFile(sock, 10_000))) { died(); throw new Error(`limed site ${side.toUpperCase()}: management socket ${sock} did not appear`); }
   const show = await limectlShowIn(ctx, s.ns, sock);
@@ -164,8 +173,8 @@ const ovsMissing = () => {
   return null;
 };
 
-async function startOvsSite(ctx, side) {
-  const s = SIDES[side];
+async function startOvsSite(ctx, side, L) {
+  const s = L[side];
   const tap = side === 'a' ? 'limeb-oa' : 'limeb-ob';
   const dir = join(ctx.tmp, `ovs-${side}-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
@@ -202,7 +211,7 @@ async function startOvsSite(ctx, side) {
   await vsctl(['add-port', 'limeb-bint', 'limeb-gre', '--', 'set', 'interface', 'limeb-gre', 'type=gre',
     `options:remote_ip=${s.remote}`, `options:key=${GRE_KEY}`]);
   await run('ip', ['link', 'set', 'limeb-bint', 'up'], { ns: s.ns, allowFail: true });
-  await attachHostTap(side, tap, dead);
+  await attachHostTap(s, tap, dead);
   return { pid, dir };
 }
 
@@ -215,8 +224,7 @@ async function startOvsSite(ctx, side) {
  * `--cipher none --auth none` in this static (no-TLS) mode and prints a deprecation notice
  * (2.7 drops no-TLS mode); `--data-ciphers` only applies to TLS negotiation.
  */
-function openvpnArgs(side) {
-  const s = SIDES[side];
+function openvpnArgs(side, s) {
   return [
     '--dev', side === 'a' ? 'limeb-va' : 'limeb-vb', '--dev-type', 'tap',
     '--proto', 'udp', '--lport', '1194', '--rport', '1194', '--local', s.local, '--remote', s.remote,
@@ -225,13 +233,13 @@ function openvpnArgs(side) {
   ];
 }
 
-async function startOpenvpnSite(ctx, side) {
-  const s = SIDES[side];
+async function startOpenvpnSite(ctx, side, L) {
+  const s = L[side];
   const dev = side === 'a' ? 'limeb-va' : 'limeb-vb';
   const hostDev = side === 'a' ? 'limeb-v1' : 'limeb-v2';
   const siteDev = side === 'a' ? 'limeb-s1' : 'limeb-s2';
   const logFile = join(ctx.tmp, `openvpn-${side}-${Date.now()}.log`);
-  const e = startBg(`openvpn (site ${side.toUpperCase()})`, 'openvpn', openvpnArgs(side), { ns: s.ns, logFile });
+  const e = startBg(`openvpn (site ${side.toUpperCase()})`, 'openvpn', openvpnArgs(side, s), { ns: s.ns, logFile });
   const died = diedCheck(e, `openvpn (site ${side.toUpperCase()})`, logFile);
   await waitForLink(s.ns, dev, { check: died });
   // A Linux bridge in the site joins OpenVPN's TAP and a veth into the host.
@@ -256,16 +264,46 @@ function openvpnMissing() {
 
 // ---------------------------------------------------------------------------------------
 
-const both = async (start, ctx) => {
+const both = async (start, ctx, L) => {
   // One after the other: each site's set-up runs commands in its own namespace.
-  const a = await start(ctx, 'a');
-  const b = await start(ctx, 'b');
+  const a = await start(ctx, 'a', L);
+  const b = await start(ctx, 'b', L);
   return [a, b];
 };
 
 const pidsInfo = (sites) => {
   const pids = sites.map((x) => x.pid);
   return { pid: pids[0], pids, comm: pids.map(procComm).join('+') };
+};
+
+/**
+ * Each system's build: its site namespaces, WAN link and daemons for a layout (the host
+ * namespaces must exist), then the functional check. Returns the scenario's info.
+ */
+export const tunnelBuilds = {
+  'gre-limed': async (ctx, L) => {
+    await baseSites(L);
+    const sites = await both(startLimedSite, ctx, L);
+    const check = await verifyTunnel('gre-limed', L);
+    return { ...pidsInfo(sites), check, socks: sites.map((x) => x.sock) };
+  },
+  'gre-ovs': async (ctx, L) => {
+    await baseSites(L, { wanAddrs: false });
+    const sites = await both(startOvsSite, ctx, L);
+    const check = await verifyTunnel('gre-ovs', L);
+    return { ...pidsInfo(sites), check, dirs: sites.map((x) => x.dir) };
+  },
+  openvpn: async (ctx, L) => {
+    await baseSites(L);
+    const sites = await both(startOpenvpnSite, ctx, L);
+    const check = await verifyTunnel('openvpn', L);
+    return { ...pidsInfo(sites), check, version: runSync('openvpn', ['--version']).stdout.split('\n')[0].trim() };
+  },
+};
+
+const scenarioSetup = (name) => async (ctx) => {
+  await addHosts();
+  return tunnelBuilds[name](ctx, DEFAULT_LAYOUT);
 };
 
 export const tunnelScenarios = {
@@ -275,36 +313,21 @@ export const tunnelScenarios = {
     available(ctx) {
       return existsSync(ctx.limedJs) ? null : 'limed not built';
     },
-    async setup(ctx) {
-      await baseSites();
-      const sites = await both(startLimedSite, ctx);
-      const check = await verifyTunnel('gre-limed');
-      return { ...pidsInfo(sites), check, socks: sites.map((x) => x.sock) };
-    },
+    setup: scenarioSetup('gre-limed'),
   },
 
   'gre-ovs': {
     title: 'Open vSwitch userspace datapath ↔ OVS over GRE (key 4242), a type=tap port per host',
     tunnel: true,
     available: ovsMissing,
-    async setup(ctx) {
-      await baseSites({ wanAddrs: false });
-      const sites = await both(startOvsSite, ctx);
-      const check = await verifyTunnel('gre-ovs');
-      return { ...pidsInfo(sites), check, dirs: sites.map((x) => x.dir) };
-    },
+    setup: scenarioSetup('gre-ovs'),
   },
 
   openvpn: {
     title: 'OpenVPN 2.6 p2p, TAP over UDP, no TLS/cipher/auth, Linux bridge to the host per site',
     tunnel: true,
     available: openvpnMissing,
-    async setup(ctx) {
-      await baseSites();
-      const sites = await both(startOpenvpnSite, ctx);
-      const check = await verifyTunnel('openvpn');
-      return { ...pidsInfo(sites), check, version: runSync('openvpn', ['--version']).stdout.split('\n')[0].trim() };
-    },
+    setup: scenarioSetup('openvpn'),
   },
 };
 
