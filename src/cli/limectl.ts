@@ -21,6 +21,7 @@ import {
   type FlowModCommandName,
   type FlowText,
   type MgmtRequestBody,
+  type PeerShowReply,
   type PortInfo,
   type ShowReply,
 } from '../proto/schema.js';
@@ -168,7 +169,9 @@ Examples:
   limectl trace 'in_port=vm1,tcp,nw_src=10.0.0.1,nw_dst=10.0.0.2,tp_dst=22'
   limectl monitor --json
   limectl capture to-b -w to-b.pcap --count 100
-  limectl capture vm1 -w - | tcpdump -nn -r -`,
+  limectl capture vm1 -w - | tcpdump -nn -r -
+  limectl peer status
+  limectl sync barrier`,
     );
 
   const context = (cmd: Command): Context => {
@@ -468,7 +471,48 @@ Examples:
       else ctx.io.stdout.write(formatTrace(r.trace));
     });
 
+  const peer = program.command('peer').description('the control channel to the peer site');
+  peer
+    .command('status')
+    .description('role (writer or follower), connection, TLS identity, round-trip time, replication lag, last resync')
+    .option('--json', 'print one JSON object')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'peer_show', peer_show: {} });
+      if (reply.body !== 'peer_show') throw unexpected('peer status', reply.body);
+      if (ctx.json) printJson(ctx, reply.peer_show);
+      else ctx.io.stdout.write(formatPeerStatus(reply.peer_show));
+    });
+
+  const sync = program.command('sync').description('replication of the logical flow table');
+  sync
+    .command('barrier')
+    .description('wait until every change made so far is applied at both sites; prints the log position reached')
+    .option('--json', 'print one JSON object')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'sync_barrier', sync_barrier: {} });
+      if (reply.body !== 'sync_barrier') throw unexpected('sync barrier', reply.body);
+      if (ctx.json) printJson(ctx, reply.sync_barrier);
+      else ctx.io.stdout.write(`${reply.sync_barrier.peered ? 'applied at both sites' : 'applied at this site (no peer connected)'} up to entry ${reply.sync_barrier.seq}\n`);
+    });
+
   return program;
+}
+
+/** `limectl peer status` as text. */
+export function formatPeerStatus(p: PeerShowReply): string {
+  if (!p.configured) return `site ${p.site}: no peer and no state directory configured (flows are kept in memory only)\n`;
+  const lines = [`site ${p.site}: ${p.role}${p.peer !== '' ? `, peer ${p.peer}` : ' (no peer)'}`];
+  if (p.peer !== '') {
+    lines.push(p.connected ? `  connected to ${p.remote_address} (${p.tls_identity})${p.rtt_ms !== undefined ? `, round trip ${p.rtt_ms.toFixed(2)} ms` : ''}` : '  not connected');
+  }
+  lines.push(`  log ${p.log_id || '(none yet)'}: applied up to entry ${p.seq}, durable up to ${p.durable_seq}`);
+  if (p.lag_entries !== undefined) lines.push(`  replication lag: ${p.lag_entries} entries${p.lag_ms !== undefined ? `, ${p.lag_ms.toFixed(0)} ms` : ''}`);
+  lines.push(`  resyncs: ${p.resyncs}${p.last_resync_at !== undefined ? `, last at ${new Date(p.last_resync_at * 1000).toISOString()}` : ''}`);
+  if (p.divergent > 0) lines.push(`  WARNING: ${p.divergent} replicated entries did not apply here; the tables may differ (see the log)`);
+  lines.push(`  state directory: ${p.state_dir}`);
+  return lines.join('\n') + '\n';
 }
 
 class NoSuchPortError extends ClientError {}

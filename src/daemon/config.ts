@@ -12,12 +12,22 @@
  *     - { name: vm1, type: tap, mtu: 1500, mac: "02:00:00:00:00:01", device: lime-vm1 }
  *     - { name: uplink, type: system, device: eth1 }          # an existing interface
  *     - { name: to-b, type: gre, remote_ip: 192.0.2.2, key: 4242 }  # see grePortSchema
+ *   # The site-to-site control channel (src/sync/): both sites name each other.
+ *   listen: "192.0.2.1:6640"       # where this site accepts its peer
+ *   peer: { name: b, address: "192.0.2.2:6640", dead_peer_ms: 3000 }
+ *   tls: { ca: /etc/lime/ca.pem, cert: /etc/lime/a.pem, key: /etc/lime/a.key }
+ *   # insecure: true                # plain TCP instead of tls: loopback addresses only
+ *   state_dir: /var/lib/lime       # the journal of the flow table (default shown when a peer
+ *                                  # is set; without peer and state_dir flows are not kept)
  */
 import { readFileSync } from 'node:fs';
+import { isAbsolute } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
+import { isLoopbackHost, parseHostPort } from '../util/addr.js';
 
 export const DEFAULT_SOCKET = '/run/lime/limed.sock';
+export const DEFAULT_STATE_DIR = '/var/lib/lime';
 
 /** A configuration error: the message names the file and the field. */
 export class ConfigError extends Error {
@@ -121,6 +131,10 @@ export const grePortSchema = z.strictObject({
   mtu: mtuField.default(1500),
 });
 
+const HOST_PORT_MSG = 'expected "HOST:PORT", e.g. "192.0.2.1:6640" or "[2001:db8::1]:6640"';
+const hostPort = z.string({ error: HOST_PORT_MSG }).refine((s) => parseHostPort(s) !== undefined, HOST_PORT_MSG);
+const pemPath = z.string({ error: 'expected the path of a PEM file' }).min(1, 'expected the path of a PEM file');
+
 export const portSchema = z.discriminatedUnion('type', [tapPortSchema, systemPortSchema, grePortSchema], {
   error: (iss) =>
     iss.code === 'invalid_union' || iss.code === 'invalid_type' || iss.code === 'invalid_value'
@@ -160,6 +174,34 @@ export const configSchema = z.strictObject({
     }, { error: 'expected a mapping like { rate: 1000, burst: 100 }' })
     .default({ rate: 1000, burst: 100 }),
   ports: z.array(portSchema, { error: 'expected a list of ports' }).default([]),
+  listen: hostPort.optional(),
+  peer: z
+    .strictObject(
+      {
+        name: z
+          .string({ error: 'expected the peer site\'s name, a string' })
+          .min(1, 'expected a non-empty site name')
+          .max(64, 'expected a site name of at most 64 characters')
+          .regex(NAME_RE, 'expected letters, digits, "_", "." or "-"'),
+        address: hostPort,
+        dead_peer_ms: z
+          .number({ error: 'expected an integer from 300 to 60000 (ms without a word from the peer before it is taken for dead)' })
+          .int('expected an integer from 300 to 60000 (ms without a word from the peer before it is taken for dead)')
+          .min(300, 'expected an integer from 300 to 60000 (ms without a word from the peer before it is taken for dead)')
+          .max(60_000, 'expected an integer from 300 to 60000 (ms without a word from the peer before it is taken for dead)')
+          .default(3000),
+      },
+      { error: 'expected a mapping like { name: b, address: "192.0.2.2:6640" }' },
+    )
+    .optional(),
+  tls: z
+    .strictObject({ ca: pemPath, cert: pemPath, key: pemPath }, { error: 'expected a mapping like { ca: PATH, cert: PATH, key: PATH }' })
+    .optional(),
+  insecure: z.boolean({ error: 'expected true or false' }).default(false),
+  state_dir: z
+    .string({ error: 'expected an absolute path' })
+    .refine((s) => isAbsolute(s), 'expected an absolute path')
+    .optional(),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -225,7 +267,41 @@ export function validateConfig(doc: unknown, source = 'config'): Config {
     if (prevDev !== undefined) throw new ConfigError(`${source}: ports[${i}].device: device "${dev}" is already used by ports[${prevDev}]`);
     devices.set(dev, i);
   });
+  checkPeering(cfg, source);
   return cfg;
+}
+
+/**
+ * The control channel's rules that span fields. The site whose name sorts first is the
+ * writer of the logical table and accepts the connection; the other dials it (src/sync/).
+ */
+function checkPeering(cfg: Config, source: string): void {
+  const { peer, listen, tls, insecure } = cfg;
+  if (peer === undefined) {
+    if (listen !== undefined) throw new ConfigError(`${source}: listen: there is no peer to listen for (set peer: { name, address })`);
+    if (tls !== undefined) throw new ConfigError(`${source}: tls: there is no peer (set peer: { name, address })`);
+    if (insecure) throw new ConfigError(`${source}: insecure: there is no peer (set peer: { name, address })`);
+    return;
+  }
+  if (peer.name === cfg.site) throw new ConfigError(`${source}: peer.name: the peer must be another site than "${cfg.site}"`);
+  if (cfg.site < peer.name && listen === undefined) {
+    throw new ConfigError(
+      `${source}: listen: this site ("${cfg.site}") sorts before its peer ("${peer.name}"), so it is the writer and accepts the peer's connection: set listen: "ADDR:PORT"`,
+    );
+  }
+  if (tls !== undefined && insecure) throw new ConfigError(`${source}: insecure: set either tls or insecure: true, not both`);
+  if (tls === undefined && !insecure) {
+    throw new ConfigError(`${source}: tls: the control channel needs tls: { ca, cert, key } (mutual certificate authentication), or insecure: true on loopback`);
+  }
+  if (insecure) {
+    for (const [field, text] of [['listen', listen], ['peer.address', peer.address]] as const) {
+      if (text === undefined) continue;
+      const host = parseHostPort(text)!.host;
+      if (!isLoopbackHost(host)) {
+        throw new ConfigError(`${source}: ${field}: insecure: true (plain TCP, no authentication) is allowed only on loopback, but ${field} is ${JSON.stringify(text)}; use tls: { ca, cert, key }`);
+      }
+    }
+  }
 }
 
 /** Parse YAML/JSON text into a validated Config. */

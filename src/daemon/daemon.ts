@@ -33,6 +33,8 @@ import {
 import { portSchema, type Config, type PortConfig } from './config.js';
 import type { Logger } from './log.js';
 import { FlowService } from './flows.js';
+import { Peering, stateDirOf } from './peering.js';
+import { ReplicationError } from '../sync/replication.js';
 import type {
   DumpFlowsRequest,
   FlowDiffReply,
@@ -41,7 +43,9 @@ import type {
   FlowModsRequest,
   MgmtEvent,
   PacketOutRequest,
+  PeerShowReply,
   ReplaceFlowsRequest,
+  SyncBarrierReply,
   TraceReply,
 } from '../proto/schema.js';
 
@@ -79,6 +83,8 @@ export class Daemon implements ManagementService {
   /** Active `limectl capture` sinks per port, with their snaplen. */
   private readonly captures = new Map<Port, Map<(event: MgmtEvent) => void, number>>();
   private mgmt: ManagementServer | undefined;
+  /** The journal and the peer site (undefined: no state directory and no peer). */
+  private peering: Peering | undefined;
   private tick: NodeJS.Timeout | undefined;
   private gcObserver: PerformanceObserver | undefined;
   private gcCount = 0;
@@ -121,6 +127,12 @@ export class Daemon implements ManagementService {
   async start(): Promise<void> {
     try {
       for (const pc of this.config.ports) this.openPort(pc);
+      // After the ports (flows name them), before the management socket (operators only
+      // ever see the restored table).
+      if (stateDirOf(this.config) !== undefined) {
+        this.peering = await Peering.open(this.config, this.flows, loopNow, this.log);
+        await this.peering.start(this.log);
+      }
       this.mgmt = new ManagementServer({
         path: this.config.socket,
         service: this,
@@ -155,6 +167,11 @@ export class Daemon implements ManagementService {
     if (this.tick !== undefined) clearInterval(this.tick);
     this.tick = undefined;
     this.flows.stop();
+    if (this.peering !== undefined) {
+      const p = this.peering;
+      this.peering = undefined;
+      await p.stop();
+    }
     this.gcObserver?.disconnect();
     this.gcObserver = undefined;
     for (const name of [...this.records.keys()]) this.closePort(name);
@@ -369,12 +386,47 @@ export class Daemon implements ManagementService {
 
   // Flow table: FlowService does the work -------------------------------------------
 
-  flowMods(request: FlowModsRequest): FlowModsReply {
-    return this.flows.flowMods(request);
+  async flowMods(request: FlowModsRequest): Promise<FlowModsReply> {
+    if (this.peering === undefined) return this.flows.flowMods(request);
+    const r = await this.replicated(this.peering, { op: 'flow_mods', flow_mods: request });
+    if (r.op !== 'flow_mods') throw new ManagementError('FAILED', 'replication answered a flow-mod with another kind of result');
+    return r.flow_mods;
   }
 
-  replaceFlows(request: ReplaceFlowsRequest): FlowDiffReply {
-    return this.flows.replaceFlows(request);
+  async replaceFlows(request: ReplaceFlowsRequest): Promise<FlowDiffReply> {
+    // diff-flows changes nothing: answered from the local table.
+    if (this.peering === undefined || request.dry_run) return this.flows.replaceFlows(request);
+    const r = await this.replicated(this.peering, { op: 'replace_flows', replace_flows: request });
+    if (r.op !== 'replace_flows') throw new ManagementError('FAILED', 'replication answered replace-flows with another kind of result');
+    return r.flow_diff;
+  }
+
+  /** Submit through replication; its refusals become management errors with the same code. */
+  private async replicated(peering: Peering, op: Parameters<Peering['submit']>[0]): ReturnType<Peering['submit']> {
+    try {
+      return await peering.submit(op);
+    } catch (err) {
+      if (err instanceof ReplicationError) throw new ManagementError(err.code === 'CODE_UNSPECIFIED' ? 'FAILED' : err.code, err.message);
+      throw err;
+    }
+  }
+
+  peerShow(): PeerShowReply {
+    if (this.peering !== undefined) return this.peering.status();
+    return {
+      configured: false, role: 'writer', site: this.config.site, peer: '', connected: false, tls_identity: '', remote_address: '',
+      seq: 0, durable_seq: 0, resyncs: 0, log_id: '', state_dir: '', divergent: 0,
+    };
+  }
+
+  async syncBarrier(): Promise<SyncBarrierReply> {
+    if (this.peering === undefined) return { seq: 0, peered: false };
+    try {
+      return await this.peering.syncBarrier();
+    } catch (err) {
+      if (err instanceof ReplicationError) throw new ManagementError('FAILED', err.message);
+      throw err;
+    }
   }
 
   dumpFlows(request: DumpFlowsRequest): FlowEntry[] {

@@ -186,7 +186,8 @@ export class FlowService {
 
   // ---- flow-mods ----------------------------------------------------------------------
 
-  flowMods(request: FlowModsRequest): FlowModsReply {
+  /** `at`: the table-clock time to apply at (replication applies the writer's time); default now. */
+  flowMods(request: FlowModsRequest, at?: number): FlowModsReply {
     const c = COMMANDS[request.command];
     if (c === undefined) throw new ManagementError('BAD_REQUEST', `unknown flow-mod command ${String(request.command)}`);
     const text = request.text;
@@ -198,7 +199,7 @@ export class FlowService {
     for (let i = 0; i < text.flows.length; i++) {
       mods.push(this.parseMod(text, i, c.command, c.strict));
     }
-    const result = this.apply(mods, text);
+    const result = this.apply(mods, text, at);
     return { added: result.added.length, modified: result.modified.length + result.replaced.length, removed: result.removed.length };
   }
 
@@ -212,10 +213,10 @@ export class FlowService {
   }
 
   /** Apply all or none; report FlowModError with the flow's place; emit the events. */
-  private apply(mods: readonly FlowMod[], text: FlowText | undefined): ApplyResult {
+  private apply(mods: readonly FlowMod[], text: FlowText | undefined, at?: number): ApplyResult {
     let result: ApplyResult;
     try {
-      result = this.table.apply(mods);
+      result = this.table.apply(mods, at);
     } catch (err) {
       if (err instanceof FlowModError) {
         const where = text !== undefined && text.flows.length > 0 ? place(text, err.index) : '';
@@ -237,7 +238,7 @@ export class FlowService {
 
   // ---- replace-flows / diff-flows -----------------------------------------------------
 
-  replaceFlows(request: ReplaceFlowsRequest): FlowDiffReply {
+  replaceFlows(request: ReplaceFlowsRequest, at?: number): FlowDiffReply {
     const text = request.text;
     // Parse the whole file first; a later line for the same table/match/priority wins.
     const byExisting = new Map<number, FlowSpec>();
@@ -299,9 +300,35 @@ export class FlowService {
       nRemoved++;
     }
     if (!request.dry_run && (mods.length > 0 || deletes.length > 0)) {
-      this.apply([...deletes, ...mods], undefined);
+      this.apply([...deletes, ...mods], undefined, at);
     }
     return { lines, more: false, n_added: nAdded, n_modified: nModified, n_removed: nRemoved };
+  }
+
+  /**
+   * Replace the whole table by `flows` (a snapshot of another site's table, dump-flows
+   * entries) as of table-clock time `at`: each flow keeps its age (duration_s), so a hard
+   * timeout keeps its deadline; counters start from zero (each site counts its own).
+   * All or none, like every flow-mod.
+   */
+  loadFlows(flows: readonly FlowEntry[], at: number): void {
+    const mods: FlowMod[] = [parseFlowMod('', { command: 'delete', strict: false, ports: this.ports })];
+    const text: FlowText = { flows: [], lines: [], source: 'snapshot', more: false };
+    for (const f of flows) {
+      const parts = [`table=${f.table}`, `priority=${f.priority}`, `cookie=${f.cookie}`];
+      if (f.idle_timeout > 0) parts.push(`idle_timeout=${f.idle_timeout}`);
+      if (f.hard_timeout > 0) parts.push(`hard_timeout=${f.hard_timeout}`);
+      parts.push(...f.flags);
+      if (f.match !== '') parts.push(f.match);
+      text.flows.push(`${parts.join(',')},actions=${f.actions}`);
+      text.lines.push(0);
+    }
+    for (let i = 0; i < flows.length; i++) {
+      const mod = this.parseMod(text, i, 'add', false);
+      mod.createdAt = at - flows[i]!.duration_s * 1000;
+      mods.push(mod);
+    }
+    this.apply(mods, text, at);
   }
 
   // ---- dump ---------------------------------------------------------------------------

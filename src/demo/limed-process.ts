@@ -32,6 +32,8 @@ export interface LimedOptions {
   /** Run limed inside this network namespace. */
   netns?: string;
   logLevel?: string;
+  /** More top-level configuration (listen, peer, tls, state_dir, table_miss …), as in limed.yaml. */
+  config?: Record<string, unknown>;
 }
 
 export interface CtlResult {
@@ -68,6 +70,7 @@ export class LimedProcess {
       log_level: opts.logLevel ?? 'info',
       ...(opts.macTable !== undefined ? { mac_table: opts.macTable } : {}),
       ports: opts.ports.map((p) => ({ type: 'tap', ...p })),
+      ...(opts.config ?? {}),
     };
     writeFileSync(this.configPath, JSON.stringify(cfg, null, 2));
   }
@@ -124,6 +127,14 @@ export class LimedProcess {
     const code = await this.exitPromise;
     clearTimeout(timer);
     return code;
+  }
+
+  /** SIGKILL (a crash at an arbitrary moment) and wait for the exit. */
+  async kill9(): Promise<void> {
+    const child = this.child;
+    if (child === undefined || this.exitPromise === undefined) return;
+    if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+    await this.exitPromise;
   }
 
   cleanup(): void {

@@ -112,6 +112,11 @@ export interface FlowMod {
   spec: FlowSpec;
   /** For delete: only flows with an output action to this port (OFPP.NONE = any). */
   outPort: number;
+  /**
+   * For add: when the rule was created (ms, the table's clock), if earlier than the apply:
+   * a rule cloned from another site keeps its age, so its hard timeout keeps its deadline.
+   */
+  createdAt?: number;
 }
 
 export type FlowRemovedReason = 'idle_timeout' | 'hard_timeout' | 'delete' | 'group_delete' | 'meter_delete' | 'eviction';

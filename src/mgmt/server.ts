@@ -486,14 +486,18 @@ export class ManagementServer {
         const r = request.flow_mods;
         const text = this.stage(state, `flow_mods/${r.command}`, r.text);
         if (text === undefined) return { body: 'ok', ok: {} };
-        return { body: 'flow_mods', flow_mods: this.service.flowMods({ command: r.command, text }) };
+        return { body: 'flow_mods', flow_mods: await this.service.flowMods({ command: r.command, text }) };
       }
       case 'replace_flows': {
         const r = request.replace_flows;
         const text = this.stage(state, r.dry_run ? 'diff_flows' : 'replace_flows', r.text);
         if (text === undefined) return { body: 'ok', ok: {} };
-        return { body: 'flow_diff', flow_diff: this.service.replaceFlows({ text, dry_run: r.dry_run }) };
+        return { body: 'flow_diff', flow_diff: await this.service.replaceFlows({ text, dry_run: r.dry_run }) };
       }
+      case 'peer_show':
+        return { body: 'peer_show', peer_show: this.service.peerShow() };
+      case 'sync_barrier':
+        return { body: 'sync_barrier', sync_barrier: await this.service.syncBarrier() };
       case 'dump_flows':
         return { body: 'dump_flows', dump_flows: { flows: this.service.dumpFlows(request.dump_flows), more: false } };
       case 'trace':

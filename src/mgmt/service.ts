@@ -17,11 +17,25 @@ import type {
   FlowModsRequest,
   MgmtEvent,
   PacketOutRequest,
+  PeerShowReply,
   ReplaceFlowsRequest,
+  SyncBarrierReply,
   TraceReply,
 } from '../proto/schema.js';
 
-export type { DumpFlowsRequest, FlowDiffReply, FlowEntry, FlowModsReply, FlowModsRequest, MgmtEvent, PacketOutRequest, ReplaceFlowsRequest, TraceReply };
+export type {
+  DumpFlowsRequest,
+  FlowDiffReply,
+  FlowEntry,
+  FlowModsReply,
+  FlowModsRequest,
+  MgmtEvent,
+  PacketOutRequest,
+  PeerShowReply,
+  ReplaceFlowsRequest,
+  SyncBarrierReply,
+  TraceReply,
+};
 
 export interface PortSpec {
   name: string;
@@ -88,10 +102,14 @@ export interface ManagementService {
 
   // Flow table (issue 3). Bad input → ManagementError BAD_REQUEST whose message names the
   // source line (for files) and the column, with a caret line under the offending token.
-  /** add / modify / delete (strict or not), all or none. `text.more` is handled by the server. */
-  flowMods(request: FlowModsRequest): FlowModsReply;
-  /** Make the table equal to the text (or, dry_run, only report the difference). Atomic. */
-  replaceFlows(request: ReplaceFlowsRequest): FlowDiffReply;
+  /**
+   * add / modify / delete (strict or not), all or none. `text.more` is handled by the
+   * server. Resolves once the change is durable (journal) and, when peered, applied at the
+   * peer site too (src/sync/replication.ts).
+   */
+  flowMods(request: FlowModsRequest): FlowModsReply | Promise<FlowModsReply>;
+  /** Make the table equal to the text (or, dry_run, only report the difference). Atomic; durable and replicated like flowMods. */
+  replaceFlows(request: ReplaceFlowsRequest): FlowDiffReply | Promise<FlowDiffReply>;
   dumpFlows(request: DumpFlowsRequest): FlowEntry[];
   trace(packet: string): TraceReply;
   packetOut(request: PacketOutRequest): void;
@@ -104,4 +122,10 @@ export interface ManagementService {
    * port is removed (the stream then simply goes quiet).
    */
   capture(port: string, snaplen: number, sink: (event: MgmtEvent) => void): () => void;
+
+  // The control channel (issue 5).
+  /** Replication and channel state. */
+  peerShow(): PeerShowReply;
+  /** Resolves when everything before it is applied at both sites (this one only without a peer). */
+  syncBarrier(): Promise<SyncBarrierReply>;
 }

@@ -234,7 +234,9 @@ export type MgmtRequestBody =
   | { body: 'trace'; trace: TraceRequest }
   | { body: 'monitor'; monitor: Empty }
   | { body: 'capture'; capture: CaptureRequest }
-  | { body: 'packet_out'; packet_out: PacketOutRequest };
+  | { body: 'packet_out'; packet_out: PacketOutRequest }
+  | { body: 'peer_show'; peer_show: Empty }
+  | { body: 'sync_barrier'; sync_barrier: Empty };
 
 export type MgmtReplyBody =
   | { body: 'error'; error: ErrorBody }
@@ -246,7 +248,34 @@ export type MgmtReplyBody =
   | { body: 'trace'; trace: TraceReply }
   | { body: 'event'; event: MgmtEvent }
   | { body: 'flow_mods'; flow_mods: FlowModsReply }
-  | { body: 'flow_diff'; flow_diff: FlowDiffReply };
+  | { body: 'flow_diff'; flow_diff: FlowDiffReply }
+  | { body: 'peer_show'; peer_show: PeerShowReply }
+  | { body: 'sync_barrier'; sync_barrier: SyncBarrierReply };
+
+export interface PeerShowReply {
+  configured: boolean;
+  role: string;
+  site: string;
+  peer: string;
+  connected: boolean;
+  tls_identity: string;
+  remote_address: string;
+  rtt_ms?: number;
+  seq: number;
+  durable_seq: number;
+  lag_entries?: number;
+  lag_ms?: number;
+  resyncs: number;
+  last_resync_at?: number;
+  log_id: string;
+  state_dir: string;
+  divergent: number;
+}
+
+export interface SyncBarrierReply {
+  seq: number;
+  peered: boolean;
+}
 
 export type MgmtRequest = Envelope & MgmtRequestBody;
 export type MgmtReply = Envelope & MgmtReplyBody;
@@ -379,4 +408,107 @@ export function encodeMgmtReply(reply: MgmtReply): Uint8Array {
 
 export function decodeMgmtReply(bytes: Uint8Array): MgmtReply | UnknownBody {
   return knownBody<MgmtReply>(decodeMessage(MgmtReplyType, bytes), MgmtReplyType);
+}
+
+// ---------------------------------------------------------------------------------------
+// Site-to-site channel (PeerMessage, lime.proto)
+
+export const PeerMessageType: protobuf.Type = root.lookupType('lime.v1.PeerMessage');
+
+export interface PeerHello {
+  protocol_version: number;
+  site: string;
+  capabilities: string[];
+  dead_peer_ms: number;
+  log_id: string;
+  applied_seq: number;
+}
+
+export interface PeerHelloReply {
+  accepted: boolean;
+  reason: string;
+  protocol_version: number;
+  site: string;
+  capabilities: string[];
+  dead_peer_ms: number;
+  log_id: string;
+  applied_seq: number;
+}
+
+export interface Heartbeat {
+  sent_at: number;
+  reply: boolean;
+}
+
+export interface PeerGoodbye {
+  code: ErrorCode;
+  reason: string;
+}
+
+/** One operation of the logical table (lime.proto ReplEntry's `op`). */
+export type ReplOp = { op: 'flow_mods'; flow_mods: FlowModsRequest } | { op: 'replace_flows'; replace_flows: ReplaceFlowsRequest };
+
+export type ReplEntry = { seq: number; time: number } & ReplOp;
+
+export interface ReplSnapshot {
+  log_id: string;
+  seq: number;
+  time: number;
+  flows: FlowEntry[];
+  more: boolean;
+}
+
+export type ForwardResult =
+  | { result: 'error'; error: ErrorBody }
+  | { result: 'flow_mods'; flow_mods: FlowModsReply }
+  | { result: 'flow_diff'; flow_diff: FlowDiffReply };
+
+export type ForwardReply = { id: number; seq: number } & ForwardResult;
+
+export type PeerBody =
+  | { body: 'hello'; hello: PeerHello }
+  | { body: 'hello_reply'; hello_reply: PeerHelloReply }
+  | { body: 'heartbeat'; heartbeat: Heartbeat }
+  | { body: 'entries'; entries: { entries: ReplEntry[] } }
+  | { body: 'ack'; ack: { applied_seq: number } }
+  | { body: 'snapshot'; snapshot: ReplSnapshot }
+  | { body: 'forward'; forward: { id: number; request: ReplEntry } }
+  | { body: 'forward_reply'; forward_reply: ForwardReply }
+  | { body: 'barrier'; barrier: { id: number } }
+  | { body: 'barrier_reply'; barrier_reply: { id: number; seq: number } }
+  | { body: 'goodbye'; goodbye: PeerGoodbye };
+
+export type PeerMessage = { version: number } & PeerBody;
+
+export function encodePeerMessage(message: PeerMessage): Uint8Array {
+  return encodeMessage(PeerMessageType, message);
+}
+
+export const ReplEntryType: protobuf.Type = root.lookupType('lime.v1.ReplEntry');
+export const ReplSnapshotType: protobuf.Type = root.lookupType('lime.v1.ReplSnapshot');
+
+/** A journal record: one entry (the journal stores them as bytes). */
+export function encodeReplEntry(entry: ReplEntry): Uint8Array {
+  return encodeMessage(ReplEntryType, entry);
+}
+
+/** Throws MessageDecodeError; an entry whose op this build does not know has `op: undefined`. */
+export function decodeReplEntry(bytes: Uint8Array): ReplEntry | ({ seq: number; time: number } & { op: undefined }) {
+  const d = decodeMessage(ReplEntryType, bytes);
+  const op = d['op'];
+  if (op === 'flow_mods' || op === 'replace_flows') return d as unknown as ReplEntry;
+  return { seq: d['seq'] as number, time: d['time'] as number, op: undefined };
+}
+
+export function encodeReplSnapshot(snapshot: ReplSnapshot): Uint8Array {
+  return encodeMessage(ReplSnapshotType, snapshot);
+}
+
+export function decodeReplSnapshot(bytes: Uint8Array): ReplSnapshot {
+  return decodeMessage(ReplSnapshotType, bytes) as unknown as ReplSnapshot;
+}
+
+/** Throws MessageDecodeError for bytes that are not a PeerMessage; an unknown body decodes as `body: undefined`. */
+export function decodePeerMessage(bytes: Uint8Array): PeerMessage | UnknownBody {
+  return knownBody<PeerMessage>(decodeMessage(PeerMessageType, bytes), PeerMessageType);
 }

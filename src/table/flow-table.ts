@@ -492,7 +492,7 @@ export class FlowTable implements TableView {
         const fresh = this.freeIds.length === 0;
         const id = fresh ? this.nextId++ : this.freeIds.pop()!;
         if (id >= this.capacity) this.ensureCapacity(id + 1);
-        const rule = makeRule(id, spec, spec.cookie, spec.flags, spec.actions, now);
+        const rule = makeRule(id, spec, spec.cookie, spec.flags, spec.actions, mod.createdAt ?? now);
         this.place(id, rule, this.seqNo++, nPackets, nBytes, now);
         journal.push({ kind: 'insert', id, fresh });
         result.added.push(rule);

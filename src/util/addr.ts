@@ -6,6 +6,7 @@
  * numbers (a MAC as `hi` = first 2 bytes, `lo` = last 4 bytes, as in the flow key; an IPv4
  * address as an unsigned 32-bit number; an IPv6 address as 16 bytes or 4 words).
  */
+import { isIPv4, isIPv6 } from 'node:net';
 
 /** A MAC address as the flow key holds it: hi = bytes 0-1, lo = bytes 2-5 (unsigned). */
 export interface Mac {
@@ -152,4 +153,35 @@ export function ipv6FromWords(words: ArrayLike<number>, off = 0): Uint8Array {
     out[4 * i + 3] = w & 0xff;
   }
   return out;
+}
+
+/**
+ * True for a loopback host: "localhost", 127.0.0.0/8, ::1, and ::ffff:127.0.0.0/104
+ * (IPv4-mapped loopback), also in brackets ("[::1]"). The control channel's rule for
+ * `insecure: true` (config validation and the channel itself).
+ */
+export function isLoopbackHost(host: string): boolean {
+  let h = host.toLowerCase();
+  if (h.startsWith('[') && h.endsWith(']')) h = h.slice(1, -1);
+  if (h === 'localhost' || h === 'localhost.') return true;
+  if (isIPv4(h)) return h.startsWith('127.');
+  if (!isIPv6(h)) return false;
+  let bytes: Uint8Array;
+  try {
+    bytes = parseIpv6(h);
+  } catch {
+    return false; // e.g. a zone id ("fe80::1%eth0"): not loopback anyway
+  }
+  const zeroUpTo = (n: number): boolean => bytes.subarray(0, n).every((b) => b === 0);
+  if (zeroUpTo(15) && bytes[15] === 1) return true;
+  return zeroUpTo(10) && bytes[10] === 0xff && bytes[11] === 0xff && bytes[12] === 127;
+}
+
+/** "HOST:PORT" (HOST an IPv4 address, a name, or [IPv6]) → its parts; undefined if malformed. */
+export function parseHostPort(text: string): { host: string; port: number } | undefined {
+  const m = /^(?:\[([0-9A-Fa-f:.]+)\]|([A-Za-z0-9.-]+)):(\d{1,5})$/.exec(text);
+  if (m === null) return undefined;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: m[1] ?? m[2]!, port };
 }

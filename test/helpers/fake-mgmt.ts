@@ -10,9 +10,11 @@ import {
   ManagementError,
   type FdbEntry,
   type ManagementService,
+  type PeerShowReply,
   type PortInfo,
   type PortSpec,
   type ShowReply,
+  type SyncBarrierReply,
 } from '../../src/mgmt/service.js';
 import { FrameDecoder, encodeFrame } from '../../src/proto/framing.js';
 import { FlowService, type FlowDatapath } from '../../src/daemon/flows.js';
@@ -99,6 +101,23 @@ export class FakeManagementService implements ManagementService {
       mac_table: { size: this.fdb.length, capacity: 8192, evictions: 7, aging_seconds: 300 },
       process: { pid: 4242, uptime_seconds: 61.5, heap_used: 5_000_000, rss: 40_000_000, gc_count: 3 },
     };
+  }
+
+  /** What peerShow() answers (tests set it). */
+  peer: PeerShowReply = {
+    configured: true, role: 'follower', site: 'paris', peer: 'berlin', connected: true, tls_identity: 'CN=berlin, DNS:berlin',
+    remote_address: '192.0.2.2:6640', rtt_ms: 1.25, seq: 42, durable_seq: 42, resyncs: 1, last_resync_at: 1_700_000_000,
+    log_id: 'log-x', state_dir: '/var/lib/lime', divergent: 0,
+  };
+
+  peerShow(): PeerShowReply {
+    this.calls.push(['peerShow']);
+    return { ...this.peer };
+  }
+
+  async syncBarrier(): Promise<SyncBarrierReply> {
+    this.calls.push(['syncBarrier']);
+    return { seq: this.peer.seq, peered: this.peer.connected };
   }
 
   fdbShow(): FdbEntry[] {

@@ -81,11 +81,21 @@ export function baseSites(prefix: string, opts: { wanMtu?: number; wanAddrs?: bo
 }
 
 /** Start limed in a site namespace with a TAP port for its host (moved there) plus `ports`. */
-export async function startLimed(s: Sites, side: 'a' | 'b', ports: LimedPortConfig[], extra: { site?: string } = {}): Promise<LimedProcess> {
+export async function startLimed(
+  s: Sites,
+  side: 'a' | 'b',
+  ports: LimedPortConfig[],
+  extra: { site?: string; config?: Record<string, unknown> } = {},
+): Promise<LimedProcess> {
   const ns = side === 'a' ? s.siteA : s.siteB;
   const host = side === 'a' ? s.hostA : s.hostB;
   const tap = `${s.net.prefix}t${side}`;
-  const limed = new LimedProcess({ site: extra.site ?? `site-${side}`, netns: ns, ports: [{ name: 'host', device: tap, mtu: 1500 }, ...ports] });
+  const limed = new LimedProcess({
+    site: extra.site ?? `site-${side}`,
+    netns: ns,
+    ports: [{ name: 'host', device: tap, mtu: 1500 }, ...ports],
+    ...(extra.config !== undefined ? { config: extra.config } : {}),
+  });
   if (side === 'a') s.limedA = limed;
   else s.limedB = limed;
   await limed.start();

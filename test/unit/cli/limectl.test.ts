@@ -332,3 +332,50 @@ describe('limectl socket selection', () => {
     expect(r.code === 0 ? 'connected' : r.stderr).toMatch(/^(connected|limectl: cannot connect to limed at \/run\/lime\/limed\.sock: )/);
   });
 });
+
+describe('limectl peer status / sync barrier', () => {
+  it('prints the role, connection, log position, lag and resyncs', async () => {
+    service.peer = { ...service.peer, role: 'writer', lag_entries: 3, lag_ms: 12.4 };
+    const r = await ctl('peer', 'status');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        'site paris: writer, peer berlin',
+        '  connected to 192.0.2.2:6640 (CN=berlin, DNS:berlin), round trip 1.25 ms',
+        '  log log-x: applied up to entry 42, durable up to 42',
+        '  replication lag: 3 entries, 12 ms',
+        '  resyncs: 1, last at 2023-11-14T22:13:20.000Z',
+        '  state directory: /var/lib/lime',
+        '',
+      ].join('\n'),
+    );
+  });
+
+  it('says so when not connected, when the tables may differ, and without any peer', async () => {
+    service.peer = { ...service.peer, connected: false, divergent: 2 };
+    const r = await ctl('peer', 'status');
+    expect(r.stdout).toContain('  not connected\n');
+    expect(r.stdout).toContain('WARNING: 2 replicated entries did not apply here');
+    service.peer = { ...service.peer, configured: false };
+    expect((await ctl('peer', 'status')).stdout).toBe('site paris: no peer and no state directory configured (flows are kept in memory only)\n');
+  });
+
+  it('--json prints the reply as one object', async () => {
+    const r = await ctl('peer', 'status', '--json');
+    expect(JSON.parse(r.stdout)).toMatchObject({ role: 'follower', peer: 'berlin', connected: true, seq: 42, rtt_ms: 1.25 });
+  });
+
+  it('sync barrier waits for the daemon and reports the position', async () => {
+    let r = await ctl('sync', 'barrier');
+    expect([r.code, r.stdout]).toEqual([0, 'applied at both sites up to entry 42\n']);
+    service.peer = { ...service.peer, connected: false, seq: 7 };
+    r = await ctl('sync', 'barrier', '--json');
+    expect(JSON.parse(r.stdout)).toEqual({ seq: 7, peered: false });
+    expect(service.calls.filter(([m]) => m === 'syncBarrier')).toHaveLength(2);
+  });
+
+  it('an unknown sub-command is a usage error (exit 2)', async () => {
+    const r = await ctl('peer', 'statuss');
+    expect(r.code).toBe(2);
+  });
+});

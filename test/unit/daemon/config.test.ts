@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_SOCKET, parseConfig } from '../../../src/daemon/config.js';
+import { ConfigError, DEFAULT_SOCKET, DEFAULT_STATE_DIR, parseConfig } from '../../../src/daemon/config.js';
 
 function err(text: string): string {
   try {
@@ -84,5 +84,55 @@ describe('limed configuration', () => {
 
   it('rejects duplicate keys', () => {
     expect(err('site: a\nsite: b\n')).toMatch(/^limed\.yaml: not valid YAML or JSON/);
+  });
+});
+
+describe('limed configuration: the control channel', () => {
+  const TLS = 'tls: { ca: /etc/lime/ca.pem, cert: /etc/lime/a.pem, key: /etc/lime/a.key }\n';
+
+  it('accepts a TLS peering, with defaults filled in', () => {
+    const c = parseConfig(`site: a\nlisten: "192.0.2.1:6640"\npeer: { name: b, address: "192.0.2.2:6640" }\n${TLS}`);
+    expect(c.listen).toBe('192.0.2.1:6640');
+    expect(c.peer).toEqual({ name: 'b', address: '192.0.2.2:6640', dead_peer_ms: 3000 });
+    expect(c.tls).toEqual({ ca: '/etc/lime/ca.pem', cert: '/etc/lime/a.pem', key: '/etc/lime/a.key' });
+    expect(c.insecure).toBe(false);
+    expect(c.state_dir).toBeUndefined(); // limed uses DEFAULT_STATE_DIR with a peer
+    expect(DEFAULT_STATE_DIR).toBe('/var/lib/lime');
+  });
+
+  it('accepts the dialing site without listen, IPv6 and names as hosts, and insecure on loopback', () => {
+    expect(parseConfig(`site: b\npeer: { name: a, address: "[2001:db8::1]:6640" }\n${TLS}`).listen).toBeUndefined();
+    expect(parseConfig(`site: b\npeer: { name: a, address: "site-a.example:6640" }\n${TLS}`).peer?.address).toBe('site-a.example:6640');
+    const c = parseConfig('site: a\nlisten: "127.0.0.1:6640"\npeer: { name: b, address: "[::1]:6641", dead_peer_ms: 500 }\ninsecure: true\nstate_dir: /tmp/lime-a\n');
+    expect(c.insecure).toBe(true);
+    expect(c.peer?.dead_peer_ms).toBe(500);
+    expect(c.state_dir).toBe('/tmp/lime-a');
+  });
+
+  it.each([
+    [`site: a\nlisten: "192.0.2.1:6640"\npeer: { name: b, address: "192.0.2.2:6640" }\ninsecure: true\n`,
+      'limed.yaml: listen: insecure: true (plain TCP, no authentication) is allowed only on loopback, but listen is "192.0.2.1:6640"; use tls: { ca, cert, key }'],
+    [`site: a\nlisten: "127.0.0.1:6640"\npeer: { name: b, address: "192.0.2.2:6640" }\ninsecure: true\n`,
+      'limed.yaml: peer.address: insecure: true (plain TCP, no authentication) is allowed only on loopback, but peer.address is "192.0.2.2:6640"; use tls: { ca, cert, key }'],
+    [`site: a\nlisten: "127.0.0.1:6640"\npeer: { name: b, address: "127.0.0.1:6641" }\n`,
+      'limed.yaml: tls: the control channel needs tls: { ca, cert, key } (mutual certificate authentication), or insecure: true on loopback'],
+    [`site: a\nlisten: "127.0.0.1:6640"\npeer: { name: b, address: "127.0.0.1:6641" }\ninsecure: true\n${TLS}`,
+      'limed.yaml: insecure: set either tls or insecure: true, not both'],
+    [`site: a\npeer: { name: b, address: "192.0.2.2:6640" }\n${TLS}`,
+      'limed.yaml: listen: this site ("a") sorts before its peer ("b"), so it is the writer and accepts the peer\'s connection: set listen: "ADDR:PORT"'],
+    [`site: a\nlisten: "192.0.2.1:6640"\npeer: { name: a, address: "192.0.2.2:6640" }\n${TLS}`, 'limed.yaml: peer.name: the peer must be another site than "a"'],
+    [`site: a\nlisten: "192.0.2.1"\npeer: { name: b, address: "192.0.2.2:6640" }\n${TLS}`,
+      'limed.yaml: listen: expected "HOST:PORT", e.g. "192.0.2.1:6640" or "[2001:db8::1]:6640", got "192.0.2.1"'],
+    [`site: b\npeer: { name: a, address: "192.0.2.2:70000" }\n${TLS}`,
+      'limed.yaml: peer.address: expected "HOST:PORT", e.g. "192.0.2.1:6640" or "[2001:db8::1]:6640", got "192.0.2.2:70000"'],
+    [`site: b\npeer: { name: a, address: "192.0.2.2:6640", dead_peer_ms: 10 }\n${TLS}`,
+      'limed.yaml: peer.dead_peer_ms: expected an integer from 300 to 60000 (ms without a word from the peer before it is taken for dead), got 10'],
+    [`site: b\npeer: { name: a }\n${TLS}`, 'limed.yaml: peer.address: expected "HOST:PORT", e.g. "192.0.2.1:6640" or "[2001:db8::1]:6640", but it is missing'],
+    [`site: b\npeer: { name: a, address: "192.0.2.2:6640" }\ntls: { ca: /ca.pem, cert: /b.pem }\n`, 'limed.yaml: tls.key: expected the path of a PEM file, but it is missing'],
+    ['site: a\nlisten: "127.0.0.1:6640"\n', 'limed.yaml: listen: there is no peer to listen for (set peer: { name, address })'],
+    [`site: a\n${TLS}`, 'limed.yaml: tls: there is no peer (set peer: { name, address })'],
+    ['site: a\nstate_dir: var/lib/lime\n', 'limed.yaml: state_dir: expected an absolute path, got "var/lib/lime"'],
+  ])('rejects %j', (text, message) => {
+    expect(err(text)).toBe(message);
   });
 });

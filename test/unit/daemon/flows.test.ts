@@ -177,3 +177,36 @@ describe('config', () => {
     expect(() => parseConfig('site: a\npacket_in: { rte: 5 }\n')).toThrow(/packet_in: unknown field "rte"/);
   });
 });
+
+describe('loadFlows: a snapshot of another site\'s table', () => {
+  it('reproduces the table from its dump, keeping each flow\'s age and so its hard deadline', () => {
+    flows.flowMods({
+      command: 'ADD',
+      text: text([
+        'table=0,priority=10,cookie=0x2a,in_port=vm1,dl_type=0x0800,nw_dst=10.1.0.0/16,actions=output:uplink',
+        'priority=20,hard_timeout=30,send_flow_rem,in_port=vm2,actions=drop',
+        'table=1,priority=5,idle_timeout=60,actions=NORMAL',
+      ]),
+    });
+    clock += 12_000; // the flows are 12 s old when the snapshot is taken
+    const snapshot = flows.dumpFlows({ match: '', strict: false });
+    const other = make('drop');
+    other.flowMods({ command: 'ADD', text: text(['priority=99,actions=drop']) }); // replaced, not merged
+    other.loadFlows(snapshot, clock);
+    const strip = (es: ReturnType<FlowService['dumpFlows']>) => es.map(({ n_packets: _p, n_bytes: _b, ...e }) => e);
+    expect(strip(other.dumpFlows({ match: '', strict: false }))).toEqual(strip(snapshot));
+    expect(other.dumpFlows({ match: '', strict: false }).find((e) => e.priority === 20)?.duration_s).toBe(12);
+    // The hard timeout fires 30 s after the original add, not 30 s after the load.
+    expect(other.sweep(clock + 17_999).length).toBe(0);
+    expect(other.sweep(clock + 18_000).map((e) => e.reason)).toEqual(['hard_timeout']);
+    other.stop();
+  });
+
+  it('is all or none: a snapshot naming an unknown port changes nothing', () => {
+    flows.flowMods({ command: 'ADD', text: text(['priority=7,actions=drop']) });
+    const before = flows.dumpFlows({ match: '', strict: false });
+    const bad = [{ ...before[0]!, match: 'in_port=nosuchport' }];
+    expect(() => flows.loadFlows(bad, clock)).toThrow(ManagementError);
+    expect(flows.dumpFlows({ match: '', strict: false })).toEqual(before);
+  });
+});

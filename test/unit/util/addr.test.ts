@@ -7,10 +7,12 @@ import {
   formatIpv6,
   formatMac,
   ipv6FromWords,
+  isLoopbackHost,
   macFromBytes,
   macToBytes,
   parseIpv4,
   parseIpv6,
+  parseHostPort,
   parseMac,
 } from '../../../src/util/addr.js';
 
@@ -98,5 +100,21 @@ describe('IPv6', () => {
       }),
     );
     expect(formatIpv6(ipv6FromWords([0x20010db8, 0, 0, 1]))).toBe('2001:db8::1');
+  });
+});
+
+describe('control channel addresses', () => {
+  it('knows loopback hosts', () => {
+    for (const h of ['127.0.0.1', '127.1.2.3', '::1', '[::1]', 'localhost', '::ffff:127.0.0.1']) expect(isLoopbackHost(h), h).toBe(true);
+    for (const h of ['192.0.2.1', '0.0.0.0', '::', '128.0.0.1', 'example.org', '::ffff:10.0.0.1', '1127.0.0.1']) expect(isLoopbackHost(h), h).toBe(false);
+  });
+
+  it('parses HOST:PORT', () => {
+    expect(parseHostPort('192.0.2.1:6640')).toEqual({ host: '192.0.2.1', port: 6640 });
+    expect(parseHostPort('[2001:db8::1]:1')).toEqual({ host: '2001:db8::1', port: 1 });
+    expect(parseHostPort('site-a.example:65535')).toEqual({ host: 'site-a.example', port: 65535 });
+    for (const bad of ['192.0.2.1', ':6640', '192.0.2.1:0', '192.0.2.1:65536', '2001:db8::1:6640', 'a b:1', '[x]:1', 'host:port']) {
+      expect(parseHostPort(bad), bad).toBeUndefined();
+    }
   });
 });

@@ -1,0 +1,256 @@
+/**
+ * Peering: the daemon's side of issue 5 — the local journal, the replication role and the
+ * control channel to the peer site, wired to the flow service.
+ *
+ * Durability: with a state directory (config `state_dir`, or the default one when a peer
+ * is configured) every change of the flow table is an entry of the replicated log
+ * (sync/replication.ts), journaled (sync/journal.ts: checksummed records, fsync before the
+ * operator's answer) and replayed at start: `kill -9` at any moment loses nothing that was
+ * acknowledged. Without a state directory and without a peer, flows live in memory only,
+ * as before.
+ *
+ * Roles: the site whose name sorts first is the writer (it listens for the peer); the
+ * other is the follower (it dials). A site without a peer is a writer with no follower.
+ *
+ * Clocks: an entry carries the writer's wall clock (Unix ms); the flow table runs on the
+ * data path's clock. `tableTime` converts, so a hard timeout has the same deadline at both
+ * sites (to within their wall clocks' agreement, which NTP keeps to milliseconds).
+ *
+ * Compaction: after COMPACT_EVERY entries since the last snapshot, once everything
+ * applied is durable, the table is written as the new snapshot and the journal restarts.
+ */
+import { randomUUID } from 'node:crypto';
+import { readFileSync } from 'node:fs';
+import { Journal } from '../sync/journal.js';
+import { Follower, Writer, type LogPosition, type ReplicaIo, type ReplicaLink, type ReplResult } from '../sync/replication.js';
+import { PeerChannel, type PeerSession } from '../sync/channel.js';
+import {
+  decodeReplEntry,
+  decodeReplSnapshot,
+  encodeReplEntry,
+  encodeReplSnapshot,
+  type PeerMessage,
+  type PeerShowReply,
+  type ReplEntry,
+  type ReplOp,
+  type ReplSnapshot,
+  type SyncBarrierReply,
+} from '../proto/schema.js';
+import { parseHostPort } from '../util/addr.js';
+import type { Config } from './config.js';
+import { DEFAULT_STATE_DIR } from './config.js';
+import type { FlowService } from './flows.js';
+import type { Logger } from './log.js';
+
+/** Entries between snapshots. */
+const COMPACT_EVERY = 50_000;
+
+export const CAPABILITIES = ['flows/v1'];
+
+
+/** The state directory limed uses for this config, or undefined (no journal). */
+export function stateDirOf(config: Config): string | undefined {
+  return config.state_dir ?? (config.peer !== undefined ? DEFAULT_STATE_DIR : undefined);
+}
+
+export class Peering {
+  private readonly replica: Writer | Follower;
+  private channel: PeerChannel | undefined;
+  private session: PeerSession | undefined;
+  private sinceSnapshot: number;
+  private compacting = false;
+
+  private constructor(
+    private readonly config: Config,
+    private readonly io: DaemonReplicaIo,
+    private readonly journal: Journal,
+    readonly stateDir: string,
+    position: LogPosition,
+    restored: readonly ReplEntry[],
+  ) {
+    const peer = config.peer;
+    this.replica = peer === undefined || config.site < peer.name ? new Writer(io, position, restored) : new Follower(io, position, peer.name);
+    this.sinceSnapshot = restored.length;
+  }
+
+  /** Open the journal, restore the table from it, and choose the role. */
+  static async open(config: Config, flows: FlowService, tableNow: () => number, log: Logger): Promise<Peering> {
+    const dir = stateDirOf(config)!;
+    const journal = await Journal.open(dir);
+    const io = new DaemonReplicaIo(flows, tableNow, journal, log);
+    if (journal.recovery.truncatedBytes > 0) {
+      log.warn({ journal: journal.path, offset: journal.recovery.offset, bytes: journal.recovery.truncatedBytes, reason: journal.recovery.reason }, 'discarded a torn or corrupt tail of the journal (never acknowledged)');
+    }
+    const snapshot = journal.snapshot !== undefined ? decodeReplSnapshot(journal.snapshot.data) : undefined;
+    const entries: ReplEntry[] = [];
+    for (const r of journal.records) {
+      const e = decodeReplEntry(r.data);
+      if (e.op === undefined) throw new Error(`journal ${journal.path}: entry ${r.seq} holds an operation this limed does not know (written by a newer version?)`);
+      entries.push(e);
+    }
+    const restored = Writer.restore(io, snapshot, entries);
+    let position: LogPosition = { log_id: restored.log_id, applied_seq: restored.applied_seq };
+    const isWriter = config.peer === undefined || config.site < config.peer.name;
+    if (position.log_id === '' && isWriter) {
+      // A new log: name its lineage and make the (empty) start durable.
+      position = { log_id: randomUUID(), applied_seq: restored.applied_seq };
+      await journal.compact(journal.lastSeq, encodeReplSnapshot({ log_id: position.log_id, seq: journal.lastSeq, time: Date.now(), flows: io.snapshotFlows(Date.now()), more: false }));
+    }
+    log.info({ state_dir: dir, log_id: position.log_id, seq: position.applied_seq, entries: entries.length, divergent: restored.divergent }, 'flow table restored from the journal');
+    return new Peering(config, io, journal, dir, position, entries);
+  }
+
+  /** Start the control channel (when a peer is configured). */
+  async start(log: Logger): Promise<void> {
+    const peer = this.config.peer;
+    if (peer === undefined) return;
+    const tls = this.config.tls;
+    const listen = this.config.listen !== undefined ? parseHostPort(this.config.listen) : undefined;
+    const isWriter = this.replica instanceof Writer;
+    this.channel = new PeerChannel({
+      site: this.config.site,
+      peerName: peer.name,
+      ...(isWriter && listen !== undefined ? { listen } : {}),
+      ...(!isWriter ? { dial: parseHostPort(peer.address)! } : {}),
+      ...(tls !== undefined ? { tls: { ca: readFileSync(tls.ca), cert: readFileSync(tls.cert), key: readFileSync(tls.key) } } : { insecure: true }),
+      deadPeerMs: peer.dead_peer_ms,
+      capabilities: CAPABILITIES,
+      position: () => this.replica.position,
+      log: (level, msg, fields) => log[level](fields ?? {}, msg),
+    });
+    this.channel.on('up', (session: PeerSession) => this.onUp(session));
+    this.channel.on('down', (session: PeerSession, reason: string) => this.onDown(session, reason));
+    this.channel.on('message', (session: PeerSession, message: PeerMessage) => {
+      if (session !== this.session) return;
+      void this.replica.receive(message).then(() => this.maybeCompact());
+    });
+    await this.channel.start();
+  }
+
+  private onUp(session: PeerSession): void {
+    this.session = session;
+    const link: ReplicaLink = {
+      send: (m) => session.send(m),
+      onDrain: (cb) => session.on('drain', cb),
+      close: (reason) => session.close(reason),
+    };
+    if (this.replica instanceof Writer) this.replica.attach(link, session.peerPosition);
+    else this.replica.attach(link);
+  }
+
+  private onDown(session: PeerSession, reason: string): void {
+    if (session !== this.session) return;
+    this.session = undefined;
+    this.replica.detach(reason);
+  }
+
+  /** An operator's flow-mods / replace-flows: sequenced by the writer, durable, replicated. */
+  async submit(op: ReplOp): Promise<ReplResult> {
+    const { result } = await this.replica.submit(op);
+    this.sinceSnapshot++;
+    this.maybeCompact();
+    return result;
+  }
+
+  barrier(): Promise<number> {
+    return this.replica.barrier();
+  }
+
+  status(): PeerShowReply {
+    const s = this.replica.status();
+    const session = this.session;
+    const reply: PeerShowReply = {
+      configured: true,
+      role: s.role,
+      site: this.config.site,
+      peer: this.config.peer?.name ?? '',
+      connected: session !== undefined,
+      tls_identity: session?.tlsIdentity ?? '',
+      remote_address: session?.remoteAddress ?? '',
+      seq: s.seq,
+      durable_seq: s.durable_seq,
+      resyncs: s.resyncs,
+      log_id: this.replica.position.log_id,
+      state_dir: this.stateDir,
+      divergent: s.divergent,
+    };
+    if (session?.rttMs !== undefined) reply.rtt_ms = session.rttMs;
+    if (s.role === 'writer' && s.lag !== undefined) reply.lag_entries = s.lag;
+    if (s.role === 'writer' && s.lag_ms !== undefined) reply.lag_ms = s.lag_ms;
+    if (this.replica.lastResyncAt !== undefined) reply.last_resync_at = this.replica.lastResyncAt / 1000;
+    return reply;
+  }
+
+  /** Everything before it applied at both sites; `peered` false when no peer is connected. */
+  async syncBarrier(): Promise<SyncBarrierReply> {
+    const peered = this.session !== undefined;
+    return { seq: await this.replica.barrier(), peered };
+  }
+
+  /** Snapshot the table into the journal once enough entries accumulated and all are durable. */
+  private maybeCompact(): void {
+    if (this.compacting || this.sinceSnapshot < COMPACT_EVERY) return;
+    const pos = this.replica.position;
+    if (pos.applied_seq !== this.replica.status().seq) return;
+    this.compacting = true;
+    const now = Date.now();
+    const snap: ReplSnapshot = { log_id: pos.log_id, seq: pos.applied_seq, time: now, flows: this.io.snapshotFlows(now), more: false };
+    this.sinceSnapshot = 0;
+    this.journal
+      .compact(snap.seq, encodeReplSnapshot(snap))
+      .catch((err: Error) => this.io.log('error', `journal compaction failed: ${err.message}`))
+      .finally(() => {
+        this.compacting = false;
+      });
+  }
+
+  async stop(): Promise<void> {
+    await this.channel?.close();
+    await this.journal.close().catch(() => undefined);
+  }
+}
+
+/** ReplicaIo over the flow service and the journal. */
+class DaemonReplicaIo implements ReplicaIo {
+  constructor(
+    private readonly flows: FlowService,
+    private readonly tableNow: () => number,
+    private readonly journal: Journal,
+    private readonly logger: Logger,
+  ) {}
+
+  /** A wall-clock time (Unix ms) on the flow table's clock. */
+  private tableTime(wall: number): number {
+    return this.tableNow() - (Date.now() - wall);
+  }
+
+  apply(op: ReplOp, time: number): ReplResult {
+    const at = this.tableTime(time);
+    if (op.op === 'flow_mods') return { op: 'flow_mods', flow_mods: this.flows.flowMods(op.flow_mods, at) };
+    return { op: 'replace_flows', flow_diff: this.flows.replaceFlows(op.replace_flows, at) };
+  }
+
+  snapshotFlows(_time?: number): ReturnType<FlowService["dumpFlows"]> {
+    return this.flows.dumpFlows({ match: '', strict: false });
+  }
+
+  loadSnapshot(flows: ReplSnapshot['flows'], time: number): void {
+    this.flows.loadFlows(flows, this.tableTime(time));
+  }
+
+  persist(entry: ReplEntry): Promise<void> {
+    return this.journal.append(entry.seq, encodeReplEntry(entry));
+  }
+
+  persistSnapshot(snapshot: ReplSnapshot): Promise<void> {
+    return this.journal.reset(snapshot.seq, encodeReplSnapshot(snapshot));
+  }
+
+  now(): number {
+    return Date.now();
+  }
+
+  log = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>): void => {
+    this.logger[level](fields ?? {}, msg);
+  };
+}

@@ -1,0 +1,634 @@
+/**
+ * Replication of the logical flow table between the two sites: one writer, one follower,
+ * one ordered log of operations.
+ *
+ * The rule that makes concurrent flow-mods converge: the site whose name sorts first is
+ * the **writer** of the logical table; the other is the **follower**. Every flow-mod, at
+ * either site, is sequenced by the writer: an operator's command at the follower is
+ * forwarded to the writer (ForwardRequest) and answered from there. So there is one order
+ * of operations, and both tables are the result of applying the same log in that order.
+ * While the sites are not connected the writer goes on accepting commands (they are
+ * replicated when the follower is back) and the follower refuses them with a message that
+ * says why: it cannot sequence them, and accepting them would fork the table.
+ *
+ * The log: each operation (ReplEntry: the operator's flow-mods request as text, the
+ * writer's wall clock when applied, a sequence number) is applied to the local table,
+ * written to the local journal, and streamed to the follower, which applies it, journals
+ * it and acknowledges it (ReplAck). The writer answers the operator when the entry is
+ * durable locally and, while a follower is connected, acknowledged by it. `barrier()`
+ * waits for that of everything submitted before it.
+ *
+ * Reconnection. The follower's hello carries its position: the log id (a random name of
+ * the writer's log lineage, fixed when the writer's state directory is created) and its
+ * last durable sequence number. The writer **resumes** when the id matches and it still
+ * holds every entry after that number in its window; otherwise (another lineage, a gap
+ * too large, a follower restarted empty) it **resyncs**: a snapshot of the table at
+ * sequence S, in chunks, then every entry after S. That is LIME's iterative copy with no
+ * need for a hold: commands that arrive while the snapshot is on its way are sequenced
+ * after S and wait in the window, and the stream sends them, round after round, behind it;
+ * the follower is "live" once it has caught up. A follower that falls further behind than
+ * the window is disconnected and resyncs when it reconnects.
+ *
+ * Both sites restore from their journal the same way (`restore`): the snapshot, then the
+ * entries after it, applied in order.
+ *
+ * Pure core: the table, the journal and the link are injected (ReplicaIo, ReplicaLink),
+ * so the unit tests run both roles against each other in memory.
+ */
+import type {
+  ErrorCode,
+  FlowDiffReply,
+  FlowEntry,
+  FlowModsReply,
+  ForwardReply,
+  ForwardResult,
+  PeerBody,
+  PeerMessage,
+  ReplEntry,
+  ReplOp,
+  ReplSnapshot,
+} from '../proto/schema.js';
+import { PROTOCOL_VERSION } from '../proto/schema.js';
+
+/** What applying an operation returned (the operator's reply). */
+export type ReplResult = { op: 'flow_mods'; flow_mods: FlowModsReply } | { op: 'replace_flows'; flow_diff: FlowDiffReply };
+
+/** An operation was refused: the operator sees `code` and `message`. */
+export class ReplicationError extends Error {
+  constructor(
+    readonly code: ErrorCode,
+    message: string,
+  ) {
+    super(message);
+    this.name = 'ReplicationError';
+  }
+}
+
+export type ReplicaLogFn = (level: 'debug' | 'info' | 'warn' | 'error', msg: string, fields?: Record<string, unknown>) => void;
+
+/** The rest of the daemon, as replication sees it. */
+export interface ReplicaIo {
+  /** Apply an operation to the local table as of `time` (Unix ms). Throws when it is invalid (then nothing changed). */
+  apply(op: ReplOp, time: number): ReplResult;
+  /** The local table, for a snapshot (flows with their age in duration_s). */
+  snapshotFlows(time: number): FlowEntry[];
+  /** Replace the local table by a snapshot's flows (taken at `time`). */
+  loadSnapshot(flows: FlowEntry[], time: number): void;
+  /** Make an entry durable (the journal). */
+  persist(entry: ReplEntry): Promise<void>;
+  /** Make a snapshot durable and drop the journal's entries up to its seq. */
+  persistSnapshot(snapshot: ReplSnapshot): Promise<void>;
+  /** Wall clock, Unix ms. */
+  now(): number;
+  log: ReplicaLogFn;
+}
+
+/** The connected peer, as replication sees it (a PeerSession of channel.ts). */
+export interface ReplicaLink {
+  /** False when the connection's send buffer is full: wait for `onDrain`. */
+  send(message: PeerMessage): boolean;
+  onDrain(callback: () => void): void;
+  close(reason: string): void;
+}
+
+/** Where a site's log stands: sent in its hello. */
+export interface LogPosition {
+  log_id: string;
+  applied_seq: number;
+}
+
+export interface ReplicaOptions {
+  /** Entries the writer keeps for a resuming follower (and a follower's catch-up backlog). */
+  windowEntries?: number;
+  /** Flows per snapshot chunk (each chunk must stay well under the message size bound). */
+  snapshotChunkFlows?: number;
+  /** Entries per `entries` message. */
+  entriesPerMessage?: number;
+}
+
+const DEFAULT_WINDOW = 200_000;
+const DEFAULT_CHUNK_FLOWS = 1000;
+const DEFAULT_ENTRIES_PER_MESSAGE = 256;
+
+const msg = (m: PeerBody): PeerMessage => ({ version: PROTOCOL_VERSION, ...m });
+
+function resultToForward(r: ReplResult): ForwardResult {
+  return r.op === 'flow_mods' ? { result: 'flow_mods', flow_mods: r.flow_mods } : { result: 'flow_diff', flow_diff: r.flow_diff };
+}
+
+function opOf(e: ReplEntry): ReplOp {
+  return e.op === 'flow_mods' ? { op: 'flow_mods', flow_mods: e.flow_mods } : { op: 'replace_flows', replace_flows: e.replace_flows };
+}
+
+/**
+ * A snapshot's flows in chunks of `size`; the last chunk is shorter than `size` (empty when
+ * the count is a multiple of it), which is how the sender knows to mark it `more: false`.
+ */
+function* chunks<T>(xs: readonly T[], size: number): Generator<T[]> {
+  for (let i = 0; i < xs.length; i += size) yield xs.slice(i, i + size);
+  if (xs.length % size === 0) yield [];
+}
+
+interface Waiter {
+  seq: number;
+  resolve: () => void;
+}
+
+/** State both roles share: the log position and restore from the journal. */
+abstract class Replica {
+  protected readonly io: ReplicaIo;
+  protected logId: string;
+  /** Highest sequence number applied here (and durable once `durable` reaches it). */
+  protected lastSeq: number;
+  protected durableSeq: number;
+  protected link: ReplicaLink | undefined;
+  /** Entries applied here whose apply threw (the table may differ from the writer's). */
+  nDivergent = 0;
+
+  constructor(io: ReplicaIo, position: LogPosition) {
+    this.io = io;
+    this.logId = position.log_id;
+    this.lastSeq = position.applied_seq;
+    this.durableSeq = position.applied_seq;
+  }
+
+  get position(): LogPosition {
+    return { log_id: this.logId, applied_seq: this.durableSeq };
+  }
+
+  get connected(): boolean {
+    return this.link !== undefined;
+  }
+
+  /**
+   * Rebuild the table from the journal: the snapshot (if any), then the entries after it in
+   * order. Returns the position reached. An entry that no longer applies (say a port it
+   * names is gone from the config) is logged and counted, and the log goes on.
+   */
+  static restore(io: ReplicaIo, snapshot: ReplSnapshot | undefined, entries: readonly ReplEntry[]): LogPosition & { divergent: number } {
+    let seq = 0;
+    let divergent = 0;
+    if (snapshot !== undefined) {
+      io.loadSnapshot(snapshot.flows, snapshot.time);
+      seq = snapshot.seq;
+    }
+    for (const e of entries) {
+      if (e.seq <= seq) continue;
+      try {
+        io.apply(opOf(e), e.time);
+      } catch (err) {
+        divergent++;
+        io.log('error', 'journal entry no longer applies; the table may differ from the writer', { seq: e.seq, error: (err as Error).message });
+      }
+      seq = e.seq;
+    }
+    return { log_id: snapshot?.log_id ?? '', applied_seq: seq, divergent };
+  }
+
+  /** Apply an entry from the log (the follower, and the writer's own entries). */
+  protected applyEntry(e: ReplEntry): ReplResult | undefined {
+    try {
+      return this.io.apply(opOf(e), e.time);
+    } catch (err) {
+      this.nDivergent++;
+      this.io.log('error', 'replicated entry does not apply here; the tables may differ', { seq: e.seq, error: (err as Error).message });
+      return undefined;
+    }
+  }
+
+  protected protocolError(reason: string): void {
+    this.io.log('warn', `replication: ${reason}; closing the peer connection`);
+    this.link?.close(reason);
+  }
+}
+
+// ---------------------------------------------------------------------------------------
+
+interface FollowerState {
+  link: ReplicaLink;
+  /** Next entry to send (resuming or catching up after a snapshot). */
+  next: number;
+  /** Snapshot chunks still to send (a resync), before entries from `next`. */
+  snapshot: Generator<FlowEntry[]> | undefined;
+  snapshotSeq: number;
+  snapshotTime: number;
+  acked: number;
+  live: boolean;
+  waitingDrain: boolean;
+}
+
+/** The writer: sequences every operation, keeps the window, feeds the follower. */
+export class Writer extends Replica {
+  private readonly window: ReplEntry[] = [];
+  private readonly windowLimit: number;
+  private readonly chunkFlows: number;
+  private readonly perMessage: number;
+  private follower: FollowerState | undefined;
+  private ackWaiters: Waiter[] = [];
+  private durableWaiters: Waiter[] = [];
+  /** Serialises persist() so `durableSeq` advances in order. */
+  private persistChain: Promise<void> = Promise.resolve();
+  nResyncs = 0;
+  nResumes = 0;
+  lastResyncAt: number | undefined;
+  /** The journal failed: nothing more can be made durable, so nothing more is accepted. */
+  private failed: Error | undefined;
+
+  constructor(io: ReplicaIo, position: LogPosition, restored: readonly ReplEntry[] = [], opts: ReplicaOptions = {}) {
+    super(io, position);
+    this.windowLimit = opts.windowEntries ?? DEFAULT_WINDOW;
+    this.chunkFlows = opts.snapshotChunkFlows ?? DEFAULT_CHUNK_FLOWS;
+    this.perMessage = opts.entriesPerMessage ?? DEFAULT_ENTRIES_PER_MESSAGE;
+    for (const e of restored) if (e.seq > position.applied_seq - this.windowLimit) this.window.push(e);
+  }
+
+  /** The first sequence number still in the window (lastSeq + 1 when empty). */
+  private get windowStart(): number {
+    return this.window.length > 0 ? this.window[0]!.seq : this.lastSeq + 1;
+  }
+
+  /**
+   * Apply, sequence, persist and replicate an operator's operation. Resolves when it is
+   * durable here and, while a follower is connected, applied there. Throws (nothing
+   * changed, nothing logged) when the operation is invalid.
+   */
+  async submit(op: ReplOp): Promise<{ seq: number; result: ReplResult }> {
+    if (this.failed !== undefined) throw new ReplicationError('FAILED', `the local journal failed (${this.failed.message}); this site cannot make changes durable`);
+    const time = this.io.now();
+    const result = this.io.apply(op, time);
+    const entry = { seq: ++this.lastSeq, time, ...op } as ReplEntry;
+    this.window.push(entry);
+    this.trimWindow();
+    this.pump();
+    const durable = this.persistInOrder(entry);
+    const acked = this.follower !== undefined ? this.waitAck(entry.seq) : Promise.resolve();
+    await Promise.all([durable, acked]);
+    return { seq: entry.seq, result };
+  }
+
+  /** Everything submitted so far is durable here and applied at the connected follower. */
+  async barrier(): Promise<number> {
+    const seq = this.lastSeq;
+    await Promise.all([this.waitDurable(seq), this.follower !== undefined ? this.waitAck(seq) : Promise.resolve()]);
+    return seq;
+  }
+
+  /** The follower connected (handshake done) with its position: resume or resync. */
+  attach(link: ReplicaLink, peer: LogPosition): void {
+    if (this.follower !== undefined) this.detach('replaced by a new connection');
+    this.link = link;
+    const resume = peer.log_id === this.logId && peer.applied_seq <= this.lastSeq && peer.applied_seq + 1 >= this.windowStart;
+    const f: FollowerState = {
+      link, next: peer.applied_seq + 1, snapshot: undefined, snapshotSeq: 0, snapshotTime: 0,
+      acked: resume ? peer.applied_seq : 0, live: false, waitingDrain: false,
+    };
+    if (resume) {
+      this.nResumes++;
+      this.io.log('info', 'replication: follower resumes', { from_seq: peer.applied_seq, to_seq: this.lastSeq });
+    } else {
+      this.nResyncs++;
+      this.lastResyncAt = this.io.now();
+      const why =
+        peer.log_id !== this.logId ? (peer.log_id === '' ? 'the follower has no log' : 'the follower holds another log') :
+        peer.applied_seq > this.lastSeq ? `the follower is ahead (${peer.applied_seq} > ${this.lastSeq})` :
+        `the gap is larger than the window (follower at ${peer.applied_seq}, window from ${this.windowStart})`;
+      f.snapshotSeq = this.lastSeq;
+      f.snapshotTime = this.io.now();
+      f.snapshot = chunks(this.io.snapshotFlows(f.snapshotTime), this.chunkFlows);
+      f.next = this.lastSeq + 1;
+      this.io.log('info', `replication: resync (${why}): snapshot at seq ${this.lastSeq}, then the entries after it`);
+    }
+    this.follower = f;
+    link.onDrain(() => {
+      if (this.follower !== f) return;
+      f.waitingDrain = false;
+      this.pump();
+    });
+    this.pump();
+  }
+
+  /** The connection is gone: operators no longer wait for the follower. */
+  detach(reason: string): void {
+    if (this.follower === undefined) return;
+    this.io.log('info', `replication: follower detached (${reason})`);
+    this.follower = undefined;
+    this.link = undefined;
+    const waiters = this.ackWaiters;
+    this.ackWaiters = [];
+    for (const w of waiters) w.resolve();
+  }
+
+  /** A replication message from the follower. */
+  async receive(message: PeerMessage): Promise<void> {
+    const f = this.follower;
+    if (f === undefined) return;
+    switch (message.body) {
+      case 'ack': {
+        const seq = message.ack.applied_seq;
+        if (seq > this.lastSeq) return this.protocolError(`the follower acknowledged seq ${seq}, beyond the log's end (${this.lastSeq})`);
+        if (seq > f.acked) {
+          f.acked = seq;
+          if (!f.live && f.snapshot === undefined && seq === this.lastSeq) {
+            f.live = true;
+            this.io.log('info', 'replication: follower is live', { seq });
+          }
+          this.releaseAcks(seq);
+        }
+        return;
+      }
+      case 'forward': {
+        const { id, request } = message.forward;
+        let reply: ForwardReply;
+        try {
+          if (request.op !== 'flow_mods' && request.op !== 'replace_flows') throw new ReplicationError('BAD_REQUEST', 'forwarded request has no operation');
+          const { seq, result } = await this.submit(opOf(request));
+          reply = { id, seq, ...resultToForward(result) };
+        } catch (err) {
+          const code: ErrorCode = err instanceof ReplicationError ? err.code : ((err as { code?: ErrorCode }).code ?? 'FAILED');
+          reply = { id, seq: 0, result: 'error', error: { code, message: (err as Error).message } };
+        }
+        if (this.follower === f) f.link.send(msg({ body: 'forward_reply', forward_reply: reply }));
+        return;
+      }
+      case 'barrier': {
+        const seq = await this.barrier();
+        if (this.follower === f) f.link.send(msg({ body: 'barrier_reply', barrier_reply: { id: message.barrier.id, seq } }));
+        return;
+      }
+      default:
+        return this.protocolError(`unexpected ${message.body} from the follower`);
+    }
+  }
+
+  status(): {
+    role: 'writer'; seq: number; durable_seq: number; acked_seq: number | undefined; lag: number | undefined; lag_ms: number | undefined;
+    live: boolean; resyncs: number; resumes: number; divergent: number;
+  } {
+    const f = this.follower;
+    let lagMs: number | undefined;
+    if (f !== undefined) {
+      // Age of the oldest entry the follower has not acknowledged (0 when it has them all).
+      const oldest = this.window[f.acked + 1 - this.windowStart];
+      lagMs = oldest !== undefined ? Math.max(0, this.io.now() - oldest.time) : 0;
+    }
+    return {
+      role: 'writer', seq: this.lastSeq, durable_seq: this.durableSeq, acked_seq: f?.acked,
+      lag: f !== undefined ? this.lastSeq - f.acked : undefined, lag_ms: lagMs, live: f?.live ?? false,
+      resyncs: this.nResyncs, resumes: this.nResumes, divergent: this.nDivergent,
+    };
+  }
+
+  /** Send what the follower needs next, until its connection's buffer is full. */
+  private pump(): void {
+    const f = this.follower;
+    if (f === undefined || f.waitingDrain) return;
+    while (f.snapshot !== undefined) {
+      const next = f.snapshot.next();
+      if (next.done === true) {
+        f.snapshot = undefined;
+        break;
+      }
+      const flows = next.value;
+      const last = flows.length < this.chunkFlows;
+      const ok = f.link.send(msg({ body: 'snapshot', snapshot: { log_id: this.logId, seq: f.snapshotSeq, time: f.snapshotTime, flows, more: !last } }));
+      if (last) f.snapshot = undefined;
+      if (!ok) {
+        f.waitingDrain = true;
+        return;
+      }
+    }
+    while (f.next <= this.lastSeq) {
+      const from = f.next - this.windowStart;
+      if (from < 0) {
+        // Trimmed while the follower was behind: it must resync.
+        this.protocolError(`the follower fell more than ${this.windowLimit} entries behind`);
+        this.detach('fell behind the window');
+        return;
+      }
+      const batch = this.window.slice(from, from + this.perMessage);
+      f.next += batch.length;
+      if (!f.link.send(msg({ body: 'entries', entries: { entries: batch } }))) {
+        f.waitingDrain = true;
+        return;
+      }
+    }
+  }
+
+  /** Keep at most windowLimit entries, but never drop what a connected follower still needs. */
+  private trimWindow(): void {
+    const excess = this.window.length - this.windowLimit;
+    if (excess <= 0) return;
+    const f = this.follower;
+    if (f !== undefined && f.next - this.windowStart < excess) {
+      // The follower would lose entries it has not been sent: cut it loose instead of
+      // holding an unbounded backlog; it resyncs on reconnection.
+      this.protocolError(`the follower fell more than ${this.windowLimit} entries behind`);
+      this.detach('fell behind the window');
+    }
+    this.window.splice(0, excess);
+  }
+
+  private persistInOrder(entry: ReplEntry): Promise<void> {
+    const p = this.persistChain.then(() => this.io.persist(entry));
+    this.persistChain = p.then(
+      () => {
+        this.durableSeq = entry.seq;
+        this.releaseDurable(entry.seq);
+      },
+      (err: Error) => {
+        if (this.failed === undefined) this.io.log('error', `replication: the journal failed; refusing further changes (${err.message})`);
+        this.failed = err;
+      },
+    );
+    return p;
+  }
+
+  private waitAck(seq: number): Promise<void> {
+    if (this.follower === undefined || this.follower.acked >= seq) return Promise.resolve();
+    return new Promise((resolve) => this.ackWaiters.push({ seq, resolve }));
+  }
+
+  private waitDurable(seq: number): Promise<void> {
+    if (this.durableSeq >= seq) return Promise.resolve();
+    return new Promise((resolve) => this.durableWaiters.push({ seq, resolve }));
+  }
+
+  private releaseAcks(seq: number): void {
+    this.ackWaiters = release(this.ackWaiters, seq);
+  }
+
+  private releaseDurable(seq: number): void {
+    this.durableWaiters = release(this.durableWaiters, seq);
+  }
+}
+
+function release(waiters: Waiter[], seq: number): Waiter[] {
+  const keep: Waiter[] = [];
+  for (const w of waiters) {
+    if (w.seq <= seq) w.resolve();
+    else keep.push(w);
+  }
+  return keep;
+}
+
+// ---------------------------------------------------------------------------------------
+
+interface Pending<T> {
+  resolve: (v: T) => void;
+  reject: (e: Error) => void;
+}
+
+/** The follower: applies the writer's log in order, forwards operators' commands. */
+export class Follower extends Replica {
+  private readonly writerName: string;
+  private nextId = 1;
+  private readonly forwards = new Map<number, Pending<{ seq: number; result: ReplResult }>>();
+  private readonly barriers = new Map<number, Pending<number>>();
+  /** A resync snapshot being received. */
+  private incoming: { logId: string; seq: number; time: number; flows: FlowEntry[] } | undefined;
+  private persistChain: Promise<void> = Promise.resolve();
+  private ackScheduled = false;
+  private failed = false;
+  nResyncs = 0;
+  lastResyncAt: number | undefined;
+
+  constructor(io: ReplicaIo, position: LogPosition, writerName: string) {
+    super(io, position);
+    this.writerName = writerName;
+  }
+
+  attach(link: ReplicaLink): void {
+    this.link = link;
+    this.incoming = undefined;
+    link.onDrain(() => undefined);
+  }
+
+  detach(reason: string): void {
+    if (this.link === undefined) return;
+    this.link = undefined;
+    this.incoming = undefined;
+    const err = new ReplicationError('FAILED', `the connection to the writer site ${this.writerName} was lost (${reason}) before it answered; the operation may or may not have been applied: check with dump-flows`);
+    for (const p of this.forwards.values()) p.reject(err);
+    for (const p of this.barriers.values()) p.reject(err);
+    this.forwards.clear();
+    this.barriers.clear();
+  }
+
+  /** An operator's operation at the follower: the writer sequences it. */
+  submit(op: ReplOp): Promise<{ seq: number; result: ReplResult }> {
+    const link = this.unavailable('flow-mods');
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.forwards.set(id, { resolve, reject });
+      link.send(msg({ body: 'forward', forward: { id, request: { seq: 0, time: 0, ...op } as ReplEntry } }));
+    });
+  }
+
+  barrier(): Promise<number> {
+    const link = this.unavailable('a barrier');
+    const id = this.nextId++;
+    return new Promise((resolve, reject) => {
+      this.barriers.set(id, { resolve, reject });
+      link.send(msg({ body: 'barrier', barrier: { id } }));
+    });
+  }
+
+  private unavailable(what: string): ReplicaLink {
+    if (this.link === undefined) {
+      throw new ReplicationError(
+        'FAILED',
+        `the writer site ${this.writerName} is not connected: ${what} at this site go through it (it orders every change of the logical table); retry when the sites are connected`,
+      );
+    }
+    if (this.failed) throw new ReplicationError('FAILED', 'the local journal failed; this site cannot make changes durable');
+    return this.link;
+  }
+
+  async receive(message: PeerMessage): Promise<void> {
+    switch (message.body) {
+      case 'entries':
+        return this.onEntries(message.entries.entries);
+      case 'snapshot':
+        return this.onSnapshot(message.snapshot);
+      case 'forward_reply': {
+        const r = message.forward_reply;
+        const p = this.forwards.get(r.id);
+        if (p === undefined) return;
+        this.forwards.delete(r.id);
+        if (r.result === 'error') p.reject(new ReplicationError(r.error.code, r.error.message));
+        else p.resolve({ seq: r.seq, result: r.result === 'flow_mods' ? { op: 'flow_mods', flow_mods: r.flow_mods } : { op: 'replace_flows', flow_diff: r.flow_diff } });
+        return;
+      }
+      case 'barrier_reply': {
+        const p = this.barriers.get(message.barrier_reply.id);
+        if (p === undefined) return;
+        this.barriers.delete(message.barrier_reply.id);
+        p.resolve(message.barrier_reply.seq);
+        return;
+      }
+      default:
+        return this.protocolError(`unexpected ${message.body} from the writer`);
+    }
+  }
+
+  status(): { role: 'follower'; seq: number; durable_seq: number; resyncs: number; divergent: number; lag: undefined; lag_ms: undefined } {
+    return { role: 'follower', seq: this.lastSeq, durable_seq: this.durableSeq, resyncs: this.nResyncs, divergent: this.nDivergent, lag: undefined, lag_ms: undefined };
+  }
+
+  private onEntries(entries: readonly ReplEntry[]): void {
+    if (this.incoming !== undefined) return this.protocolError('entries arrived in the middle of a snapshot');
+    for (const e of entries) {
+      // Applied before the connection dropped but not yet durable when the hello told the
+      // writer where to resume: the same entries again.
+      if (e.seq <= this.lastSeq) continue;
+      if (e.seq !== this.lastSeq + 1) return this.protocolError(`entry seq ${e.seq} does not follow ${this.lastSeq}`);
+      this.applyEntry(e);
+      this.lastSeq = e.seq;
+      this.persistInOrder(() => this.io.persist(e), e.seq);
+    }
+  }
+
+  private onSnapshot(s: ReplSnapshot): void {
+    if (this.incoming === undefined) {
+      this.incoming = { logId: s.log_id, seq: s.seq, time: s.time, flows: [] };
+      this.io.log('info', `replication: receiving a snapshot of the writer's table at seq ${s.seq}`);
+    } else if (this.incoming.logId !== s.log_id || this.incoming.seq !== s.seq) {
+      return this.protocolError('a snapshot chunk of another snapshot arrived');
+    }
+    for (const f of s.flows) this.incoming.flows.push(f);
+    if (s.more) return;
+    const snap = this.incoming;
+    this.incoming = undefined;
+    this.io.loadSnapshot(snap.flows, snap.time);
+    this.logId = snap.logId;
+    this.lastSeq = snap.seq;
+    this.nResyncs++;
+    this.lastResyncAt = this.io.now();
+    this.io.log('info', `replication: snapshot loaded (${snap.flows.length} flows, seq ${snap.seq})`);
+    this.persistInOrder(() => this.io.persistSnapshot({ log_id: snap.logId, seq: snap.seq, time: snap.time, flows: snap.flows, more: false }), snap.seq);
+  }
+
+  /** Persist in log order; acknowledge the highest durable seq once per turn of the loop. */
+  private persistInOrder(write: () => Promise<void>, seq: number): void {
+    this.persistChain = this.persistChain.then(write).then(
+      () => {
+        this.durableSeq = seq;
+        this.scheduleAck();
+      },
+      (err: Error) => {
+        if (!this.failed) this.io.log('error', `replication: the journal failed; no more acknowledgements (${err.message})`);
+        this.failed = true;
+        this.link?.close('the follower journal failed');
+      },
+    );
+  }
+
+  private scheduleAck(): void {
+    if (this.ackScheduled) return;
+    this.ackScheduled = true;
+    queueMicrotask(() => {
+      this.ackScheduled = false;
+      this.link?.send(msg({ body: 'ack', ack: { applied_seq: this.durableSeq } }));
+    });
+  }
+}
