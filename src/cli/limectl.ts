@@ -509,7 +509,7 @@ export function formatPeerStatus(p: PeerShowReply): string {
   }
   lines.push(`  log ${p.log_id || '(none yet)'}: applied up to entry ${p.seq}, durable up to ${p.durable_seq}`);
   if (p.lag_entries !== undefined) lines.push(`  replication lag: ${p.lag_entries} entries${p.lag_ms !== undefined ? `, ${p.lag_ms.toFixed(0)} ms` : ''}`);
-  lines.push(`  resyncs: ${p.resyncs}${p.last_resync_at !== undefined ? `, last at ${new Date(p.last_resync_at * 1000).toISOString()}` : ''}`);
+  lines.push(`  resyncs: ${p.resyncs}${p.last_resync_at !== undefined ? `, last at ${new Date(p.last_resync_at * 1000).toISOString()}` : ''}${p.role === 'writer' ? `; resumes: ${p.resumes}` : ''}`);
   if (p.divergent > 0) lines.push(`  WARNING: ${p.divergent} replicated entries did not apply here; the tables may differ (see the log)`);
   lines.push(`  state directory: ${p.state_dir}`);
   return lines.join('\n') + '\n';

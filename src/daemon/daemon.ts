@@ -415,7 +415,7 @@ export class Daemon implements ManagementService {
     if (this.peering !== undefined) return this.peering.status();
     return {
       configured: false, role: 'writer', site: this.config.site, peer: '', connected: false, tls_identity: '', remote_address: '',
-      seq: 0, durable_seq: 0, resyncs: 0, log_id: '', state_dir: '', divergent: 0,
+      seq: 0, durable_seq: 0, resyncs: 0, resumes: 0, log_id: '', state_dir: '', divergent: 0,
     };
   }
 

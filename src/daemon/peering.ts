@@ -27,7 +27,6 @@ import { PeerChannel, type PeerSession } from '../sync/channel.js';
 import {
   decodeReplEntry,
   decodeReplSnapshot,
-  encodeReplEntry,
   encodeReplSnapshot,
   type PeerMessage,
   type PeerShowReply,
@@ -122,7 +121,15 @@ export class Peering {
     this.channel.on('down', (session: PeerSession, reason: string) => this.onDown(session, reason));
     this.channel.on('message', (session: PeerSession, message: PeerMessage) => {
       if (session !== this.session) return;
-      void this.replica.receive(message).then(() => this.maybeCompact());
+      this.replica.receive(message).then(
+        () => this.maybeCompact(),
+        (err: Error) => {
+          // A bug, not bad input (the replica answers bad input itself): never crash the
+          // data path for it; drop the connection, which resumes or resyncs.
+          log.error({ err: err.message, body: message.body }, 'replication failed on a peer message; closing the connection');
+          session.close(`internal error: ${err.message}`);
+        },
+      );
     });
     await this.channel.start();
   }
@@ -170,6 +177,7 @@ export class Peering {
       seq: s.seq,
       durable_seq: s.durable_seq,
       resyncs: s.resyncs,
+      resumes: s.resumes,
       log_id: this.replica.position.log_id,
       state_dir: this.stateDir,
       divergent: s.divergent,
@@ -238,8 +246,8 @@ class DaemonReplicaIo implements ReplicaIo {
     this.flows.loadFlows(flows, this.tableTime(time));
   }
 
-  persist(entry: ReplEntry): Promise<void> {
-    return this.journal.append(entry.seq, encodeReplEntry(entry));
+  persist(seq: number, bytes: Uint8Array): Promise<void> {
+    return this.journal.append(seq, bytes);
   }
 
   persistSnapshot(snapshot: ReplSnapshot): Promise<void> {

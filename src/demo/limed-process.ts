@@ -44,7 +44,7 @@ export interface CtlResult {
 
 export function limectl(socket: string, args: readonly string[], timeoutMs = 10_000): Promise<CtlResult> {
   return new Promise((res) => {
-    execFile(process.execPath, [LIMECTL, '--socket', socket, ...args], { timeout: timeoutMs, encoding: 'utf8' }, (err, stdout, stderr) => {
+    execFile(process.execPath, [LIMECTL, '--socket', socket, ...args], { timeout: timeoutMs, encoding: 'utf8', maxBuffer: 512 * 1024 * 1024 }, (err, stdout, stderr) => {
       const code = err === null ? 0 : typeof (err as { code?: unknown }).code === 'number' ? ((err as { code: number }).code) : 1;
       res({ code, stdout, stderr });
     });
@@ -108,8 +108,8 @@ export class LimedProcess {
     }
   }
 
-  ctl(args: readonly string[]): Promise<CtlResult> {
-    return limectl(this.socket, args);
+  ctl(args: readonly string[], timeoutMs?: number): Promise<CtlResult> {
+    return limectl(this.socket, args, timeoutMs);
   }
 
   async showJson(): Promise<any> {

@@ -270,6 +270,7 @@ export interface PeerShowReply {
   log_id: string;
   state_dir: string;
   divergent: number;
+  resumes: number;
 }
 
 export interface SyncBarrierReply {
@@ -469,7 +470,8 @@ export type PeerBody =
   | { body: 'hello'; hello: PeerHello }
   | { body: 'hello_reply'; hello_reply: PeerHelloReply }
   | { body: 'heartbeat'; heartbeat: Heartbeat }
-  | { body: 'entries'; entries: { entries: ReplEntry[] } }
+  | { body: 'entries'; entries: { entries: Uint8Array[] } }
+  | { body: 'entry_part'; entry_part: { seq: number; total: number; data: Uint8Array } }
   | { body: 'ack'; ack: { applied_seq: number } }
   | { body: 'snapshot'; snapshot: ReplSnapshot }
   | { body: 'forward'; forward: { id: number; request: ReplEntry } }

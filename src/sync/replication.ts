@@ -48,7 +48,7 @@ import type {
   ReplOp,
   ReplSnapshot,
 } from '../proto/schema.js';
-import { PROTOCOL_VERSION } from '../proto/schema.js';
+import { decodeReplEntry, encodeReplEntry, PROTOCOL_VERSION } from '../proto/schema.js';
 
 /** What applying an operation returned (the operator's reply). */
 export type ReplResult = { op: 'flow_mods'; flow_mods: FlowModsReply } | { op: 'replace_flows'; flow_diff: FlowDiffReply };
@@ -74,8 +74,8 @@ export interface ReplicaIo {
   snapshotFlows(time: number): FlowEntry[];
   /** Replace the local table by a snapshot's flows (taken at `time`). */
   loadSnapshot(flows: FlowEntry[], time: number): void;
-  /** Make an entry durable (the journal). */
-  persist(entry: ReplEntry): Promise<void>;
+  /** Make an entry durable (the journal): `bytes` is its encoding (what the journal stores). */
+  persist(seq: number, bytes: Uint8Array): Promise<void>;
   /** Make a snapshot durable and drop the journal's entries up to its seq. */
   persistSnapshot(snapshot: ReplSnapshot): Promise<void>;
   /** Wall clock, Unix ms. */
@@ -102,13 +102,17 @@ export interface ReplicaOptions {
   windowEntries?: number;
   /** Flows per snapshot chunk (each chunk must stay well under the message size bound). */
   snapshotChunkFlows?: number;
-  /** Entries per `entries` message. */
-  entriesPerMessage?: number;
+  /** Encoded bytes per `entries` message, and per piece of a larger entry. */
+  bytesPerMessage?: number;
+  /** Largest entry a follower accepts (its journal's record limit). */
+  maxEntryBytes?: number;
 }
 
 const DEFAULT_WINDOW = 200_000;
 const DEFAULT_CHUNK_FLOWS = 1000;
-const DEFAULT_ENTRIES_PER_MESSAGE = 256;
+/** Well under the channel's 1 MiB message bound. */
+const DEFAULT_BYTES_PER_MESSAGE = 256 * 1024;
+const DEFAULT_MAX_ENTRY_BYTES = 64 * 1024 * 1024;
 
 const msg = (m: PeerBody): PeerMessage => ({ version: PROTOCOL_VERSION, ...m });
 
@@ -215,14 +219,22 @@ interface FollowerState {
   acked: number;
   live: boolean;
   waitingDrain: boolean;
+  /** Bytes of entry `next` already sent as parts (a large entry in progress). */
+  partSent: number;
+}
+
+/** An entry of the writer's window, with its encoding (sent and journaled as is). */
+interface WindowEntry {
+  entry: ReplEntry;
+  bytes: Uint8Array;
 }
 
 /** The writer: sequences every operation, keeps the window, feeds the follower. */
 export class Writer extends Replica {
-  private readonly window: ReplEntry[] = [];
+  private readonly window: WindowEntry[] = [];
   private readonly windowLimit: number;
   private readonly chunkFlows: number;
-  private readonly perMessage: number;
+  private readonly bytesPerMessage: number;
   private follower: FollowerState | undefined;
   private ackWaiters: Waiter[] = [];
   private durableWaiters: Waiter[] = [];
@@ -238,13 +250,15 @@ export class Writer extends Replica {
     super(io, position);
     this.windowLimit = opts.windowEntries ?? DEFAULT_WINDOW;
     this.chunkFlows = opts.snapshotChunkFlows ?? DEFAULT_CHUNK_FLOWS;
-    this.perMessage = opts.entriesPerMessage ?? DEFAULT_ENTRIES_PER_MESSAGE;
-    for (const e of restored) if (e.seq > position.applied_seq - this.windowLimit) this.window.push(e);
+    this.bytesPerMessage = opts.bytesPerMessage ?? DEFAULT_BYTES_PER_MESSAGE;
+    for (const e of restored) {
+      if (e.seq > position.applied_seq - this.windowLimit) this.window.push({ entry: e, bytes: encodeReplEntry(e) });
+    }
   }
 
   /** The first sequence number still in the window (lastSeq + 1 when empty). */
   private get windowStart(): number {
-    return this.window.length > 0 ? this.window[0]!.seq : this.lastSeq + 1;
+    return this.window.length > 0 ? this.window[0]!.entry.seq : this.lastSeq + 1;
   }
 
   /**
@@ -257,10 +271,11 @@ export class Writer extends Replica {
     const time = this.io.now();
     const result = this.io.apply(op, time);
     const entry = { seq: ++this.lastSeq, time, ...op } as ReplEntry;
-    this.window.push(entry);
+    const item = { entry, bytes: encodeReplEntry(entry) };
+    this.window.push(item);
     this.trimWindow();
     this.pump();
-    const durable = this.persistInOrder(entry);
+    const durable = this.persistInOrder(item);
     const acked = this.follower !== undefined ? this.waitAck(entry.seq) : Promise.resolve();
     await Promise.all([durable, acked]);
     return { seq: entry.seq, result };
@@ -280,7 +295,7 @@ export class Writer extends Replica {
     const resume = peer.log_id === this.logId && peer.applied_seq <= this.lastSeq && peer.applied_seq + 1 >= this.windowStart;
     const f: FollowerState = {
       link, next: peer.applied_seq + 1, snapshot: undefined, snapshotSeq: 0, snapshotTime: 0,
-      acked: resume ? peer.applied_seq : 0, live: false, waitingDrain: false,
+      acked: resume ? peer.applied_seq : 0, live: false, waitingDrain: false, partSent: 0,
     };
     if (resume) {
       this.nResumes++;
@@ -369,7 +384,7 @@ export class Writer extends Replica {
     if (f !== undefined) {
       // Age of the oldest entry the follower has not acknowledged (0 when it has them all).
       const oldest = this.window[f.acked + 1 - this.windowStart];
-      lagMs = oldest !== undefined ? Math.max(0, this.io.now() - oldest.time) : 0;
+      lagMs = oldest !== undefined ? Math.max(0, this.io.now() - oldest.entry.time) : 0;
     }
     return {
       role: 'writer', seq: this.lastSeq, durable_seq: this.durableSeq, acked_seq: f?.acked,
@@ -405,9 +420,31 @@ export class Writer extends Replica {
         this.detach('fell behind the window');
         return;
       }
-      const batch = this.window.slice(from, from + this.perMessage);
-      f.next += batch.length;
-      if (!f.link.send(msg({ body: 'entries', entries: { entries: batch } }))) {
+      const first = this.window[from]!;
+      let ok: boolean;
+      if (first.bytes.length > this.bytesPerMessage) {
+        // A large entry: the next piece of it.
+        const data = first.bytes.subarray(f.partSent, f.partSent + this.bytesPerMessage);
+        ok = f.link.send(msg({ body: 'entry_part', entry_part: { seq: first.entry.seq, total: first.bytes.length, data } }));
+        f.partSent += data.length;
+        if (f.partSent === first.bytes.length) {
+          f.partSent = 0;
+          f.next++;
+        }
+      } else {
+        // Small entries, as many as fit one message.
+        const batch: Uint8Array[] = [];
+        let bytes = 0;
+        for (let i = from; i < this.window.length; i++) {
+          const b = this.window[i]!.bytes;
+          if (b.length > this.bytesPerMessage || (batch.length > 0 && bytes + b.length > this.bytesPerMessage)) break;
+          batch.push(b);
+          bytes += b.length;
+        }
+        f.next += batch.length;
+        ok = f.link.send(msg({ body: 'entries', entries: { entries: batch } }));
+      }
+      if (!ok) {
         f.waitingDrain = true;
         return;
       }
@@ -428,12 +465,13 @@ export class Writer extends Replica {
     this.window.splice(0, excess);
   }
 
-  private persistInOrder(entry: ReplEntry): Promise<void> {
-    const p = this.persistChain.then(() => this.io.persist(entry));
+  private persistInOrder(item: WindowEntry): Promise<void> {
+    const seq = item.entry.seq;
+    const p = this.persistChain.then(() => this.io.persist(seq, item.bytes));
     this.persistChain = p.then(
       () => {
-        this.durableSeq = entry.seq;
-        this.releaseDurable(entry.seq);
+        this.durableSeq = seq;
+        this.releaseDurable(seq);
       },
       (err: Error) => {
         if (this.failed === undefined) this.io.log('error', `replication: the journal failed; refusing further changes (${err.message})`);
@@ -486,20 +524,25 @@ export class Follower extends Replica {
   private readonly barriers = new Map<number, Pending<number>>();
   /** A resync snapshot being received. */
   private incoming: { logId: string; seq: number; time: number; flows: FlowEntry[] } | undefined;
+  /** A large entry being received in parts. */
+  private part: { seq: number; total: number; pieces: Uint8Array[]; received: number } | undefined;
+  private readonly maxEntryBytes: number;
   private persistChain: Promise<void> = Promise.resolve();
   private ackScheduled = false;
   private failed = false;
   nResyncs = 0;
   lastResyncAt: number | undefined;
 
-  constructor(io: ReplicaIo, position: LogPosition, writerName: string) {
+  constructor(io: ReplicaIo, position: LogPosition, writerName: string, opts: ReplicaOptions = {}) {
     super(io, position);
     this.writerName = writerName;
+    this.maxEntryBytes = opts.maxEntryBytes ?? DEFAULT_MAX_ENTRY_BYTES;
   }
 
   attach(link: ReplicaLink): void {
     this.link = link;
     this.incoming = undefined;
+    this.part = undefined;
     link.onDrain(() => undefined);
   }
 
@@ -507,6 +550,7 @@ export class Follower extends Replica {
     if (this.link === undefined) return;
     this.link = undefined;
     this.incoming = undefined;
+    this.part = undefined;
     const err = new ReplicationError('FAILED', `the connection to the writer site ${this.writerName} was lost (${reason}) before it answered; the operation may or may not have been applied: check with dump-flows`);
     for (const p of this.forwards.values()) p.reject(err);
     for (const p of this.barriers.values()) p.reject(err);
@@ -548,6 +592,8 @@ export class Follower extends Replica {
     switch (message.body) {
       case 'entries':
         return this.onEntries(message.entries.entries);
+      case 'entry_part':
+        return this.onEntryPart(message.entry_part);
       case 'snapshot':
         return this.onSnapshot(message.snapshot);
       case 'forward_reply': {
@@ -571,21 +617,57 @@ export class Follower extends Replica {
     }
   }
 
-  status(): { role: 'follower'; seq: number; durable_seq: number; resyncs: number; divergent: number; lag: undefined; lag_ms: undefined } {
-    return { role: 'follower', seq: this.lastSeq, durable_seq: this.durableSeq, resyncs: this.nResyncs, divergent: this.nDivergent, lag: undefined, lag_ms: undefined };
+  status(): { role: 'follower'; seq: number; durable_seq: number; resyncs: number; resumes: number; divergent: number; lag: undefined; lag_ms: undefined } {
+    return { role: 'follower', seq: this.lastSeq, durable_seq: this.durableSeq, resyncs: this.nResyncs, resumes: 0, divergent: this.nDivergent, lag: undefined, lag_ms: undefined };
   }
 
-  private onEntries(entries: readonly ReplEntry[]): void {
-    if (this.incoming !== undefined) return this.protocolError('entries arrived in the middle of a snapshot');
-    for (const e of entries) {
-      // Applied before the connection dropped but not yet durable when the hello told the
-      // writer where to resume: the same entries again.
-      if (e.seq <= this.lastSeq) continue;
-      if (e.seq !== this.lastSeq + 1) return this.protocolError(`entry seq ${e.seq} does not follow ${this.lastSeq}`);
-      this.applyEntry(e);
-      this.lastSeq = e.seq;
-      this.persistInOrder(() => this.io.persist(e), e.seq);
+  private onEntries(encoded: readonly Uint8Array[]): void {
+    if (this.incoming !== undefined || this.part !== undefined) return this.protocolError('entries arrived in the middle of a snapshot or of a large entry');
+    for (const bytes of encoded) if (!this.onEntry(bytes)) return;
+  }
+
+  private onEntryPart(p: { seq: number; total: number; data: Uint8Array }): void {
+    if (this.incoming !== undefined) return this.protocolError('an entry part arrived in the middle of a snapshot');
+    if (this.part === undefined) {
+      if (p.total > this.maxEntryBytes) return this.protocolError(`entry ${p.seq} of ${p.total} bytes exceeds the ${this.maxEntryBytes}-byte limit`);
+      this.part = { seq: p.seq, total: p.total, pieces: [], received: 0 };
+    } else if (this.part.seq !== p.seq || this.part.total !== p.total) {
+      return this.protocolError(`a part of entry ${p.seq} arrived in the middle of entry ${this.part.seq}`);
     }
+    const part = this.part;
+    if (part.received + p.data.length > part.total) return this.protocolError(`entry ${p.seq}: more bytes than announced (${part.total})`);
+    part.pieces.push(Uint8Array.from(p.data)); // the message buffer is not ours to keep
+    part.received += p.data.length;
+    if (part.received < part.total) return;
+    this.part = undefined;
+    this.onEntry(Buffer.concat(part.pieces));
+  }
+
+  /** One encoded entry from the writer: apply in order, persist the same bytes. False after a protocol error. */
+  private onEntry(bytes: Uint8Array): boolean {
+    let e: ReturnType<typeof decodeReplEntry>;
+    try {
+      e = decodeReplEntry(bytes);
+    } catch (err) {
+      this.protocolError(`an entry does not decode: ${(err as Error).message}`);
+      return false;
+    }
+    if (e.op === undefined) {
+      this.protocolError(`entry ${e.seq} holds an operation this limed does not know`);
+      return false;
+    }
+    // Applied before the connection dropped but not yet durable when the hello told the
+    // writer where to resume: the same entries again.
+    if (e.seq <= this.lastSeq) return true;
+    if (e.seq !== this.lastSeq + 1) {
+      this.protocolError(`entry seq ${e.seq} does not follow ${this.lastSeq}`);
+      return false;
+    }
+    this.applyEntry(e);
+    this.lastSeq = e.seq;
+    const copy = Uint8Array.from(bytes); // persisted after this turn: keep our own copy
+    this.persistInOrder(() => this.io.persist(e.seq, copy), e.seq);
+    return true;
   }
 
   private onSnapshot(s: ReplSnapshot): void {

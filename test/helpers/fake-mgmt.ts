@@ -107,7 +107,7 @@ export class FakeManagementService implements ManagementService {
   peer: PeerShowReply = {
     configured: true, role: 'follower', site: 'paris', peer: 'berlin', connected: true, tls_identity: 'CN=berlin, DNS:berlin',
     remote_address: '192.0.2.2:6640', rtt_ms: 1.25, seq: 42, durable_seq: 42, resyncs: 1, last_resync_at: 1_700_000_000,
-    log_id: 'log-x', state_dir: '/var/lib/lime', divergent: 0,
+    log_id: 'log-x', state_dir: '/var/lib/lime', divergent: 0, resumes: 2,
   };
 
   peerShow(): PeerShowReply {

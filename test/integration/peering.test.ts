@@ -4,11 +4,13 @@
  * flow table is one table at both sites, changes are acknowledged only when applied at
  * both, and `kill -9` of either site loses nothing that was acknowledged.
  */
+import { spawn, type ChildProcess } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { LimedProcess } from '../../src/demo/limed-process.js';
+import { fileURLToPath } from 'node:url';
 import { describeWhen, ROOT } from '../helpers/root.js';
 import { haveOpenssl, makeTestCerts, type TestCerts } from '../helpers/certs.js';
 import { baseSites, HOST_A, HOST_B, startLimed, WAN_A, WAN_B, type Sites } from '../helpers/sites.js';
@@ -18,9 +20,35 @@ afterAll(() => rmSync(dir, { recursive: true, force: true }));
 
 let certs: TestCerts;
 let sites: Sites | undefined;
+let relay: ChildProcess | undefined;
 
-/** Both limeds: host TAP + GRE to the other site; peered over TLS on the WAN addresses. */
-async function peeredSites(prefix: string): Promise<Sites> {
+const RELAY = fileURLToPath(new URL('../helpers/tcp-relay.mjs', import.meta.url));
+const RELAY_PORT = 7001;
+
+/** A TCP relay in site B's namespace, 127.0.0.1:7001 → A's control channel: the link a test cuts. */
+async function startRelay(s: Sites): Promise<void> {
+  const child = spawn('ip', ['netns', 'exec', s.siteB, process.execPath, RELAY, '127.0.0.1', String(RELAY_PORT), WAN_A, '6640'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  relay = child;
+  await new Promise<void>((resolve, reject) => {
+    child.stdout!.setEncoding('utf8').on('data', (d: string) => d.includes('ready') && resolve());
+    child.once('exit', (code) => reject(new Error(`the relay exited (${code})`)));
+  });
+}
+
+async function killRelay(): Promise<void> {
+  const child = relay;
+  relay = undefined;
+  if (child === undefined || child.exitCode !== null) return;
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGKILL');
+  await exited;
+}
+
+/**
+ * Both limeds: host TAP + GRE to the other site; peered over TLS on the WAN addresses (B
+ * through a relay in its namespace when `viaRelay`).
+ */
+async function peeredSites(prefix: string, opts: { viaRelay?: boolean } = {}): Promise<Sites> {
   const s = baseSites(prefix);
   sites = s;
   const files = (side: 'a' | 'b') => {
@@ -35,15 +63,17 @@ async function peeredSites(prefix: string): Promise<Sites> {
   await startLimed(s, 'a', [gre(WAN_B)], {
     config: { listen: `${WAN_A}:6640`, peer: { name: 'site-b', address: `${WAN_B}:6640`, dead_peer_ms: 1000 }, tls: files('a'), state_dir: join(dir, `${prefix}-state-a`) },
   });
+  if (opts.viaRelay === true) await startRelay(s);
+  const bPeer = opts.viaRelay === true ? `127.0.0.1:${RELAY_PORT}` : `${WAN_A}:6640`;
   await startLimed(s, 'b', [gre(WAN_A)], {
-    config: { listen: `${WAN_B}:6640`, peer: { name: 'site-a', address: `${WAN_A}:6640`, dead_peer_ms: 1000 }, tls: files('b'), state_dir: join(dir, `${prefix}-state-b`) },
+    config: { listen: `${WAN_B}:6640`, peer: { name: 'site-a', address: bPeer, dead_peer_ms: 1000 }, tls: files('b'), state_dir: join(dir, `${prefix}-state-b`) },
   });
   await waitPeered(s.limedA!);
   await waitPeered(s.limedB!);
   return s;
 }
 
-async function peerStatus(l: LimedProcess): Promise<{ connected: boolean; role: string; seq: number; tls_identity: string }> {
+async function peerStatus(l: LimedProcess): Promise<{ connected: boolean; role: string; seq: number; tls_identity: string; resyncs: number; resumes: number }> {
   const r = await l.ctl(['peer', 'status', '--json']);
   if (r.code !== 0) throw new Error(`limectl peer status: ${r.stderr}`);
   return JSON.parse(r.stdout);
@@ -60,7 +90,7 @@ async function waitPeered(l: LimedProcess, timeoutMs = 15_000): Promise<void> {
 
 /** The flows of a site as comparable text (no counters, no durations). */
 async function flowsOf(l: LimedProcess): Promise<string[]> {
-  const r = await l.ctl(['dump-flows', '--json']);
+  const r = await l.ctl(['--timeout', '60000', 'dump-flows', '--json'], 90_000);
   if (r.code !== 0) throw new Error(`dump-flows: ${r.stderr}`);
   const flows = JSON.parse(r.stdout) as Array<{ table: number; priority: number; cookie: string; match: string; actions: string; idle_timeout: number; hard_timeout: number }>;
   return flows.map((f) => `table=${f.table},priority=${f.priority},cookie=${f.cookie},${f.match},idle=${f.idle_timeout},hard=${f.hard_timeout},actions=${f.actions}`).sort();
@@ -77,6 +107,7 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'peered sites', () => {
     certs = makeTestCerts();
   });
   afterEach(async () => {
+    await killRelay();
     await sites?.destroy();
     sites = undefined;
   });
@@ -154,5 +185,70 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'peered sites', () => {
       expect(acked.length).toBeGreaterThan(5);
       for (const p of acked) expect(fa.some((f) => f.includes(`${p},`)), `acknowledged ${p}`).toBe(true);
     }
+  });
+
+  it('the control link cut (relay killed) again and again in the middle of a 50,000-flow add-flows: both tables end identical, nothing acknowledged lost', async () => {
+    const s = await peeredSites('limepr', { viaRelay: true });
+    const file = join(dir, 'limepr-50k.flows');
+    const big = Array.from({ length: 50_000 }, (_, i) => `priority=100,ip,nw_dst=11.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255},actions=drop`);
+    writeFileSync(file, big.join('\n') + '\n');
+    const acked: string[] = [];
+    let stop = false;
+    const singles = (async () => {
+      for (let i = 0; !stop; i++) {
+        const r = await s.limedA!.ctl(['add-flow', `priority=${3000 + i},ip,nw_dst=12.0.${i >> 8}.${i & 255},actions=drop`]);
+        if (r.code === 0) acked.push(`priority=${3000 + i},`);
+      }
+    })();
+    const bulk = s.limedA!.ctl(['--timeout', '120000', 'add-flows', file], 150_000);
+    for (let cut = 0; cut < 4; cut++) {
+      await new Promise((r) => setTimeout(r, 250));
+      await killRelay();
+      await new Promise((r) => setTimeout(r, 150));
+      await startRelay(s);
+    }
+    const r = await bulk;
+    expect(r.code, r.stderr).toBe(0);
+    stop = true;
+    await singles;
+    await waitPeered(s.limedB!);
+    const barrier = await s.limedB!.ctl(['--timeout', '60000', 'sync', 'barrier'], 90_000);
+    expect(barrier.code, barrier.stderr).toBe(0);
+    const [fa, fb] = [await flowsOf(s.limedA!), await flowsOf(s.limedB!)];
+    expect(fa.length).toBeGreaterThan(50_000);
+    expect(fb).toEqual(fa);
+    for (const p of acked) expect(fa.some((f) => f.includes(p)), `acknowledged ${p}`).toBe(true);
+    const st = await peerStatus(s.limedA!);
+    expect(st.resumes + st.resyncs).toBeGreaterThanOrEqual(2); // the first connection, and at least one after a cut
+    // At least one cut left entries unacknowledged, which the reconnection sent again.
+    const resumes = s.limedA!.stdout.split('\n').filter((l) => l.includes('follower resumes')).map((l) => JSON.parse(l) as { from_seq: number; to_seq: number });
+    expect(resumes.some((x) => x.to_seq > x.from_seq)).toBe(true);
+  });
+
+  it('a follower restarted empty resyncs 50,000 flows; the link cut during the resync, it finishes on reconnection', async () => {
+    const s = await peeredSites('limepy', { viaRelay: true });
+    const file = join(dir, 'limepy-50k.flows');
+    writeFileSync(file, Array.from({ length: 50_000 }, (_, i) => `priority=200,ip,nw_src=13.${(i >> 16) & 255}.${(i >> 8) & 255}.${i & 255},actions=drop`).join('\n') + '\n');
+    await s.limedB!.stop();
+    const r = await s.limedA!.ctl(['--timeout', '120000', 'add-flows', file], 150_000);
+    expect(r.code, r.stderr).toBe(0);
+    rmSync(join(dir, 'limepy-state-b'), { recursive: true, force: true });
+    const logged = s.limedB!.stdout.length;
+    await s.limedB!.start();
+    // Cut the link as soon as the snapshot starts arriving (parsing 50,000 flows takes B far longer).
+    const until = Date.now() + 20_000;
+    while (!s.limedB!.stdout.slice(logged).includes('receiving a snapshot') && Date.now() < until) await new Promise((r2) => setTimeout(r2, 5));
+    expect(s.limedB!.stdout.slice(logged)).toContain('receiving a snapshot');
+    await killRelay();
+    await new Promise((r2) => setTimeout(r2, 300));
+    await startRelay(s);
+    await waitPeered(s.limedB!, 30_000);
+    const barrier = await s.limedB!.ctl(['--timeout', '60000', 'sync', 'barrier'], 90_000);
+    expect(barrier.code, barrier.stderr).toBe(0);
+    const [fa, fb] = [await flowsOf(s.limedA!), await flowsOf(s.limedB!)];
+    expect(fa.filter((f) => f.includes('nw_src=13.'))).toHaveLength(50_000);
+    expect(fb).toEqual(fa);
+    // B's first start, its restart empty, and the resync after the cut.
+    expect((await peerStatus(s.limedA!)).resyncs).toBe(3);
   });
 });

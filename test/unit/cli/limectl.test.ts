@@ -344,7 +344,7 @@ describe('limectl peer status / sync barrier', () => {
         '  connected to 192.0.2.2:6640 (CN=berlin, DNS:berlin), round trip 1.25 ms',
         '  log log-x: applied up to entry 42, durable up to 42',
         '  replication lag: 3 entries, 12 ms',
-        '  resyncs: 1, last at 2023-11-14T22:13:20.000Z',
+        '  resyncs: 1, last at 2023-11-14T22:13:20.000Z; resumes: 2',
         '  state directory: /var/lib/lime',
         '',
       ].join('\n'),

@@ -5,7 +5,17 @@
  * writes complete on a later turn of the loop (or fail on demand).
  */
 import { describe, expect, it } from 'vitest';
-import { decodePeerMessage, encodePeerMessage, type FlowEntry, type PeerMessage, type ReplEntry, type ReplOp, type ReplSnapshot } from '../../../src/proto/schema.js';
+import {
+  decodePeerMessage,
+  decodeReplEntry,
+  encodePeerMessage,
+  encodeReplEntry,
+  type FlowEntry,
+  type PeerMessage,
+  type ReplEntry,
+  type ReplOp,
+  type ReplSnapshot,
+} from '../../../src/proto/schema.js';
 import { Follower, ReplicationError, Writer, type ReplicaIo, type ReplicaLink, type ReplResult } from '../../../src/sync/replication.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
@@ -50,9 +60,11 @@ class FakeSite implements ReplicaIo {
     this.table.clear();
     for (const f of flows) this.table.add(f.match);
   }
-  async persist(entry: ReplEntry): Promise<void> {
+  async persist(seq: number, bytes: Uint8Array): Promise<void> {
     await tick();
     if (this.failPersist) throw new Error('disk full');
+    const entry = decodeReplEntry(bytes) as ReplEntry;
+    if (entry.seq !== seq) throw new Error(`persist: seq ${seq} but the bytes hold entry ${entry.seq}`);
     this.journal.push(entry);
   }
   async persistSnapshot(snapshot: ReplSnapshot): Promise<void> {
@@ -118,11 +130,11 @@ interface Pair {
   connect(limit?: number): ReturnType<typeof linkPair>;
 }
 
-function pair(opts: { windowEntries?: number; snapshotChunkFlows?: number } = {}): Pair {
+function pair(opts: { windowEntries?: number; snapshotChunkFlows?: number; bytesPerMessage?: number; maxEntryBytes?: number } = {}): Pair {
   const a = new FakeSite();
   const b = new FakeSite();
   const writer = new Writer(a, { log_id: 'log-1', applied_seq: 0 }, [], opts);
-  const follower = new Follower(b, { log_id: '', applied_seq: 0 }, 'site-a');
+  const follower = new Follower(b, { log_id: '', applied_seq: 0 }, 'site-a', opts);
   const p: Pair = {
     a, b, writer, follower, link: linkPair(),
     connect(limit = Infinity) {
@@ -276,13 +288,48 @@ describe('replication: writer and follower', () => {
     p.connect();
     await settle();
     const z: ReplEntry = { seq: 7, time: 0, ...add('z') } as ReplEntry;
-    await p.follower.receive({ version: 1, body: 'entries', entries: { entries: [z] } });
+    await p.follower.receive({ version: 1, body: 'entries', entries: { entries: [encodeReplEntry(z)] } });
     expect(p.link.ends[0]!.closed).toBe('entry seq 7 does not follow 0');
     expect(p.b.table.size).toBe(0);
     p.connect();
     await settle();
     await p.writer.receive({ version: 1, body: 'ack', ack: { applied_seq: 99 } });
     expect(p.link.ends[0]!.closed).toMatch(/acknowledged seq 99, beyond the log's end \(0\)/);
+  });
+
+  it('streams entries larger than a message in parts, small ones batched by size; garbage closes the connection', async () => {
+    const p = pair({ bytesPerMessage: 1000 });
+    const link = p.connect();
+    await settle();
+    const big = Array.from({ length: 300 }, (_, i) => `big${i}`); // ~2.5 KB encoded: 3 parts
+    await p.writer.submit(add(...big));
+    expect(link.ends[0]!.sent.filter((b) => b === 'entry_part')).toHaveLength(3);
+    expect(p.b.table.size).toBe(300);
+    // Live, each entry leaves at once; catching up, small entries share messages by size.
+    link.writerEnd.close('cut');
+    for (let i = 0; i < 30; i++) await p.writer.submit(add(`s${i}`));
+    const again = p.connect();
+    expect(await p.writer.barrier()).toBe(31);
+    expect([...p.b.table].sort()).toEqual([...p.a.table].sort());
+    expect(p.b.table.size).toBe(330);
+    const batches = again.ends[0]!.sent.filter((b) => b === 'entries').length;
+    expect(batches).toBeGreaterThan(0);
+    expect(batches).toBeLessThan(10);
+    // A part of another entry in the middle of one, an announced size over the limit, bytes that do not decode.
+    await p.follower.receive({ version: 1, body: 'entry_part', entry_part: { seq: 32, total: 10, data: new Uint8Array(5) } });
+    await p.follower.receive({ version: 1, body: 'entry_part', entry_part: { seq: 33, total: 10, data: new Uint8Array(5) } });
+    expect(again.ends[0]!.closed).toBe('a part of entry 33 arrived in the middle of entry 32');
+    const q = pair({ maxEntryBytes: 100 });
+    q.connect();
+    await settle();
+    await q.follower.receive({ version: 1, body: 'entry_part', entry_part: { seq: 1, total: 101, data: new Uint8Array(1) } });
+    expect(q.link.ends[0]!.closed).toBe('entry 1 of 101 bytes exceeds the 100-byte limit');
+    const r = pair();
+    r.connect();
+    await settle();
+    await r.follower.receive({ version: 1, body: 'entries', entries: { entries: [Uint8Array.from([0xff, 0xff, 0xff])] } });
+    expect(r.link.ends[0]!.closed).toMatch(/^an entry does not decode/);
+    expect(r.b.table.size).toBe(0);
   });
 
   it('a lost connection fails the follower\'s pending commands with a clear reason, and frees the writer\'s', async () => {
