@@ -302,15 +302,21 @@ Examples:
     .description("print the flows (all, or those MATCH covers) in ovs-ofctl's layout, by table and priority")
     .argument('[match]', "e.g. 'tcp,in_port=vm1'")
     .option('--strict', 'only the flow with exactly this match and priority')
+    .option('--site <site>', 'with a peer site: both (default: the logical table, counters summed over both sites), local or peer (one site\'s physical table)')
     .option('--json', 'print a JSON array of flows')
-    .action(async (match: string | undefined, opts: { strict?: boolean }, cmd: Command) => {
+    .action(async (match: string | undefined, opts: { strict?: boolean; site?: string }, cmd: Command) => {
       if (match !== undefined) checkFlow(match, 'delete');
+      const site = opts.site ?? '';
+      if (site !== '' && site !== 'both' && site !== 'local' && site !== 'peer') throw new UsageError(`invalid --site '${site}': expected local, peer or both`);
       const ctx = context(cmd);
-      const replies = await send(ctx, [{ body: 'dump_flows', dump_flows: { match: match ?? '', strict: opts.strict === true } }]);
+      const replies = await send(ctx, [{ body: 'dump_flows', dump_flows: { match: match ?? '', strict: opts.strict === true, site } }]);
+      let localOnly = false;
       const flows = replies[0]!.flatMap((r) => {
         if (r.body !== 'dump_flows') throw unexpected('dump-flows', r.body);
+        if (r.dump_flows.local_only === true) localOnly = true;
         return r.dump_flows.flows;
       });
+      if (localOnly) ctx.io.stderr.write('limectl: the peer site is not connected: counters are this site\'s only\n');
       if (ctx.json) printJson(ctx, flows.map(flowJson));
       else ctx.io.stdout.write(flows.map((f) => `${formatDumpLine(f)}\n`).join(''));
     });

@@ -32,7 +32,7 @@ import {
 } from '../mgmt/service.js';
 import { portSchema, type Config, type PortConfig } from './config.js';
 import type { Logger } from './log.js';
-import { FlowService } from './flows.js';
+import { FlowService, sumFlowCounters } from './flows.js';
 import { Peering, stateDirOf } from './peering.js';
 import { ReplicationError } from '../sync/replication.js';
 import type {
@@ -429,8 +429,31 @@ export class Daemon implements ManagementService {
     }
   }
 
-  dumpFlows(request: DumpFlowsRequest): FlowEntry[] {
-    return this.flows.dumpFlows(request);
+  /**
+   * dump-flows. With a peer the default is the logical table: each flow once, its counters
+   * the sum of both sites' (when the peer is not connected, this site's only, flagged).
+   * `site: local` / `peer` show one site's physical table.
+   */
+  async dumpFlows(request: DumpFlowsRequest): Promise<FlowEntry[] | { flows: FlowEntry[]; localOnly: boolean }> {
+    const site = request.site ?? '';
+    if (site !== '' && site !== 'both' && site !== 'local' && site !== 'peer') {
+      throw new ManagementError('BAD_REQUEST', `dump-flows: unknown site "${site}" (expected local, peer or both)`);
+    }
+    const local = this.flows.dumpFlows(request);
+    const peering = this.peering;
+    if (site === 'local' || peering === undefined || !peering.hasPeer) {
+      if (site === 'peer') throw new ManagementError('BAD_REQUEST', 'dump-flows --site peer: this site has no peer');
+      return local;
+    }
+    if (site !== 'peer' && !peering.peerConnected) return { flows: local, localOnly: true };
+    let remote: FlowEntry[];
+    try {
+      remote = await peering.peerFlows(request);
+    } catch (err) {
+      if (err instanceof ReplicationError) throw new ManagementError(err.code === 'CODE_UNSPECIFIED' ? 'FAILED' : err.code, err.message);
+      throw err;
+    }
+    return site === 'peer' ? remote : sumFlowCounters(local, remote);
   }
 
   trace(packet: string): TraceReply {

@@ -550,3 +550,19 @@ export class FlowService {
     }
   }
 }
+
+/** The logical view of two physical tables: each flow once, counters summed (flows only one site has yet are kept). */
+export function sumFlowCounters(local: readonly FlowEntry[], remote: readonly FlowEntry[]): FlowEntry[] {
+  const key = (f: FlowEntry): string => `${f.table}\n${f.priority}\n${f.match}`;
+  const out = local.map((f) => ({ ...f }));
+  const byKey = new Map(out.map((f) => [key(f), f]));
+  for (const r of remote) {
+    const mine = byKey.get(key(r));
+    if (mine === undefined) out.push({ ...r });
+    else {
+      mine.n_packets += r.n_packets;
+      mine.n_bytes += r.n_bytes;
+    }
+  }
+  return out;
+}

@@ -22,12 +22,15 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Journal } from '../sync/journal.js';
-import { Follower, Writer, type LogPosition, type ReplicaIo, type ReplicaLink, type ReplResult } from '../sync/replication.js';
+import { Follower, ReplicationError, Writer, type LogPosition, type ReplicaIo, type ReplicaLink, type ReplResult } from '../sync/replication.js';
 import { PeerChannel, type PeerSession } from '../sync/channel.js';
 import {
   decodeReplEntry,
   decodeReplSnapshot,
   encodeReplSnapshot,
+  PROTOCOL_VERSION,
+  type DumpFlowsRequest,
+  type FlowEntry,
   type PeerMessage,
   type PeerShowReply,
   type ReplEntry,
@@ -43,6 +46,10 @@ import type { Logger } from './log.js';
 
 /** Entries between snapshots. */
 const COMPACT_EVERY = 50_000;
+/** How long a flow-stats query to the peer may take. */
+const QUERY_TIMEOUT_MS = 10_000;
+/** Flows per flow-stats reply message (well under the 1 MiB message bound). */
+const STATS_CHUNK = 1000;
 
 export const CAPABILITIES = ['flows/v1'];
 
@@ -58,9 +65,12 @@ export class Peering {
   private session: PeerSession | undefined;
   private sinceSnapshot: number;
   private compacting = false;
+  private nextQueryId = 1;
+  private readonly queries = new Map<number, { flows: FlowEntry[]; resolve: (f: FlowEntry[]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
 
   private constructor(
     private readonly config: Config,
+    private readonly flows: FlowService,
     private readonly io: DaemonReplicaIo,
     private readonly journal: Journal,
     readonly stateDir: string,
@@ -96,7 +106,7 @@ export class Peering {
       await journal.compact(journal.lastSeq, encodeReplSnapshot({ log_id: position.log_id, seq: journal.lastSeq, time: Date.now(), flows: io.snapshotFlows(Date.now()), more: false }));
     }
     log.info({ state_dir: dir, log_id: position.log_id, seq: position.applied_seq, entries: entries.length, divergent: restored.divergent }, 'flow table restored from the journal');
-    return new Peering(config, io, journal, dir, position, entries);
+    return new Peering(config, flows, io, journal, dir, position, entries);
   }
 
   /** Start the control channel (when a peer is configured). */
@@ -121,6 +131,7 @@ export class Peering {
     this.channel.on('down', (session: PeerSession, reason: string) => this.onDown(session, reason));
     this.channel.on('message', (session: PeerSession, message: PeerMessage) => {
       if (session !== this.session) return;
+      if (message.body === 'flow_stats' || message.body === 'flow_stats_reply') return this.onQuery(session, message);
       this.replica.receive(message).then(
         () => this.maybeCompact(),
         (err: Error) => {
@@ -149,6 +160,72 @@ export class Peering {
     if (session !== this.session) return;
     this.session = undefined;
     this.replica.detach(reason);
+    const err = new ReplicationError('FAILED', `the connection to the peer site was lost (${reason}) before it answered`);
+    for (const q of this.queries.values()) {
+      clearTimeout(q.timer);
+      q.reject(err);
+    }
+    this.queries.clear();
+  }
+
+  /** The peer site's flows with its counters (its physical table). */
+  peerFlows(request: DumpFlowsRequest): Promise<FlowEntry[]> {
+    const session = this.session;
+    if (session === undefined) {
+      return Promise.reject(new ReplicationError('FAILED', `the peer site ${this.config.peer?.name ?? ''} is not connected`));
+    }
+    const id = this.nextQueryId++;
+    return new Promise((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.queries.delete(id);
+        reject(new ReplicationError('FAILED', `the peer site did not send its flows within ${QUERY_TIMEOUT_MS} ms`));
+      }, QUERY_TIMEOUT_MS);
+      this.queries.set(id, { flows: [], resolve, reject, timer });
+      session.send({ version: PROTOCOL_VERSION, body: 'flow_stats', flow_stats: { id, request: { match: request.match, strict: request.strict } } });
+    });
+  }
+
+  /** Is a peer configured and connected (so that a logical dump can sum both sites)? */
+  get peerConnected(): boolean {
+    return this.session !== undefined;
+  }
+
+  get hasPeer(): boolean {
+    return this.config.peer !== undefined;
+  }
+
+  /** A flow-stats query from the peer, or a reply to ours. */
+  private onQuery(session: PeerSession, message: PeerMessage): void {
+    if (message.body === 'flow_stats') {
+      const { id, request } = message.flow_stats;
+      let flows: FlowEntry[];
+      try {
+        flows = this.flows.dumpFlows({ match: request.match, strict: request.strict });
+      } catch (err) {
+        session.send({ version: PROTOCOL_VERSION, body: 'flow_stats_reply', flow_stats_reply: { id, flows: [], more: false, error: (err as Error).message } });
+        return;
+      }
+      for (let i = 0; i === 0 || i < flows.length; i += STATS_CHUNK) {
+        const part = flows.slice(i, i + STATS_CHUNK);
+        session.send({ version: PROTOCOL_VERSION, body: 'flow_stats_reply', flow_stats_reply: { id, flows: part, more: i + STATS_CHUNK < flows.length, error: '' } });
+      }
+      return;
+    }
+    if (message.body !== 'flow_stats_reply') return;
+    const r = message.flow_stats_reply;
+    const q = this.queries.get(r.id);
+    if (q === undefined) return;
+    if (r.error !== '') {
+      this.queries.delete(r.id);
+      clearTimeout(q.timer);
+      q.reject(new ReplicationError('BAD_REQUEST', `the peer site refused: ${r.error}`));
+      return;
+    }
+    for (const f of r.flows) q.flows.push(f);
+    if (r.more) return;
+    this.queries.delete(r.id);
+    clearTimeout(q.timer);
+    q.resolve(q.flows);
   }
 
   /** An operator's flow-mods / replace-flows: sequenced by the writer, durable, replicated. */

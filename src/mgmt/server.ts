@@ -498,8 +498,11 @@ export class ManagementServer {
         return { body: 'peer_show', peer_show: this.service.peerShow() };
       case 'sync_barrier':
         return { body: 'sync_barrier', sync_barrier: await this.service.syncBarrier() };
-      case 'dump_flows':
-        return { body: 'dump_flows', dump_flows: { flows: this.service.dumpFlows(request.dump_flows), more: false } };
+      case 'dump_flows': {
+        const r = await this.service.dumpFlows(request.dump_flows);
+        if (Array.isArray(r)) return { body: 'dump_flows', dump_flows: { flows: r, more: false } };
+        return { body: 'dump_flows', dump_flows: { flows: r.flows, more: false, ...(r.localOnly ? { local_only: true } : {}) } };
+      }
       case 'trace':
         if (request.trace.packet === '') return errorBody('BAD_REQUEST', 'trace: a packet description is required');
         return { body: 'trace', trace: this.service.trace(request.trace.packet) };
@@ -528,7 +531,8 @@ export class ManagementServer {
 function splitReply(body: MgmtReplyBody): MgmtReplyBody[] {
   if (body.body === 'dump_flows') {
     const parts = chunkBySize(body.dump_flows.flows, (f) => 64 + f.match.length + f.actions.length + f.cookie.length);
-    return parts.map((flows, i) => ({ body: 'dump_flows', dump_flows: { flows, more: i < parts.length - 1 } }));
+    const localOnly = body.dump_flows.local_only === true ? { local_only: true } : {};
+    return parts.map((flows, i) => ({ body: 'dump_flows', dump_flows: { flows, more: i < parts.length - 1, ...localOnly } }));
   }
   if (body.body === 'flow_diff') {
     const d = body.flow_diff;

@@ -110,7 +110,8 @@ export interface ManagementService {
   flowMods(request: FlowModsRequest): FlowModsReply | Promise<FlowModsReply>;
   /** Make the table equal to the text (or, dry_run, only report the difference). Atomic; durable and replicated like flowMods. */
   replaceFlows(request: ReplaceFlowsRequest): FlowDiffReply | Promise<FlowDiffReply>;
-  dumpFlows(request: DumpFlowsRequest): FlowEntry[];
+  /** The flows; with a peer, the logical table with counters summed over both sites (see DumpFlowsRequest.site). */
+  dumpFlows(request: DumpFlowsRequest): FlowEntry[] | Promise<FlowEntry[] | { flows: FlowEntry[]; localOnly: boolean }>;
   trace(packet: string): TraceReply;
   packetOut(request: PacketOutRequest): void;
   /** Start delivering events to `sink`; returns the function that stops it. */

@@ -134,6 +134,8 @@ export interface FlowDiffReply {
 export interface DumpFlowsRequest {
   match: string;
   strict: boolean;
+  /** "" / "both" (the logical table), "local", "peer"; absent = "". */
+  site?: string;
 }
 
 export interface FlowEntry {
@@ -153,6 +155,7 @@ export interface FlowEntry {
 export interface DumpFlowsReply {
   flows: FlowEntry[];
   more: boolean;
+  local_only?: boolean;
 }
 
 export interface TraceRequest {
@@ -478,7 +481,9 @@ export type PeerBody =
   | { body: 'forward_reply'; forward_reply: ForwardReply }
   | { body: 'barrier'; barrier: { id: number } }
   | { body: 'barrier_reply'; barrier_reply: { id: number; seq: number } }
-  | { body: 'goodbye'; goodbye: PeerGoodbye };
+  | { body: 'goodbye'; goodbye: PeerGoodbye }
+  | { body: 'flow_stats'; flow_stats: { id: number; request: DumpFlowsRequest } }
+  | { body: 'flow_stats_reply'; flow_stats_reply: { id: number; flows: FlowEntry[]; more: boolean; error: string } };
 
 export type PeerMessage = { version: number } & PeerBody;
 

@@ -125,6 +125,24 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'peered sites', () => {
     const del = await s.limedB!.ctl(['del-flows', '--strict', 'priority=300,in_port=host,dl_type=0x0800,nw_src=10.61.0.2']);
     expect(del.code, del.stderr).toBe(0);
     expect(pingOk(s, 'b')).toBe(true);
+    // One logical view: counters at A include traffic that crossed B only.
+    const counted = await s.limedA!.ctl(['add-flow', 'priority=400,in_port=host,dl_type=0x0800,nw_src=10.61.0.2,actions=NORMAL']);
+    expect(counted.code, counted.stderr).toBe(0);
+    expect(pingOk(s, 'b', 5)).toBe(true);
+    const packetsOf = async (l: LimedProcess, site: string): Promise<number> => {
+      const r = await l.ctl(['dump-flows', '--json', ...(site === '' ? [] : ['--site', site]), 'priority=400,in_port=host,ip,nw_src=10.61.0.2', '--strict']);
+      expect(r.code, r.stderr).toBe(0);
+      expect(r.stderr).toBe('');
+      const flows = JSON.parse(r.stdout) as Array<{ n_packets: number }>;
+      expect(flows).toHaveLength(1);
+      return flows[0]!.n_packets;
+    };
+    expect(await packetsOf(s.limedA!, 'local')).toBe(0);
+    const atB = await packetsOf(s.limedA!, 'peer');
+    expect(atB).toBeGreaterThanOrEqual(5);
+    expect(await packetsOf(s.limedB!, 'local')).toBe(atB);
+    expect(await packetsOf(s.limedA!, '')).toBe(atB); // the logical table: both sites summed
+    expect(await packetsOf(s.limedB!, 'both')).toBe(atB);
     // Changes made at both sites end in the same table at both.
     const adds = [];
     for (let i = 0; i < 20; i++) {

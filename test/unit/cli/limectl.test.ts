@@ -379,3 +379,12 @@ describe('limectl peer status / sync barrier', () => {
     expect(r.code).toBe(2);
   });
 });
+
+describe('limectl dump-flows --site', () => {
+  it('refuses an unknown site as a usage error, before asking limed', async () => {
+    const r = await ctl('dump-flows', '--site', 'mars');
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/invalid --site 'mars': expected local, peer or both/);
+    expect(service.calls.some(([m]) => m === 'dumpFlows')).toBe(false);
+  });
+});

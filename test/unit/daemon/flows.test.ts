@@ -4,7 +4,7 @@
  * packet-in copy/truncation, and the config it is built from.
  */
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
-import { FlowService } from '../../../src/daemon/flows.js';
+import { FlowService, sumFlowCounters } from '../../../src/daemon/flows.js';
 import { ManagementError, type MgmtEvent } from '../../../src/mgmt/service.js';
 import { parseConfig } from '../../../src/daemon/config.js';
 import type { FlowText } from '../../../src/proto/schema.js';
@@ -208,5 +208,19 @@ describe('loadFlows: a snapshot of another site\'s table', () => {
     const bad = [{ ...before[0]!, match: 'in_port=nosuchport' }];
     expect(() => flows.loadFlows(bad, clock)).toThrow(ManagementError);
     expect(flows.dumpFlows({ match: '', strict: false })).toEqual(before);
+  });
+});
+
+describe('sumFlowCounters: the logical view of two sites\' tables', () => {
+  it('lists each flow once with both sites\' counters summed, keeping flows only one site has', () => {
+    flows.flowMods({ command: 'ADD', text: text(['priority=10,in_port=vm1,actions=drop', 'table=1,priority=10,in_port=vm1,actions=drop']) });
+    const local = flows.dumpFlows({ match: '', strict: false }).map((f, i) => ({ ...f, n_packets: i + 1, n_bytes: 100 * (i + 1) }));
+    const remote = local.map((f) => ({ ...f, n_packets: 1000, n_bytes: 5000 }));
+    remote.push({ ...remote[0]!, priority: 77, n_packets: 3, n_bytes: 4 });
+    const sum = sumFlowCounters(local, remote);
+    expect(sum).toHaveLength(local.length + 1);
+    for (let i = 0; i < local.length; i++) expect(sum[i]).toMatchObject({ match: local[i]!.match, table: local[i]!.table, n_packets: i + 1001, n_bytes: 100 * (i + 1) + 5000 });
+    expect(sum.at(-1)).toMatchObject({ priority: 77, n_packets: 3 });
+    expect(local[0]!.n_packets).toBe(1); // inputs untouched
   });
 });
