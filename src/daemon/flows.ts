@@ -76,6 +76,31 @@ export interface FlowServiceOptions {
   tableMiss: 'normal' | 'drop';
 }
 
+/**
+ * How a peered site's flow service takes part in the logical table (daemon/peering.ts):
+ * - the writer expires idle flows knowing both sites' use (`touchFromPeer`), and hands
+ *   every expiry to `onExpired` so that it is replicated (the follower removes the flow
+ *   too, and a restart replays it);
+ * - the follower leaves idle timeouts to the writer (`expireIdle: false`) and emits no
+ *   flow_removed of its own (`localFlowRemoved: false`): the writer's reach its monitors
+ *   through `emitFromPeer`, so each is seen once at either site;
+ * - both hand their flow_removed and packet_in events to `forward`, for the peer's monitors.
+ */
+export interface PeerRole {
+  expireIdle: boolean;
+  /** The writer waits this long past an idle deadline for the follower's usage report. */
+  idleGraceMs?: number;
+  localFlowRemoved: boolean;
+  onExpired?: (removed: readonly FlowRemovedEvent[]) => void;
+  forward?: (event: MgmtEvent) => void;
+}
+
+/** A snapshot being loaded: chunks parsed as they come, then installed at once (FlowService.snapshotLoader). */
+export interface SnapshotLoader {
+  add(flows: readonly FlowEntry[]): void;
+  install(): void;
+}
+
 /** Longest and shortest wait of the expiry timer (ms). */
 const MAX_SWEEP_MS = 1000;
 const MIN_SWEEP_MS = 5;
@@ -158,6 +183,7 @@ export class FlowService {
   private flushScheduled = false;
   private timer: NodeJS.Timeout | undefined;
   private running = false;
+  private role: PeerRole | undefined;
 
   constructor(components: FlowComponents, options: FlowServiceOptions = { tableMiss: 'normal' }) {
     this.components = components;
@@ -170,6 +196,50 @@ export class FlowService {
   start(): void {
     this.running = true;
     this.schedule();
+  }
+
+  /** Take part in a logical table shared with a peer site (see PeerRole). */
+  setPeerRole(role: PeerRole | undefined): void {
+    this.role = role;
+    this.schedule();
+  }
+
+  /** Flows with an idle timeout used since `since` (table clock): the follower's usage report. */
+  idleUsage(since: number, now: number = this.components.now()): Array<{ flow: string; ago_ms: number }> {
+    const out: Array<{ flow: string; ago_ms: number }> = [];
+    for (const rule of this.table.dump()) {
+      if (rule.idleTimeout === 0) continue;
+      const c = this.table.counters(rule.id, now);
+      if (c === undefined || c.lastUsed <= since) continue;
+      out.push({ flow: this.strictText(rule), ago_ms: Math.max(0, now - c.lastUsed) });
+    }
+    return out;
+  }
+
+  /** A rule as del-flows --strict names it: table, priority and match. */
+  strictText(rule: Rule): string {
+    const m = formatMatch(rule.match, this.ports, rule.priority);
+    return m === '' ? `table=${rule.table}` : `table=${rule.table},${m}`;
+  }
+
+  /** The peer used these flows (`ago_ms` before now): their idle deadlines move here too. Unknown flows are skipped. */
+  touchFromPeer(usage: ReadonlyArray<{ flow: string; ago_ms: number }>, now: number = this.components.now()): void {
+    for (const u of usage) {
+      let mod: FlowMod;
+      try {
+        mod = parseFlowMod(u.flow, { command: 'delete', strict: true, ports: this.ports });
+      } catch {
+        continue; // a flow the peer has and we cannot name (a port only it has): nothing to move
+      }
+      const rule = this.table.find(mod.spec.table, mod.spec.match, mod.spec.priority);
+      if (rule !== undefined) this.table.touch(rule.id, now - u.ago_ms);
+    }
+    this.schedule();
+  }
+
+  /** An event from the peer site (its packet-ins; the writer's flow-removed): to our monitors only. */
+  emitFromPeer(event: MgmtEvent): void {
+    if (this.sinks.size > 0) this.emit(event);
   }
 
   stop(): void {
@@ -312,23 +382,39 @@ export class FlowService {
    * All or none, like every flow-mod.
    */
   loadFlows(flows: readonly FlowEntry[], at: number): void {
+    const loader = this.snapshotLoader(at);
+    loader.add(flows);
+    loader.install();
+  }
+
+  /**
+   * Replace the table by another site's flows (a snapshot taken at `at`), prepared in
+   * pieces: `add` parses a chunk as it arrives (throwing ManagementError on a bad flow), so
+   * that a large snapshot never holds the event loop long enough to miss the peer's
+   * heartbeats; `install` then swaps the whole table in one step.
+   */
+  snapshotLoader(at: number): SnapshotLoader {
     const mods: FlowMod[] = [parseFlowMod('', { command: 'delete', strict: false, ports: this.ports })];
     const text: FlowText = { flows: [], lines: [], source: 'snapshot', more: false };
-    for (const f of flows) {
-      const parts = [`table=${f.table}`, `priority=${f.priority}`, `cookie=${f.cookie}`];
-      if (f.idle_timeout > 0) parts.push(`idle_timeout=${f.idle_timeout}`);
-      if (f.hard_timeout > 0) parts.push(`hard_timeout=${f.hard_timeout}`);
-      parts.push(...f.flags);
-      if (f.match !== '') parts.push(f.match);
-      text.flows.push(`${parts.join(',')},actions=${f.actions}`);
-      text.lines.push(0);
-    }
-    for (let i = 0; i < flows.length; i++) {
-      const mod = this.parseMod(text, i, 'add', false);
-      mod.createdAt = at - flows[i]!.duration_s * 1000;
-      mods.push(mod);
-    }
-    this.apply(mods, text, at);
+    return {
+      add: (flows) => {
+        for (const f of flows) {
+          const parts = [`table=${f.table}`, `priority=${f.priority}`, `cookie=${f.cookie}`];
+          if (f.idle_timeout > 0) parts.push(`idle_timeout=${f.idle_timeout}`);
+          if (f.hard_timeout > 0) parts.push(`hard_timeout=${f.hard_timeout}`);
+          parts.push(...f.flags);
+          if (f.match !== '') parts.push(f.match);
+          text.flows.push(`${parts.join(',')},actions=${f.actions}`);
+          text.lines.push(0);
+          const mod = this.parseMod(text, text.flows.length - 1, 'add', false);
+          mod.createdAt = at - f.duration_s * 1000;
+          mods.push(mod);
+        }
+      },
+      install: () => {
+        this.apply(mods, text, at);
+      },
+    };
   }
 
   // ---- dump ---------------------------------------------------------------------------
@@ -442,8 +528,9 @@ export class FlowService {
 
   /** Expire what is due at `now` and report it; re-arms the timer. */
   sweep(now: number = this.components.now()): FlowRemovedEvent[] {
-    const events = this.table.expire(now);
+    const events = this.table.expire(now, { idle: this.role?.expireIdle ?? true, idleGraceMs: this.role?.idleGraceMs ?? 0 });
     for (const ev of events) this.emitRemoved(ev);
+    if (events.length > 0) this.role?.onExpired?.(events);
     this.schedule();
     return events;
   }
@@ -451,7 +538,7 @@ export class FlowService {
   private schedule(): void {
     if (!this.running) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    const wait = this.table.nextExpiry() - this.components.now();
+    const wait = this.table.nextExpiry({ idle: this.role?.expireIdle ?? true, idleGraceMs: this.role?.idleGraceMs ?? 0 }) - this.components.now();
     const delay = Math.min(MAX_SWEEP_MS, Math.max(MIN_SWEEP_MS, Number.isFinite(wait) ? Math.ceil(wait) : MAX_SWEEP_MS));
     this.timer = setTimeout(() => {
       this.timer = undefined;
@@ -482,7 +569,7 @@ export class FlowService {
   /** The switch's packet-in hook (datapath/execute.ts): copy, truncate, queue. */
   readonly onPacketIn: PacketInHook = (slab, offset, size, inPort, reason, table, ruleId, maxLen) => {
     this.nPacketIns++;
-    if (this.sinks.size === 0) {
+    if (this.sinks.size === 0 && this.role?.forward === undefined) {
       this.nPacketInsUnwatched++;
       return;
     }
@@ -490,7 +577,7 @@ export class FlowService {
     const data = new Uint8Array(n);
     data.set(slab.subarray(offset, offset + n));
     const rule = ruleId >= 0 ? this.table.rule(ruleId) : undefined;
-    this.emit({
+    const event: MgmtEvent = {
       kind: 'packet_in',
       time: this.wallSeconds(),
       reason,
@@ -505,7 +592,10 @@ export class FlowService {
         buffer_id: NO_BUFFER,
         match: rule !== undefined ? formatMatch(rule.match, this.ports, rule.priority) : '',
       },
-    });
+    };
+    if (this.sinks.size > 0) this.emit(event);
+    // A packet-in is an event of the logical switch: the peer site's monitors see it too.
+    this.role?.forward?.(event);
   };
 
   private wallSeconds(): number {
@@ -521,11 +611,16 @@ export class FlowService {
     if (ev.rule.flags.sendFlowRem) {
       this.components.log?.('debug', 'flow removed', { reason: ev.reason, table: ev.rule.table, cookie: hex(ev.rule.cookie) });
     }
-    if (this.sinks.size === 0) return;
+    const forward = this.role?.localFlowRemoved === false ? undefined : this.role?.forward;
+    const removedToo = ev.rule.flags.sendFlowRem && this.role?.localFlowRemoved !== false;
+    if (this.sinks.size === 0 && !(removedToo && forward !== undefined)) return;
     const flow = this.entry(ev.rule, 0, ev);
     const time = this.wallSeconds();
-    this.emit({ kind: 'deleted', time, flow, reason: ev.reason, dropped: 0 });
-    if (ev.rule.flags.sendFlowRem) this.emit({ kind: 'flow_removed', time, flow, reason: ev.reason, dropped: 0 });
+    if (this.sinks.size > 0) this.emit({ kind: 'deleted', time, flow, reason: ev.reason, dropped: 0 });
+    if (!removedToo) return;
+    const removed: MgmtEvent = { kind: 'flow_removed', time, flow, reason: ev.reason, dropped: 0 };
+    if (this.sinks.size > 0) this.emit(removed);
+    forward?.(removed);
   }
 
   private emit(event: MgmtEvent): void {

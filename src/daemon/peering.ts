@@ -31,6 +31,7 @@ import {
   PROTOCOL_VERSION,
   type DumpFlowsRequest,
   type FlowEntry,
+  type MgmtEvent,
   type PeerMessage,
   type PeerShowReply,
   type ReplEntry,
@@ -41,7 +42,7 @@ import {
 import { parseHostPort } from '../util/addr.js';
 import type { Config } from './config.js';
 import { DEFAULT_STATE_DIR } from './config.js';
-import type { FlowService } from './flows.js';
+import type { FlowService, SnapshotLoader } from './flows.js';
 import type { Logger } from './log.js';
 
 /** Entries between snapshots. */
@@ -50,6 +51,10 @@ const COMPACT_EVERY = 50_000;
 const QUERY_TIMEOUT_MS = 10_000;
 /** Flows per flow-stats reply message (well under the 1 MiB message bound). */
 const STATS_CHUNK = 1000;
+/** How often the follower reports its use of idle-timeout flows: the resolution of logical idle timeouts. */
+const IDLE_REPORT_MS = 1000;
+/** Transit and timer slack on top of the report interval. */
+const IDLE_REPORT_SLACK_MS = 500;
 
 export const CAPABILITIES = ['flows/v1'];
 
@@ -66,11 +71,13 @@ export class Peering {
   private sinceSnapshot: number;
   private compacting = false;
   private nextQueryId = 1;
+  private usageTimer: NodeJS.Timeout | undefined;
   private readonly queries = new Map<number, { flows: FlowEntry[]; resolve: (f: FlowEntry[]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
 
   private constructor(
     private readonly config: Config,
     private readonly flows: FlowService,
+    private readonly tableNow: () => number,
     private readonly io: DaemonReplicaIo,
     private readonly journal: Journal,
     readonly stateDir: string,
@@ -106,11 +113,12 @@ export class Peering {
       await journal.compact(journal.lastSeq, encodeReplSnapshot({ log_id: position.log_id, seq: journal.lastSeq, time: Date.now(), flows: io.snapshotFlows(Date.now()), more: false }));
     }
     log.info({ state_dir: dir, log_id: position.log_id, seq: position.applied_seq, entries: entries.length, divergent: restored.divergent }, 'flow table restored from the journal');
-    return new Peering(config, flows, io, journal, dir, position, entries);
+    return new Peering(config, flows, tableNow, io, journal, dir, position, entries);
   }
 
   /** Start the control channel (when a peer is configured). */
   async start(log: Logger): Promise<void> {
+    this.takeRole(log);
     const peer = this.config.peer;
     if (peer === undefined) return;
     const tls = this.config.tls;
@@ -132,6 +140,11 @@ export class Peering {
     this.channel.on('message', (session: PeerSession, message: PeerMessage) => {
       if (session !== this.session) return;
       if (message.body === 'flow_stats' || message.body === 'flow_stats_reply') return this.onQuery(session, message);
+      if (message.body === 'event') return this.flows.emitFromPeer(message.event);
+      if (message.body === 'idle_usage') {
+        if (this.replica instanceof Writer) this.flows.touchFromPeer(message.idle_usage.flows);
+        return;
+      }
       this.replica.receive(message).then(
         () => this.maybeCompact(),
         (err: Error) => {
@@ -143,6 +156,43 @@ export class Peering {
       );
     });
     await this.channel.start();
+  }
+
+  /**
+   * The flow service's part in the logical table (flows.ts PeerRole): the writer decides
+   * idle expiry with the follower's usage and journals and replicates every expiry; the
+   * follower leaves idle expiry and flow-removed events to the writer and reports its usage.
+   */
+  private takeRole(log: Logger): void {
+    const forward = (event: MgmtEvent): void => {
+      this.session?.send({ version: PROTOCOL_VERSION, body: 'event', event });
+    };
+    const replica = this.replica;
+    if (replica instanceof Writer) {
+      this.flows.setPeerRole({
+        expireIdle: true,
+        // The follower reports its use once a second: an idle deadline is final only once
+        // the report that could move it has had time to arrive.
+        ...(this.config.peer !== undefined ? { idleGraceMs: IDLE_REPORT_MS + IDLE_REPORT_SLACK_MS } : {}),
+        localFlowRemoved: true,
+        forward,
+        onExpired: (removed) => {
+          const flows = removed.map((ev) => this.flows.strictText(ev.rule));
+          const op: ReplOp = { op: 'flow_mods', flow_mods: { command: 'DELETE_STRICT', text: { flows, lines: [], source: 'expiry', more: false } } };
+          replica.record(op).catch((err: Error) => log.error({ err: err.message }, 'could not journal a flow expiry'));
+        },
+      });
+      return;
+    }
+    this.flows.setPeerRole({ expireIdle: false, localFlowRemoved: false, forward });
+    let mark = this.tableNow();
+    this.usageTimer = setInterval(() => {
+      const now = this.tableNow();
+      const flows = this.flows.idleUsage(mark, now);
+      mark = now;
+      if (flows.length > 0) this.session?.send({ version: PROTOCOL_VERSION, body: 'idle_usage', idle_usage: { flows } });
+    }, IDLE_REPORT_MS);
+    this.usageTimer.unref();
   }
 
   private onUp(session: PeerSession): void {
@@ -290,6 +340,8 @@ export class Peering {
   }
 
   async stop(): Promise<void> {
+    if (this.usageTimer !== undefined) clearInterval(this.usageTimer);
+    this.flows.setPeerRole(undefined);
     await this.channel?.close();
     await this.journal.close().catch(() => undefined);
   }
@@ -319,8 +371,8 @@ class DaemonReplicaIo implements ReplicaIo {
     return this.flows.dumpFlows({ match: '', strict: false });
   }
 
-  loadSnapshot(flows: ReplSnapshot['flows'], time: number): void {
-    this.flows.loadFlows(flows, this.tableTime(time));
+  snapshotLoader(time: number): SnapshotLoader {
+    return this.flows.snapshotLoader(this.tableTime(time));
   }
 
   persist(seq: number, bytes: Uint8Array): Promise<void> {

@@ -483,7 +483,9 @@ export type PeerBody =
   | { body: 'barrier_reply'; barrier_reply: { id: number; seq: number } }
   | { body: 'goodbye'; goodbye: PeerGoodbye }
   | { body: 'flow_stats'; flow_stats: { id: number; request: DumpFlowsRequest } }
-  | { body: 'flow_stats_reply'; flow_stats_reply: { id: number; flows: FlowEntry[]; more: boolean; error: string } };
+  | { body: 'flow_stats_reply'; flow_stats_reply: { id: number; flows: FlowEntry[]; more: boolean; error: string } }
+  | { body: 'event'; event: MgmtEvent }
+  | { body: 'idle_usage'; idle_usage: { flows: Array<{ flow: string; ago_ms: number }> } };
 
 export type PeerMessage = { version: number } & PeerBody;
 

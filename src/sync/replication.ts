@@ -72,8 +72,12 @@ export interface ReplicaIo {
   apply(op: ReplOp, time: number): ReplResult;
   /** The local table, for a snapshot (flows with their age in duration_s). */
   snapshotFlows(time: number): FlowEntry[];
-  /** Replace the local table by a snapshot's flows (taken at `time`). */
-  loadSnapshot(flows: FlowEntry[], time: number): void;
+  /**
+   * Replace the local table by a snapshot's flows (taken at `time`): `add` takes the flows
+   * chunk by chunk as they arrive (checking and preparing them: the work is spread over the
+   * chunks), `install` swaps the table. Both throw on a flow the local table rejects.
+   */
+  snapshotLoader(time: number): SnapshotLoader;
   /** Make an entry durable (the journal): `bytes` is its encoding (what the journal stores). */
   persist(seq: number, bytes: Uint8Array): Promise<void>;
   /** Make a snapshot durable and drop the journal's entries up to its seq. */
@@ -81,6 +85,11 @@ export interface ReplicaIo {
   /** Wall clock, Unix ms. */
   now(): number;
   log: ReplicaLogFn;
+}
+
+export interface SnapshotLoader {
+  add(flows: readonly FlowEntry[]): void;
+  install(): void;
 }
 
 /** The connected peer, as replication sees it (a PeerSession of channel.ts). */
@@ -173,7 +182,9 @@ abstract class Replica {
     let seq = 0;
     let divergent = 0;
     if (snapshot !== undefined) {
-      io.loadSnapshot(snapshot.flows, snapshot.time);
+      const loader = io.snapshotLoader(snapshot.time);
+      loader.add(snapshot.flows);
+      loader.install();
       seq = snapshot.seq;
     }
     for (const e of entries) {
@@ -270,6 +281,16 @@ export class Writer extends Replica {
     if (this.failed !== undefined) throw new ReplicationError('FAILED', `the local journal failed (${this.failed.message}); this site cannot make changes durable`);
     const time = this.io.now();
     const result = this.io.apply(op, time);
+    const seq = await this.record(op, time);
+    return { seq, result };
+  }
+
+  /**
+   * An operation already applied here (the writer's own flow expiries): sequence, persist
+   * and replicate it like any other. Resolves as submit() does.
+   */
+  async record(op: ReplOp, time: number = this.io.now()): Promise<number> {
+    if (this.failed !== undefined) throw new ReplicationError('FAILED', `the local journal failed (${this.failed.message}); this site cannot make changes durable`);
     const entry = { seq: ++this.lastSeq, time, ...op } as ReplEntry;
     const item = { entry, bytes: encodeReplEntry(entry) };
     this.window.push(item);
@@ -278,7 +299,7 @@ export class Writer extends Replica {
     const durable = this.persistInOrder(item);
     const acked = this.follower !== undefined ? this.waitAck(entry.seq) : Promise.resolve();
     await Promise.all([durable, acked]);
-    return { seq: entry.seq, result };
+    return entry.seq;
   }
 
   /** Everything submitted so far is durable here and applied at the connected follower. */
@@ -523,7 +544,7 @@ export class Follower extends Replica {
   private readonly forwards = new Map<number, Pending<{ seq: number; result: ReplResult }>>();
   private readonly barriers = new Map<number, Pending<number>>();
   /** A resync snapshot being received. */
-  private incoming: { logId: string; seq: number; time: number; flows: FlowEntry[] } | undefined;
+  private incoming: { logId: string; seq: number; time: number; flows: FlowEntry[]; loader: SnapshotLoader } | undefined;
   /** A large entry being received in parts. */
   private part: { seq: number; total: number; pieces: Uint8Array[]; received: number } | undefined;
   private readonly maxEntryBytes: number;
@@ -672,16 +693,22 @@ export class Follower extends Replica {
 
   private onSnapshot(s: ReplSnapshot): void {
     if (this.incoming === undefined) {
-      this.incoming = { logId: s.log_id, seq: s.seq, time: s.time, flows: [] };
+      this.incoming = { logId: s.log_id, seq: s.seq, time: s.time, flows: [], loader: this.io.snapshotLoader(s.time) };
       this.io.log('info', `replication: receiving a snapshot of the writer's table at seq ${s.seq}`);
     } else if (this.incoming.logId !== s.log_id || this.incoming.seq !== s.seq) {
       return this.protocolError('a snapshot chunk of another snapshot arrived');
     }
-    for (const f of s.flows) this.incoming.flows.push(f);
-    if (s.more) return;
     const snap = this.incoming;
-    this.incoming = undefined;
-    this.io.loadSnapshot(snap.flows, snap.time);
+    for (const f of s.flows) snap.flows.push(f);
+    if (!s.more) this.incoming = undefined;
+    try {
+      snap.loader.add(s.flows);
+    } catch (err) {
+      this.incoming = undefined; // nothing installed: the table is as it was
+      throw err;
+    }
+    if (s.more) return;
+    snap.loader.install();
     this.logId = snap.logId;
     this.lastSeq = snap.seq;
     this.nResyncs++;

@@ -341,6 +341,11 @@ export class FlowTable implements TableView {
     };
   }
 
+  /** Record a use of rule `id` at `at` (another site's traffic): its idle deadline moves. */
+  touch(id: number, at: number): void {
+    if (this.rules[id] !== undefined && at > this.lastUsed[id]!) this.lastUsed[id] = at;
+  }
+
   /** Number of rules in `table`, or in all tables. */
   size(table?: number): number {
     if (table === undefined || table === ALL_TABLES) return this.cls.size;
@@ -413,8 +418,13 @@ export class FlowTable implements TableView {
   /**
    * Remove the rules whose hard or idle timeout has passed at `now` and return one event
    * per removed rule (all of them; the caller filters on rule.flags.sendFlowRem).
+   * `idle: false` leaves idle timeouts alone (a follower site: the writer decides them,
+   * knowing both sites' use); `idleGraceMs` waits that much longer for idle ones (the
+   * writer: for the follower's last usage report to arrive).
    */
-  expire(now: number = this.now()): FlowRemovedEvent[] {
+  expire(now: number = this.now(), opts: { idle?: boolean; idleGraceMs?: number } = {}): FlowRemovedEvent[] {
+    const idle = opts.idle ?? true;
+    const grace = opts.idleGraceMs ?? 0;
     const due: number[] = [];
     const reasons: ('hard_timeout' | 'idle_timeout')[] = [];
     for (let k = 0; k < this.nTimed; k++) {
@@ -423,7 +433,7 @@ export class FlowTable implements TableView {
       if (rule.hardTimeout > 0 && now >= rule.createdAt + rule.hardTimeout * MS_PER_S) {
         due.push(id);
         reasons.push('hard_timeout');
-      } else if (rule.idleTimeout > 0 && now >= this.lastUsed[id]! + rule.idleTimeout * MS_PER_S) {
+      } else if (idle && rule.idleTimeout > 0 && now >= this.lastUsed[id]! + rule.idleTimeout * MS_PER_S + grace) {
         due.push(id);
         reasons.push('idle_timeout');
       }
@@ -451,13 +461,15 @@ export class FlowTable implements TableView {
    * daemon sleep until then instead of polling (idle deadlines move with traffic, so this
    * is a lower bound).
    */
-  nextExpiry(): number {
+  nextExpiry(opts: { idle?: boolean; idleGraceMs?: number } = {}): number {
+    const idle = opts.idle ?? true;
+    const grace = opts.idleGraceMs ?? 0;
     let next = Infinity;
     for (let k = 0; k < this.nTimed; k++) {
       const id = this.timedList[k]!;
       const rule = this.rules[id]!;
       if (rule.hardTimeout > 0) next = Math.min(next, rule.createdAt + rule.hardTimeout * MS_PER_S);
-      if (rule.idleTimeout > 0) next = Math.min(next, this.lastUsed[id]! + rule.idleTimeout * MS_PER_S);
+      if (idle && rule.idleTimeout > 0) next = Math.min(next, this.lastUsed[id]! + rule.idleTimeout * MS_PER_S + grace);
     }
     return next;
   }

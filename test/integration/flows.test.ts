@@ -222,10 +222,11 @@ describeAsRoot('limed forwarding by its flow table (netns, real traffic)', () =>
       `priority=300,in_port=${B.port},dl_vlan=42,actions=strip_vlan,output:${C.port}`,
       'priority=0,actions=drop',
     ]);
+    // tshark at B as a second opinion: its dissector must see an 802.1Q tag, VID 42, over 0x88b5.
+    // Started first: its start-up can outlast the receivers' listening window on a busy machine.
+    const sharkB = await startTshark(B.ns, 'eth0', `ether src ${A.mac}`, ['vlan.id', 'vlan.etype'], 5);
     const atB = await startInNs(B.ns, 'python3', [RAWFRAMES, 'recv', 'eth0', '1.2']);
     const atC = await startInNs(C.ns, 'python3', [RAWFRAMES, 'recv', 'eth0', '1.2']);
-    // tshark at B as a second opinion: its dissector must see an 802.1Q tag, VID 42, over 0x88b5.
-    const sharkB = await startTshark(B.ns, 'eth0', `ether src ${A.mac}`, ['vlan.id', 'vlan.etype'], 3);
     const plain = frame(B.mac, A.mac, 0x88b5, 80, 1);
     const tagged = frame(C.mac, B.mac, 0x88b5, 84, 2, 42);
     await runInNs(A.ns, 'python3', [RAWFRAMES, 'send', 'eth0'], plain + '\n');

@@ -9,7 +9,7 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { LimedProcess } from '../../src/demo/limed-process.js';
+import { LIMECTL, LimedProcess } from '../../src/demo/limed-process.js';
 import { fileURLToPath } from 'node:url';
 import { describeWhen, ROOT } from '../helpers/root.js';
 import { haveOpenssl, makeTestCerts, type TestCerts } from '../helpers/certs.js';
@@ -48,7 +48,7 @@ async function killRelay(): Promise<void> {
  * Both limeds: host TAP + GRE to the other site; peered over TLS on the WAN addresses (B
  * through a relay in its namespace when `viaRelay`).
  */
-async function peeredSites(prefix: string, opts: { viaRelay?: boolean } = {}): Promise<Sites> {
+async function peeredSites(prefix: string, opts: { viaRelay?: boolean; logLevel?: string } = {}): Promise<Sites> {
   const s = baseSites(prefix);
   sites = s;
   const files = (side: 'a' | 'b') => {
@@ -61,12 +61,12 @@ async function peeredSites(prefix: string, opts: { viaRelay?: boolean } = {}): P
   };
   const gre = (remote: string) => ({ name: 'wan', type: 'gre' as const, remote_ip: remote, key: 77 });
   await startLimed(s, 'a', [gre(WAN_B)], {
-    config: { listen: `${WAN_A}:6640`, peer: { name: 'site-b', address: `${WAN_B}:6640`, dead_peer_ms: 1000 }, tls: files('a'), state_dir: join(dir, `${prefix}-state-a`) },
+    config: { listen: `${WAN_A}:6640`, peer: { name: 'site-b', address: `${WAN_B}:6640`, dead_peer_ms: 1000 }, tls: files('a'), state_dir: join(dir, `${prefix}-state-a`), ...(opts.logLevel !== undefined ? { log_level: opts.logLevel } : {}) },
   });
   if (opts.viaRelay === true) await startRelay(s);
   const bPeer = opts.viaRelay === true ? `127.0.0.1:${RELAY_PORT}` : `${WAN_A}:6640`;
   await startLimed(s, 'b', [gre(WAN_A)], {
-    config: { listen: `${WAN_B}:6640`, peer: { name: 'site-a', address: bPeer, dead_peer_ms: 1000 }, tls: files('b'), state_dir: join(dir, `${prefix}-state-b`) },
+    config: { listen: `${WAN_B}:6640`, peer: { name: 'site-a', address: bPeer, dead_peer_ms: 1000 }, tls: files('b'), state_dir: join(dir, `${prefix}-state-b`), ...(opts.logLevel !== undefined ? { log_level: opts.logLevel } : {}) },
   });
   await waitPeered(s.limedA!);
   await waitPeered(s.limedB!);
@@ -89,12 +89,36 @@ async function waitPeered(l: LimedProcess, timeoutMs = 15_000): Promise<void> {
 }
 
 /** The flows of a site as comparable text (no counters, no durations). */
-async function flowsOf(l: LimedProcess): Promise<string[]> {
-  const r = await l.ctl(['--timeout', '60000', 'dump-flows', '--json'], 90_000);
+async function flowsOf(l: LimedProcess, site = ''): Promise<string[]> {
+  const r = await l.ctl(['--timeout', '60000', 'dump-flows', '--json', ...(site !== '' ? ['--site', site] : [])], 90_000);
   if (r.code !== 0) throw new Error(`dump-flows: ${r.stderr}`);
   const flows = JSON.parse(r.stdout) as Array<{ table: number; priority: number; cookie: string; match: string; actions: string; idle_timeout: number; hard_timeout: number }>;
   return flows.map((f) => `table=${f.table},priority=${f.priority},cookie=${f.cookie},${f.match},idle=${f.idle_timeout},hard=${f.hard_timeout},actions=${f.actions}`).sort();
 }
+
+/** `limectl monitor --json` against a site, collecting its events until stopped. */
+function monitor(l: LimedProcess): { events: Array<{ event: string; reason: string; flow?: { match: string }; packet_in?: { in_port: string } }>; stop(): Promise<void> } {
+  const child = spawn(process.execPath, [LIMECTL, '--socket', l.socket, 'monitor', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
+  const events: Array<{ event: string; reason: string; flow?: { match: string }; packet_in?: { in_port: string } }> = [];
+  let buf = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
+    buf += d;
+    const lines = buf.split('\n');
+    buf = lines.pop()!;
+    for (const line of lines) if (line.trim() !== '') events.push(JSON.parse(line));
+  });
+  return {
+    events,
+    async stop() {
+      if (child.exitCode !== null) return;
+      const exited = new Promise((r) => child.once('exit', r));
+      child.kill('SIGINT');
+      await exited;
+    },
+  };
+}
+
+const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 function pingOk(s: Sites, from: 'a' | 'b', count = 1): boolean {
   const ns = from === 'a' ? s.hostA : s.hostB;
@@ -268,5 +292,46 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'peered sites', () => {
     expect(fb).toEqual(fa);
     // B's first start, its restart empty, and the resync after the cut.
     expect((await peerStatus(s.limedA!)).resyncs).toBe(3);
+  });
+
+  it('timeouts and events of the logical table: hard expiry at both sites with one flow-removed per monitor, idle expiry only when idle at both, packet-ins seen at either site', async () => {
+    const s = await peeredSites('limept');
+    const [ma, mb] = [monitor(s.limedA!), monitor(s.limedB!)];
+    await sleep(300);
+    // Hard timeout: the same deadline at both sites; the writer's flow-removed reaches both monitors once.
+    let r = await s.limedB!.ctl(['add-flow', 'priority=600,hard_timeout=2,send_flow_rem,ip,nw_dst=10.66.0.1,actions=drop']);
+    expect(r.code, r.stderr).toBe(0);
+    // Idle timeout: the flow matches only host B's traffic, at site B.
+    r = await s.limedA!.ctl(['add-flow', 'priority=700,idle_timeout=2,send_flow_rem,in_port=host,ip,nw_src=10.61.0.2,actions=NORMAL']);
+    expect(r.code, r.stderr).toBe(0);
+    // Packet-ins: host B's pings to one address go to the controller, at site B.
+    r = await s.limedA!.ctl(['add-flow', 'priority=800,in_port=host,icmp,nw_src=10.61.0.2,nw_dst=10.61.0.99,actions=CONTROLLER:128']);
+    expect(r.code, r.stderr).toBe(0);
+    s.net.exec(s.hostB, 'ip', ['neigh', 'replace', '10.61.0.99', 'lladdr', '02:00:00:00:00:99', 'dev', 'eth0']); // no ARP: the ping leaves
+    s.net.tryExec(s.hostB, 'ping', ['-c', '1', '-W', '1', '10.61.0.99']);
+    // Traffic at B only, for 4.5 s: the idle flow lives on at A though nothing crosses it there.
+    const started = Date.now();
+    while (Date.now() - started < 4500) {
+      expect(pingOk(s, 'b')).toBe(true);
+      await sleep(300);
+    }
+    const has = async (l: LimedProcess, what: string): Promise<boolean> => (await flowsOf(l, 'local')).some((f) => f.includes(what));
+    expect(await has(s.limedA!, 'priority=700')).toBe(true);
+    expect(await has(s.limedB!, 'priority=700')).toBe(true);
+    expect(await has(s.limedA!, 'priority=600')).toBe(false);
+    expect(await has(s.limedB!, 'priority=600')).toBe(false);
+    // Traffic stops everywhere: the idle flow goes, at both sites (2 s idle, plus up to 1.5 s
+    // for the follower's last usage report).
+    await sleep(5000);
+    expect(await has(s.limedA!, 'priority=700')).toBe(false);
+    expect(await has(s.limedB!, 'priority=700')).toBe(false);
+    await sleep(300);
+    await Promise.all([ma.stop(), mb.stop()]);
+    for (const m of [ma, mb]) {
+      const removed = m.events.filter((e) => e.event === 'flow_removed');
+      expect(removed.filter((e) => e.flow?.match.includes('nw_dst=10.66.0.1')).map((e) => e.reason)).toEqual(['hard_timeout']);
+      expect(removed.filter((e) => e.flow?.match.includes('nw_src=10.61.0.2')).map((e) => e.reason)).toEqual(['idle_timeout']);
+      expect(m.events.filter((e) => e.event === 'packet_in' && e.packet_in?.in_port === 'host')).toHaveLength(1);
+    }
   });
 });

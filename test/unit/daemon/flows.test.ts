@@ -209,6 +209,22 @@ describe('loadFlows: a snapshot of another site\'s table', () => {
     expect(() => flows.loadFlows(bad, clock)).toThrow(ManagementError);
     expect(flows.dumpFlows({ match: '', strict: false })).toEqual(before);
   });
+
+  it('arrives in chunks: the table changes only when the last chunk is installed', () => {
+    flows.flowMods({ command: 'ADD', text: text(['priority=7,actions=drop', 'priority=8,ip,actions=drop', 'priority=9,arp,actions=drop']) });
+    const snapshot = flows.dumpFlows({ match: '', strict: false });
+    const other = make('drop');
+    other.flowMods({ command: 'ADD', text: text(['priority=99,actions=drop']) });
+    const before = other.dumpFlows({ match: '', strict: false });
+    const loader = other.snapshotLoader(clock);
+    loader.add(snapshot.slice(0, 2));
+    expect(other.dumpFlows({ match: '', strict: false })).toEqual(before);
+    loader.add(snapshot.slice(2));
+    expect(other.dumpFlows({ match: '', strict: false })).toEqual(before);
+    loader.install();
+    expect(other.dumpFlows({ match: '', strict: false }).map((e) => e.priority).sort()).toEqual(snapshot.map((e) => e.priority).sort());
+    other.stop();
+  });
 });
 
 describe('sumFlowCounters: the logical view of two sites\' tables', () => {
@@ -222,5 +238,66 @@ describe('sumFlowCounters: the logical view of two sites\' tables', () => {
     for (let i = 0; i < local.length; i++) expect(sum[i]).toMatchObject({ match: local[i]!.match, table: local[i]!.table, n_packets: i + 1001, n_bytes: 100 * (i + 1) + 5000 });
     expect(sum.at(-1)).toMatchObject({ priority: 77, n_packets: 3 });
     expect(local[0]!.n_packets).toBe(1); // inputs untouched
+  });
+});
+
+describe('logical idle timeouts: usage reported by the follower moves the writer\'s deadlines', () => {
+  it('a flow idle here but used at the peer is not expired; once idle at both it is', () => {
+    const f = 'priority=700,idle_timeout=2,send_flow_rem,in_port=vm1,ip,nw_src=10.61.0.2,actions=NORMAL';
+    flows.flowMods({ command: 'ADD', text: text([f]) });
+    const b = make();
+    b.setPeerRole({ expireIdle: false, localFlowRemoved: false });
+    b.flowMods({ command: 'ADD', text: text([f]) });
+    const rule = b.table.dump().find((r) => r.priority === 700)!;
+    // Traffic at B only, every 500 ms for 5 s; B reports each second.
+    let mark = clock;
+    for (let t = 500; t <= 5000; t += 500) {
+      clock = 10_000 + t;
+      b.table.credit(rule.id, 1, 100, clock);
+      if (t % 1000 === 0) {
+        const usage = b.idleUsage(mark, clock);
+        mark = clock;
+        expect(usage.map((u) => u.flow)).toEqual(['table=0,priority=700,ip,in_port=vm1,nw_src=10.61.0.2']);
+        flows.touchFromPeer(usage, clock);
+      }
+      expect(flows.sweep(clock)).toEqual([]);
+      expect(b.sweep(clock)).toEqual([]); // the follower never expires idle flows itself
+    }
+    // Traffic stops: two seconds after B's last use the writer expires it.
+    expect(b.idleUsage(mark, clock + 1000)).toEqual([]);
+    expect(flows.sweep(clock + 1999)).toEqual([]);
+    expect(flows.sweep(clock + 2000).map((e) => e.reason)).toEqual(['idle_timeout']);
+    expect(b.sweep(clock + 60_000)).toEqual([]);
+    b.stop();
+  });
+});
+
+describe('PeerRole', () => {
+  it('the writer waits idleGraceMs past an idle deadline (for the follower\'s report); the follower never expires idle flows and emits no flow_removed of its own', async () => {
+    flows.flowMods({ command: 'ADD', text: text(['priority=5,idle_timeout=2,send_flow_rem,actions=drop', 'priority=6,hard_timeout=1,send_flow_rem,actions=drop']) });
+    const expired: string[] = [];
+    const forwarded: string[] = [];
+    flows.setPeerRole({ expireIdle: true, localFlowRemoved: true, idleGraceMs: 1500, onExpired: (evs) => expired.push(...evs.map((e) => flows.strictText(e.rule))), forward: (e) => forwarded.push(e.kind) });
+    expect(flows.sweep(clock + 1000).map((e) => e.reason)).toEqual(['hard_timeout']);
+    expect(flows.sweep(clock + 3499)).toEqual([]);
+    expect(flows.sweep(clock + 3500).map((e) => e.reason)).toEqual(['idle_timeout']);
+    expect(expired).toEqual(['table=0,priority=6', 'table=0,priority=5']);
+    await settle();
+    expect(forwarded).toEqual(['flow_removed', 'flow_removed']);
+    expect(seen.filter((e) => e.kind === 'flow_removed')).toHaveLength(2);
+
+    const b = make();
+    const bSeen: MgmtEvent[] = [];
+    b.monitor((e) => bSeen.push(e));
+    const bForwarded: string[] = [];
+    b.setPeerRole({ expireIdle: false, localFlowRemoved: false, forward: (e) => bForwarded.push(e.kind) });
+    b.flowMods({ command: 'ADD', text: text(['priority=5,idle_timeout=2,send_flow_rem,actions=drop', 'priority=6,hard_timeout=1,send_flow_rem,actions=drop']) });
+    expect(b.sweep(clock + 60_000).map((e) => e.reason)).toEqual(['hard_timeout']); // idle left to the writer
+    b.emitFromPeer({ kind: 'flow_removed', time: 1, reason: 'hard_timeout', dropped: 0 });
+    await settle();
+    expect(bSeen.filter((e) => e.kind === 'flow_removed')).toHaveLength(1); // the writer's, not its own
+    expect(bSeen.filter((e) => e.kind === 'deleted')).toHaveLength(1);
+    expect(bForwarded).toEqual([]);
+    b.stop();
   });
 });

@@ -32,7 +32,7 @@ const requests: MgmtRequest[] = [
   { version: 1, id: 1, body: 'flow_mods', flow_mods: { command: 'ADD', text } },
   { version: 1, id: 2, body: 'flow_mods', flow_mods: { command: 'DELETE_STRICT', text: { flows: [], lines: [], source: '', more: false } } },
   { version: 1, id: 3, body: 'replace_flows', replace_flows: { text, dry_run: true } },
-  { version: 1, id: 4, body: 'dump_flows', dump_flows: { match: 'tcp', strict: true } },
+  { version: 1, id: 4, body: 'dump_flows', dump_flows: { match: 'tcp', strict: true, site: 'peer' } },
   { version: 1, id: 5, body: 'trace', trace: { packet: 'in_port=vm1,tcp' } },
   { version: 1, id: 6, body: 'monitor', monitor: {} },
   { version: 1, id: 7, body: 'packet_out', packet_out: { in_port: 'vm1', actions: 'output:vm2', packet: Buffer.from('ffffffffffff0200000000018100', 'hex') } },
@@ -41,7 +41,7 @@ const requests: MgmtRequest[] = [
 const replies: MgmtReply[] = [
   { version: 1, id: 1, body: 'flow_mods', flow_mods: { added: 2, modified: 1, removed: 0 } },
   { version: 1, id: 2, body: 'flow_diff', flow_diff: { lines: ['-a actions=drop', '+a actions=NORMAL'], more: false, n_added: 0, n_modified: 1, n_removed: 0 } },
-  { version: 1, id: 3, body: 'dump_flows', dump_flows: { flows: [flow], more: true } },
+  { version: 1, id: 3, body: 'dump_flows', dump_flows: { flows: [flow], more: true, local_only: true } },
   {
     version: 1,
     id: 4,
@@ -89,7 +89,7 @@ describe('flow-table messages', () => {
     const entry = Buffer.concat([FlowEntryType.encode(FlowEntryType.fromObject(flow)).finish(), protobuf.Writer.create().uint32((77 << 3) | 2).string('new').finish()]);
     const dump = protobuf.Writer.create().uint32((1 << 3) | 2).bytes(entry).finish();
     const bytes = protobuf.Writer.create().uint32(8).uint32(1).uint32(16).uint32(9).uint32((15 << 3) | 2).bytes(dump).finish();
-    expect(decodeMgmtReply(bytes)).toEqual({ version: 1, id: 9, body: 'dump_flows', dump_flows: { flows: [flow], more: false } });
+    expect(decodeMgmtReply(bytes)).toEqual({ version: 1, id: 9, body: 'dump_flows', dump_flows: { flows: [flow], more: false, local_only: false } });
     expect(DumpType.name).toBe('DumpFlowsReply');
   });
 });

@@ -16,7 +16,7 @@ import {
   type ReplOp,
   type ReplSnapshot,
 } from '../../../src/proto/schema.js';
-import { Follower, ReplicationError, Writer, type ReplicaIo, type ReplicaLink, type ReplResult } from '../../../src/sync/replication.js';
+import { Follower, ReplicationError, Writer, type ReplicaIo, type ReplicaLink, type ReplResult, type SnapshotLoader } from '../../../src/sync/replication.js';
 
 const tick = (): Promise<void> => new Promise((r) => setImmediate(r));
 async function settle(rounds = 20): Promise<void> {
@@ -56,9 +56,17 @@ class FakeSite implements ReplicaIo {
       table: 0, priority: 100, cookie: '0x0', match, actions: 'drop', n_packets: 0, n_bytes: 0, duration_s: 0, idle_timeout: 0, hard_timeout: 0, flags: [],
     }));
   }
-  loadSnapshot(flows: FlowEntry[]): void {
-    this.table.clear();
-    for (const f of flows) this.table.add(f.match);
+  snapshotLoader(): SnapshotLoader {
+    const matches: string[] = [];
+    return {
+      add: (flows) => {
+        for (const f of flows) matches.push(f.match);
+      },
+      install: () => {
+        this.table.clear();
+        for (const m of matches) this.table.add(m);
+      },
+    };
   }
   async persist(seq: number, bytes: Uint8Array): Promise<void> {
     await tick();
