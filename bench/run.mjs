@@ -20,6 +20,7 @@ import { median } from './lib/stats.mjs';
 import { measureRttInterleaved } from './lib/rtt.mjs';
 import { measureTunnelRttInterleaved } from './lib/tunnel-rtt.mjs';
 import { tunnelScenarios, TUNNEL_ORDER } from './lib/tunnels.mjs';
+import { syncBench, renderSync } from './lib/sync.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // The issue-2 comparison (veth … limed, iperf3-driven), then the issue-3 flow-table
@@ -28,10 +29,14 @@ const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // bench/lib/tunnels.mjs).
 const scenarios = { ...baseScenarios, ...flowScenarios, ...tunnelScenarios };
 const ORDER = [...BASE_ORDER, ...FLOW_ORDER, ...TUNNEL_ORDER];
+// Sections measured once after the rounds, named like scenarios: `sync` is the issue-5
+// control channel (two peered limeds; bench/lib/sync.mjs).
+const SECTIONS = ['sync'];
 
 const USAGE = `usage: node bench/run.mjs [SCENARIO...] [options]
 
 Scenarios (default: all, in this order): ${ORDER.join(', ')}
+Sections (default: all, after the scenarios): ${SECTIONS.join(', ')}
 Options:
   --quick          1 round, short runs, coarse ladder (CI smoke check, < 3 min)
   --rounds N       rounds per scenario, interleaved round-robin (default 3; --quick: 1);
@@ -43,6 +48,8 @@ Options:
   --tunnel-rate N  paced rate in frames/s for the tunnel scenarios' CPU-per-frame metric
                    (default 50000: a rate limed, OVS and OpenVPN all sustain)
   --no-classifier  do not run bench/classifier.mjs after the flow scenarios
+  --sync-rate N    udpgen's offered rate in frames/s for the sync section's data path
+                   (default 500000: above limed's capacity, so it forwards at full rate)
   --out DIR        write bench.json and bench.md to DIR
                    (default bench/results/<YYYY-MM-DD>/<HH-MM-SS>/)
   --limed-root DIR take dist/bin/limed.js and dist/bin/limectl.js from DIR
@@ -51,7 +58,7 @@ Options:
 Runs as root. Progress goes to stderr; the markdown report is printed to stdout at the end.`;
 
 function parseArgs(argv) {
-  const o = { quick: false, rounds: null, cpuRate: 200_000, flowRate: 100_000, tunnelRate: 50_000, classifier: true, out: null, limedRoot: null, names: [] };
+  const o = { quick: false, rounds: null, cpuRate: 200_000, flowRate: 100_000, tunnelRate: 50_000, syncRate: 500_000, classifier: true, out: null, limedRoot: null, names: [] };
   for (let i = 0; i < argv.length; i++) {
     const a = argv[i];
     const val = () => {
@@ -65,15 +72,16 @@ function parseArgs(argv) {
     else if (a.startsWith('--cpu-rate')) { o.cpuRate = Number(val()); if (!Number.isInteger(o.cpuRate) || o.cpuRate < 1000) usageError('--cpu-rate must be an integer ≥ 1000 (frames/s)'); }
     else if (a.startsWith('--flow-rate')) { o.flowRate = Number(val()); if (!Number.isInteger(o.flowRate) || o.flowRate < 1000) usageError('--flow-rate must be an integer ≥ 1000 (frames/s)'); }
     else if (a.startsWith('--tunnel-rate')) { o.tunnelRate = Number(val()); if (!Number.isInteger(o.tunnelRate) || o.tunnelRate < 1000) usageError('--tunnel-rate must be an integer ≥ 1000 (frames/s)'); }
+    else if (a.startsWith('--sync-rate')) { o.syncRate = Number(val()); if (!Number.isInteger(o.syncRate) || o.syncRate < 1000) usageError('--sync-rate must be an integer ≥ 1000 (frames/s)'); }
     else if (a === '--no-classifier') o.classifier = false;
     else if (a.startsWith('--out')) o.out = resolve(val());
     else if (a.startsWith('--limed-root')) o.limedRoot = resolve(val());
     else if (a.startsWith('-')) usageError(`unknown option ${a}`);
-    else if (!ORDER.includes(a)) usageError(`unknown scenario ${a} (known: ${ORDER.join(', ')})`);
+    else if (!ORDER.includes(a) && !SECTIONS.includes(a)) usageError(`unknown scenario ${a} (known: ${[...ORDER, ...SECTIONS].join(', ')})`);
     else if (!o.names.includes(a)) o.names.push(a);
   }
-  if (!o.names.length) o.names = [...ORDER];
-  else o.names = ORDER.filter((n) => o.names.includes(n)); // canonical order
+  if (!o.names.length) { o.names = [...ORDER]; o.sections = [...SECTIONS]; }
+  else { o.sections = SECTIONS.filter((n) => o.names.includes(n)); o.names = ORDER.filter((n) => o.names.includes(n)); } // canonical order
   return o;
 }
 function usageError(msg) {
@@ -91,6 +99,8 @@ Object.assign(profile, opts.quick
   ? { flowLadderSec: 1, flowLadderStart: 100_000, flowLadderStep: 100_000, flowRefine: 1, flowCpuSec: 2, classifierMillions: 0.5 }
   : { flowLadderSec: 3, flowLadderStart: 50_000, flowLadderStep: 50_000, flowRefine: 2, flowCpuSec: 5, classifierMillions: 2 });
 profile.flowRate = opts.flowRate;
+// The sync section: udpgen's offered rate, seconds per run, idle/busy run pairs.
+Object.assign(profile, { syncRate: opts.syncRate, syncSec: opts.quick ? 2 : 4, syncRounds: opts.quick ? 1 : 3 });
 // Tunnel scenarios (iperf3, like the base ones): their own fixed rate for CPU per frame, and
 // a ladder that starts lower (OpenVPN's capacity here is ~75k frames/s on an idle machine and
 // ~50k under load: a ladder starting at 50k or 100k may find nothing to pass); quick steps last 1 s, which keeps the
@@ -462,7 +472,7 @@ async function main() {
     tmp: makeTmpDir(),
     repo: REPO,
     tapfwdBin: buildTapfwd(),
-    udpgenBin: opts.names.some((n) => FLOW_ORDER.includes(n)) ? buildUdpgen(REPO) : null,
+    udpgenBin: opts.names.some((n) => FLOW_ORDER.includes(n)) || opts.sections.includes('sync') ? buildUdpgen(REPO) : null,
     limedJs: join(opts.limedRoot ?? REPO, 'dist/bin/limed.js'),
     limectlJs: join(opts.limedRoot ?? REPO, 'dist/bin/limectl.js'),
   };
@@ -499,7 +509,7 @@ async function main() {
     if (flowGoals.length) results.flow_goals = flowGoals;
     if (tunnelGoals.length) results.tunnel_goals = tunnelGoals;
     writeFileSync(join(outDir, 'bench.json'), JSON.stringify(results, null, 1) + '\n');
-    const md = renderMarkdown({ results, agg, scenarioNames: opts.names, profile, goals, flowGoals, tunnelGoals });
+    const md = renderMarkdown({ results, agg, scenarioNames: opts.names, profile, goals, flowGoals, tunnelGoals }) + (results.sync ? '\n' + renderSync(results.sync) : '');
     writeFileSync(join(outDir, 'bench.md'), (partial ? '> **Partial results: the run did not finish.**\n\n' : '') + md);
     return md;
   };
@@ -528,11 +538,23 @@ async function main() {
     results.classifier = classifierBench();
     saveResults(true);
   }
+  if (opts.sections.includes('sync')) {
+    log('sync: two peered limeds, the 100k-flow table (bench/lib/sync.mjs)');
+    teardownSync();
+    try {
+      results.sync = await syncBench(ctx, profile);
+    } catch (err) {
+      log(`sync: failed: ${err.message}`);
+      results.sync = { error: err.message };
+    }
+    teardownSync();
+    saveResults(true);
+  }
   final = true;
   const md = saveResults(false);
   process.stdout.write(md + '\n');
   log(`done in ${Math.round(elapsedSeconds())} s; results in ${outDir}/bench.{json,md}`);
-  return results.samples.some((s) => s.error) ? 1 : 0;
+  return results.samples.some((s) => s.error) || results.sync?.error ? 1 : 0;
 }
 
 /**

@@ -9,7 +9,7 @@ import {
   H1, H2, SW, IP1, IP2, addNs, addHosts, addVeth, configureHost, waitForLink, moveLink,
 } from './netns.mjs';
 
-function diedCheck(entry, what, logFile) {
+export function diedCheck(entry, what, logFile) {
   return () => {
     if (!alive(entry.pid)) {
       let tail = '';
@@ -20,7 +20,7 @@ function diedCheck(entry, what, logFile) {
 }
 
 /** Move the two TAPs a forwarder created in limeb-sw into the hosts and configure them. */
-async function attachTaps(t1, t2, check) {
+export async function attachTaps(t1, t2, check) {
   await waitForLink(SW, t1, { check });
   await waitForLink(SW, t2, { check });
   await moveLink(SW, t1, H1);

@@ -32,6 +32,7 @@
  */
 import { FlowSyntaxError, parseActions, parseFlow, parseFlowMod, parsePacket } from '../flow/parse.js';
 import { formatActions, formatFlow, formatMatch } from '../flow/print.js';
+import { FlowPackError, packFlows, unpackFlows } from '../flow/pack.js';
 import { DEFAULT_PRIORITY, OFPP, type Action, type FlowMod, type FlowSpec, type PortNames } from '../flow/types.js';
 import { FlowModError, FlowTable, type ApplyResult } from '../table/flow-table.js';
 import type { FlowRemovedEvent, Rule } from '../table/types.js';
@@ -98,7 +99,26 @@ export interface PeerRole {
 /** A snapshot being loaded: chunks parsed as they come, then installed at once (FlowService.snapshotLoader). */
 export interface SnapshotLoader {
   add(flows: readonly FlowEntry[]): void;
+  addPacked(packed: Uint8Array): void;
   install(): void;
+}
+
+/** Bytes per packed snapshot chunk, well under the peer channel's 1 MiB message bound. */
+const PACKED_CHUNK_BYTES = 256 * 1024;
+
+function* packedChunks(rules: readonly Rule[], at: number, perChunk: number, ports: PortNames): Generator<Uint8Array> {
+  function* pack(from: number, to: number): Generator<Uint8Array> {
+    const bytes = packFlows(rules.slice(from, to), at, ports);
+    if (bytes.byteLength <= PACKED_CHUNK_BYTES || to - from <= 1) {
+      yield bytes;
+      return;
+    }
+    const mid = (from + to) >>> 1;
+    yield* pack(from, mid);
+    yield* pack(mid, to);
+  }
+  if (rules.length === 0) yield packFlows([], at, ports);
+  for (let i = 0; i < rules.length; i += perChunk) yield* pack(i, Math.min(rules.length, i + perChunk));
 }
 
 /** Longest and shortest wait of the expiry timer (ms). */
@@ -388,6 +408,17 @@ export class FlowService {
   }
 
   /**
+   * The table packed for a peer (flow/pack.ts), as of `at` (the table's clock), in chunks of
+   * at most `perChunk` flows and about PACKED_CHUNK_BYTES (a chunk is one message), each
+   * packed when asked for.
+   */
+  snapshotPacked(at: number, perChunk: number): Iterator<Uint8Array> {
+    // Rules are immutable (a modify replaces the object): the list taken now is the table
+    // now, however long the chunks take to be asked for.
+    return packedChunks(this.table.dump(), at, perChunk, this.ports);
+  }
+
+  /**
    * Replace the table by another site's flows (a snapshot taken at `at`), prepared in
    * pieces: `add` parses a chunk as it arrives (throwing ManagementError on a bad flow), so
    * that a large snapshot never holds the event loop long enough to miss the peer's
@@ -397,6 +428,16 @@ export class FlowService {
     const mods: FlowMod[] = [parseFlowMod('', { command: 'delete', strict: false, ports: this.ports })];
     const text: FlowText = { flows: [], lines: [], source: 'snapshot', more: false };
     return {
+      addPacked: (packed) => {
+        let flows;
+        try {
+          flows = unpackFlows(packed, this.ports);
+        } catch (err) {
+          if (err instanceof FlowPackError) throw new ManagementError('BAD_REQUEST', `snapshot: ${err.message}`);
+          throw err;
+        }
+        for (const f of flows) mods.push({ command: 'add', spec: f.spec, outPort: OFPP.NONE, createdAt: at - f.ageMs });
+      },
       add: (flows) => {
         for (const f of flows) {
           const parts = [`table=${f.table}`, `priority=${f.priority}`, `cookie=${f.cookie}`];

@@ -43,6 +43,7 @@ import { parseHostPort } from '../util/addr.js';
 import type { Config } from './config.js';
 import { DEFAULT_STATE_DIR } from './config.js';
 import type { FlowService, SnapshotLoader } from './flows.js';
+import { PACKED_CAPABILITY } from '../flow/pack.js';
 import type { Logger } from './log.js';
 
 /** Entries between snapshots. */
@@ -56,7 +57,7 @@ const IDLE_REPORT_MS = 1000;
 /** Transit and timer slack on top of the report interval. */
 const IDLE_REPORT_SLACK_MS = 500;
 
-export const CAPABILITIES = ['flows/v1'];
+export const CAPABILITIES = ['flows/v1', PACKED_CAPABILITY];
 
 
 /** The state directory limed uses for this config, or undefined (no journal). */
@@ -201,6 +202,7 @@ export class Peering {
       send: (m) => session.send(m),
       onDrain: (cb) => session.on('drain', cb),
       close: (reason) => session.close(reason),
+      packedSnapshots: session.capabilities.includes(PACKED_CAPABILITY),
     };
     if (this.replica instanceof Writer) this.replica.attach(link, session.peerPosition);
     else this.replica.attach(link);
@@ -369,6 +371,10 @@ class DaemonReplicaIo implements ReplicaIo {
 
   snapshotFlows(_time?: number): ReturnType<FlowService["dumpFlows"]> {
     return this.flows.dumpFlows({ match: '', strict: false });
+  }
+
+  snapshotPacked(time: number, perChunk: number): Iterator<Uint8Array> {
+    return this.flows.snapshotPacked(this.tableTime(time), perChunk);
   }
 
   snapshotLoader(time: number): SnapshotLoader {

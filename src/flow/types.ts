@@ -104,6 +104,20 @@ export interface FlowSpec {
   actions: Action[];
 }
 
+/** A flow as a table holds it: a spec's contents without the filters, and its birth. */
+export interface InstalledFlow {
+  readonly table: number;
+  readonly priority: number;
+  readonly cookie: bigint;
+  readonly idleTimeout: number;
+  readonly hardTimeout: number;
+  readonly flags: FlowFlags;
+  readonly match: Match;
+  readonly actions: readonly Action[];
+  /** When the flow was added (ms, the table's clock: the data path's). */
+  readonly createdAt: number;
+}
+
 export type FlowModCommand = 'add' | 'modify' | 'modify_strict' | 'delete' | 'delete_strict';
 
 export interface FlowMod {

@@ -459,6 +459,8 @@ export interface ReplSnapshot {
   seq: number;
   time: number;
   flows: FlowEntry[];
+  /** Flows packed in binary (flow/pack.ts), one element per chunk; decodes as [] when absent. */
+  packed?: Uint8Array[];
   more: boolean;
 }
 

@@ -49,6 +49,7 @@ import type {
   ReplSnapshot,
 } from '../proto/schema.js';
 import { decodeReplEntry, encodeReplEntry, PROTOCOL_VERSION } from '../proto/schema.js';
+import { packedCount } from '../flow/pack.js';
 
 /** What applying an operation returned (the operator's reply). */
 export type ReplResult = { op: 'flow_mods'; flow_mods: FlowModsReply } | { op: 'replace_flows'; flow_diff: FlowDiffReply };
@@ -73,6 +74,12 @@ export interface ReplicaIo {
   /** The local table, for a snapshot (flows with their age in duration_s). */
   snapshotFlows(time: number): FlowEntry[];
   /**
+   * The local table as of now, packed (flow/pack.ts) in chunks of at most `perChunk` flows,
+   * each made when asked for (at least one), for a follower that takes packed snapshots
+   * (optional: without it, snapshots go as text).
+   */
+  snapshotPacked?(time: number, perChunk: number): Iterator<Uint8Array>;
+  /**
    * Replace the local table by a snapshot's flows (taken at `time`): `add` takes the flows
    * chunk by chunk as they arrive (checking and preparing them: the work is spread over the
    * chunks), `install` swaps the table. Both throw on a flow the local table rejects.
@@ -89,6 +96,8 @@ export interface ReplicaIo {
 
 export interface SnapshotLoader {
   add(flows: readonly FlowEntry[]): void;
+  /** A chunk of packed flows (flow/pack.ts). */
+  addPacked(packed: Uint8Array): void;
   install(): void;
 }
 
@@ -98,6 +107,8 @@ export interface ReplicaLink {
   send(message: PeerMessage): boolean;
   onDrain(callback: () => void): void;
   close(reason: string): void;
+  /** The follower takes packed snapshots (its hello listed the capability). */
+  packedSnapshots?: boolean;
 }
 
 /** Where a site's log stands: sent in its hello. */
@@ -137,6 +148,10 @@ function opOf(e: ReplEntry): ReplOp {
  * A snapshot's flows in chunks of `size`; the last chunk is shorter than `size` (empty when
  * the count is a multiple of it), which is how the sender knows to mark it `more: false`.
  */
+function* pieces<T>(from: Iterator<T>, wrap: (x: T) => SnapshotPiece): Generator<SnapshotPiece> {
+  for (let n = from.next(); n.done !== true; n = from.next()) yield wrap(n.value);
+}
+
 function* chunks<T>(xs: readonly T[], size: number): Generator<T[]> {
   for (let i = 0; i < xs.length; i += size) yield xs.slice(i, i + size);
   if (xs.length % size === 0) yield [];
@@ -184,6 +199,7 @@ abstract class Replica {
     if (snapshot !== undefined) {
       const loader = io.snapshotLoader(snapshot.time);
       loader.add(snapshot.flows);
+      for (const p of snapshot.packed ?? []) loader.addPacked(p);
       loader.install();
       seq = snapshot.seq;
     }
@@ -219,12 +235,19 @@ abstract class Replica {
 
 // ---------------------------------------------------------------------------------------
 
+/** One chunk of a resync snapshot: flows as text, or packed (flow/pack.ts). */
+type SnapshotPiece = { flows: FlowEntry[]; packed?: undefined } | { flows?: undefined; packed: Uint8Array };
+
 interface FollowerState {
   link: ReplicaLink;
   /** Next entry to send (resuming or catching up after a snapshot). */
   next: number;
-  /** Snapshot chunks still to send (a resync), before entries from `next`. */
-  snapshot: Generator<FlowEntry[]> | undefined;
+  /**
+   * Snapshot chunks still to send (a resync), before entries from `next`: made as they are
+   * sent (packing overlaps the follower's unpacking); `snapshotNext` is the one to send next.
+   */
+  snapshot: Iterator<SnapshotPiece> | undefined;
+  snapshotNext: SnapshotPiece | undefined;
   snapshotSeq: number;
   snapshotTime: number;
   acked: number;
@@ -315,7 +338,7 @@ export class Writer extends Replica {
     this.link = link;
     const resume = peer.log_id === this.logId && peer.applied_seq <= this.lastSeq && peer.applied_seq + 1 >= this.windowStart;
     const f: FollowerState = {
-      link, next: peer.applied_seq + 1, snapshot: undefined, snapshotSeq: 0, snapshotTime: 0,
+      link, next: peer.applied_seq + 1, snapshot: undefined, snapshotNext: undefined, snapshotSeq: 0, snapshotTime: 0,
       acked: resume ? peer.applied_seq : 0, live: false, waitingDrain: false, partSent: 0,
     };
     if (resume) {
@@ -330,7 +353,11 @@ export class Writer extends Replica {
         `the gap is larger than the window (follower at ${peer.applied_seq}, window from ${this.windowStart})`;
       f.snapshotSeq = this.lastSeq;
       f.snapshotTime = this.io.now();
-      f.snapshot = chunks(this.io.snapshotFlows(f.snapshotTime), this.chunkFlows);
+      f.snapshot =
+        link.packedSnapshots === true && this.io.snapshotPacked !== undefined
+          ? pieces(this.io.snapshotPacked(f.snapshotTime, this.chunkFlows), (packed) => ({ packed }))
+          : pieces(chunks(this.io.snapshotFlows(f.snapshotTime), this.chunkFlows), (flows) => ({ flows }));
+      f.snapshotNext = f.snapshot.next().value as SnapshotPiece | undefined;
       f.next = this.lastSeq + 1;
       this.io.log('info', `replication: resync (${why}): snapshot at seq ${this.lastSeq}, then the entries after it`);
     }
@@ -419,15 +446,14 @@ export class Writer extends Replica {
     const f = this.follower;
     if (f === undefined || f.waitingDrain) return;
     while (f.snapshot !== undefined) {
-      const next = f.snapshot.next();
-      if (next.done === true) {
-        f.snapshot = undefined;
-        break;
-      }
-      const flows = next.value;
-      const last = flows.length < this.chunkFlows;
-      const ok = f.link.send(msg({ body: 'snapshot', snapshot: { log_id: this.logId, seq: f.snapshotSeq, time: f.snapshotTime, flows, more: !last } }));
+      const piece = f.snapshotNext;
+      const following = f.snapshot.next();
+      const last = following.done === true;
+      f.snapshotNext = last ? undefined : following.value;
       if (last) f.snapshot = undefined;
+      if (piece === undefined) break;
+      const snapshot = { log_id: this.logId, seq: f.snapshotSeq, time: f.snapshotTime, flows: piece.flows ?? [], packed: piece.packed !== undefined ? [piece.packed] : [], more: !last };
+      const ok = f.link.send(msg({ body: 'snapshot', snapshot }));
       if (!ok) {
         f.waitingDrain = true;
         return;
@@ -544,7 +570,7 @@ export class Follower extends Replica {
   private readonly forwards = new Map<number, Pending<{ seq: number; result: ReplResult }>>();
   private readonly barriers = new Map<number, Pending<number>>();
   /** A resync snapshot being received. */
-  private incoming: { logId: string; seq: number; time: number; flows: FlowEntry[]; loader: SnapshotLoader } | undefined;
+  private incoming: { logId: string; seq: number; time: number; flows: FlowEntry[]; packed: Uint8Array[]; nPacked: number; loader: SnapshotLoader } | undefined;
   /** A large entry being received in parts. */
   private part: { seq: number; total: number; pieces: Uint8Array[]; received: number } | undefined;
   private readonly maxEntryBytes: number;
@@ -693,7 +719,7 @@ export class Follower extends Replica {
 
   private onSnapshot(s: ReplSnapshot): void {
     if (this.incoming === undefined) {
-      this.incoming = { logId: s.log_id, seq: s.seq, time: s.time, flows: [], loader: this.io.snapshotLoader(s.time) };
+      this.incoming = { logId: s.log_id, seq: s.seq, time: s.time, flows: [], packed: [], nPacked: 0, loader: this.io.snapshotLoader(s.time) };
       this.io.log('info', `replication: receiving a snapshot of the writer's table at seq ${s.seq}`);
     } else if (this.incoming.logId !== s.log_id || this.incoming.seq !== s.seq) {
       return this.protocolError('a snapshot chunk of another snapshot arrived');
@@ -703,6 +729,11 @@ export class Follower extends Replica {
     if (!s.more) this.incoming = undefined;
     try {
       snap.loader.add(s.flows);
+      for (const p of s.packed ?? []) {
+        snap.loader.addPacked(p);
+        snap.packed.push(Uint8Array.from(p)); // journaled after this turn: our own copy
+        snap.nPacked += packedCount(p);
+      }
     } catch (err) {
       this.incoming = undefined; // nothing installed: the table is as it was
       throw err;
@@ -713,8 +744,8 @@ export class Follower extends Replica {
     this.lastSeq = snap.seq;
     this.nResyncs++;
     this.lastResyncAt = this.io.now();
-    this.io.log('info', `replication: snapshot loaded (${snap.flows.length} flows, seq ${snap.seq})`);
-    this.persistInOrder(() => this.io.persistSnapshot({ log_id: snap.logId, seq: snap.seq, time: snap.time, flows: snap.flows, more: false }), snap.seq);
+    this.io.log('info', `replication: snapshot loaded (${snap.flows.length + snap.nPacked} flows${snap.packed.length > 0 ? ', packed' : ''}, seq ${snap.seq})`);
+    this.persistInOrder(() => this.io.persistSnapshot({ log_id: snap.logId, seq: snap.seq, time: snap.time, flows: snap.flows, packed: snap.packed, more: false }), snap.seq);
   }
 
   /** Persist in log order; acknowledge the highest durable seq once per turn of the loop. */

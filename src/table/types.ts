@@ -3,21 +3,11 @@
  * path looks rules up by key, reads their actions, and credits counters; a change of
  * `version` invalidates anything cached from earlier lookups.
  */
-import type { Action, FlowFlags, FlowRemovedReason, Match } from '../flow/types.js';
+import type { FlowRemovedReason, InstalledFlow } from '../flow/types.js';
 
-export interface Rule {
+export interface Rule extends InstalledFlow {
   /** Slot id, stable for the rule's life; reused after the rule is removed. */
   readonly id: number;
-  readonly table: number;
-  readonly priority: number;
-  readonly cookie: bigint;
-  readonly idleTimeout: number;
-  readonly hardTimeout: number;
-  readonly flags: FlowFlags;
-  readonly match: Match;
-  readonly actions: readonly Action[];
-  /** When the rule was added (ms, same clock as the data path). */
-  readonly createdAt: number;
 }
 
 export interface FlowRemovedEvent {

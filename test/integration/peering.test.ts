@@ -12,6 +12,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { LIMECTL, LimedProcess } from '../../src/demo/limed-process.js';
 import { fileURLToPath } from 'node:url';
 import { describeWhen, ROOT } from '../helpers/root.js';
+import { peerStatus, waitPeered } from '../helpers/peer-status.js';
 import { haveOpenssl, makeTestCerts, type TestCerts } from '../helpers/certs.js';
 import { baseSites, HOST_A, HOST_B, startLimed, WAN_A, WAN_B, type Sites } from '../helpers/sites.js';
 
@@ -25,14 +26,20 @@ let relay: ChildProcess | undefined;
 const RELAY = fileURLToPath(new URL('../helpers/tcp-relay.mjs', import.meta.url));
 const RELAY_PORT = 7001;
 
-/** A TCP relay in site B's namespace, 127.0.0.1:7001 → A's control channel: the link a test cuts. */
-async function startRelay(s: Sites): Promise<void> {
-  const child = spawn('ip', ['netns', 'exec', s.siteB, process.execPath, RELAY, '127.0.0.1', String(RELAY_PORT), WAN_A, '6640'], { stdio: ['ignore', 'pipe', 'inherit'] });
+/**
+ * A TCP relay in site B's namespace, 127.0.0.1:7001 → A's control channel: the link a test
+ * cuts. With `cutAfter`, the relay cuts it itself after that many bytes from A; `exited` then
+ * settles.
+ */
+async function startRelay(s: Sites, cutAfter?: number): Promise<{ exited: Promise<unknown> }> {
+  const child = spawn('ip', ['netns', 'exec', s.siteB, process.execPath, RELAY, '127.0.0.1', String(RELAY_PORT), WAN_A, '6640', ...(cutAfter !== undefined ? [String(cutAfter)] : [])], { stdio: ['ignore', 'pipe', 'inherit'] });
   relay = child;
+  const exited = new Promise((r) => child.once('exit', r));
   await new Promise<void>((resolve, reject) => {
     child.stdout!.setEncoding('utf8').on('data', (d: string) => d.includes('ready') && resolve());
     child.once('exit', (code) => reject(new Error(`the relay exited (${code})`)));
   });
+  return { exited };
 }
 
 async function killRelay(): Promise<void> {
@@ -73,20 +80,6 @@ async function peeredSites(prefix: string, opts: { viaRelay?: boolean; logLevel?
   return s;
 }
 
-async function peerStatus(l: LimedProcess): Promise<{ connected: boolean; role: string; seq: number; tls_identity: string; resyncs: number; resumes: number }> {
-  const r = await l.ctl(['peer', 'status', '--json']);
-  if (r.code !== 0) throw new Error(`limectl peer status: ${r.stderr}`);
-  return JSON.parse(r.stdout);
-}
-
-async function waitPeered(l: LimedProcess, timeoutMs = 15_000): Promise<void> {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    if ((await peerStatus(l).catch(() => undefined))?.connected) return;
-    await new Promise((r) => setTimeout(r, 100));
-  }
-  throw new Error('the sites did not peer');
-}
 
 /** The flows of a site as comparable text (no counters, no durations). */
 async function flowsOf(l: LimedProcess, site = ''): Promise<string[]> {
@@ -275,14 +268,15 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'peered sites', () => {
     const r = await s.limedA!.ctl(['--timeout', '120000', 'add-flows', file], 150_000);
     expect(r.code, r.stderr).toBe(0);
     rmSync(join(dir, 'limepy-state-b'), { recursive: true, force: true });
+    // The link fails 1 MiB into what A sends: inside the snapshot of 50,000 flows (several MiB).
+    await killRelay();
+    const failing = await startRelay(s, 1 << 20);
     const logged = s.limedB!.stdout.length;
     await s.limedB!.start();
-    // Cut the link as soon as the snapshot starts arriving (parsing 50,000 flows takes B far longer).
-    const until = Date.now() + 20_000;
-    while (!s.limedB!.stdout.slice(logged).includes('receiving a snapshot') && Date.now() < until) await new Promise((r2) => setTimeout(r2, 5));
-    expect(s.limedB!.stdout.slice(logged)).toContain('receiving a snapshot');
-    await killRelay();
+    await failing.exited;
     await new Promise((r2) => setTimeout(r2, 300));
+    expect(s.limedB!.stdout.slice(logged)).toContain('receiving a snapshot');
+    expect(s.limedB!.stdout.slice(logged)).not.toContain('snapshot loaded');
     await startRelay(s);
     await waitPeered(s.limedB!, 30_000);
     const barrier = await s.limedB!.ctl(['--timeout', '60000', 'sync', 'barrier'], 90_000);
@@ -291,6 +285,15 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'peered sites', () => {
     expect(fa.filter((f) => f.includes('nw_src=13.'))).toHaveLength(50_000);
     expect(fb).toEqual(fa);
     // B's first start, its restart empty, and the resync after the cut.
+    expect((await peerStatus(s.limedA!)).resyncs).toBe(3);
+    // The snapshot B received (packed) is in its journal: restarted, B has the table and its
+    // place in the log, and resumes instead of resyncing.
+    await s.limedB!.stop();
+    await s.limedA!.ctl(['add-flow', 'priority=201,ip,nw_src=14.0.0.1,actions=drop']);
+    await s.limedB!.start();
+    await waitPeered(s.limedB!, 30_000);
+    expect((await s.limedB!.ctl(['sync', 'barrier'])).code).toBe(0);
+    expect(await flowsOf(s.limedB!, 'local')).toEqual(await flowsOf(s.limedA!, 'local'));
     expect((await peerStatus(s.limedA!)).resyncs).toBe(3);
   });
 

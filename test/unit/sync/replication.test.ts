@@ -62,6 +62,9 @@ class FakeSite implements ReplicaIo {
       add: (flows) => {
         for (const f of flows) matches.push(f.match);
       },
+      addPacked: () => {
+        throw new Error('this test io offers no packed snapshots (no snapshotPacked)');
+      },
       install: () => {
         this.table.clear();
         for (const m of matches) this.table.add(m);
