@@ -20,6 +20,7 @@ import { addHosts, addNs, SW } from './netns.mjs';
 import { attachTaps, diedCheck, waitForFile } from './scenarios.mjs';
 import { writeFlowFiles, udpgen } from './flows.mjs';
 import { median, percentile } from './stats.mjs';
+import { cpuSeconds } from './proc.mjs';
 
 const PORT_A = 6641;
 const PORT_B = 6642;
@@ -111,14 +112,16 @@ export async function syncBench(ctx, profile) {
   for (const s of [A, B]) rmSync(s.stateDir, { recursive: true, force: true });
   const logA = join(ctx.tmp, 'sync-a.log');
   const logB = join(ctx.tmp, 'sync-b.log');
-  const procA = startBg('limed-site-a', process.execPath, [ctx.limedJs, '--config', A.cfg], { ns: SW, logFile: logA });
+  // LIMEB_SYNC_PROF=DIR: both limeds write V8 CPU profiles there (node --cpu-prof) when stopped.
+  const prof = process.env.LIMEB_SYNC_PROF ? ['--cpu-prof', `--cpu-prof-dir=${process.env.LIMEB_SYNC_PROF}`] : [];
+  const procA = startBg('limed-site-a', process.execPath, [...prof, ctx.limedJs, '--config', A.cfg], { ns: SW, logFile: logA });
   await attachTaps('limeb-t1', 'limeb-t2', diedCheck(procA, 'limed (site A)', logA));
   if (!(await waitForFile(A.sock, 10_000))) throw new Error(`site A's management socket did not appear (see ${logA})`);
   let procB = null;
   const startB = async () => {
     const from = fileSize(logB);
     const t0 = Date.now();
-    procB = startBg('limed-site-b', process.execPath, [ctx.limedJs, '--config', B.cfg], { ns: SW, logFile: logB });
+    procB = startBg('limed-site-b', process.execPath, [...prof, ctx.limedJs, '--config', B.cfg], { ns: SW, logFile: logB });
     return { from, t0 };
   };
   try {
@@ -165,39 +168,60 @@ export async function syncBench(ctx, profile) {
     }
     await request(A.sock, { body: 'flow_mods', flow_mods: { command: 'DELETE', text: flowText(['priority=7000,ip,nw_dst=10.98.0.0/15']) } });
 
-    // ---- load: the data path at full rate, alone and with flow-mods at A ----
-    out.load = { rate: profile.syncRate, seconds: profile.syncSec, idle: [], busy: [] };
+    // ---- cost: CPU per flow-mod at each site and in the client, no traffic ----
     let serial = 0;
-    for (let round = 0; round < profile.syncRounds; round++) {
-      const idle = await udpgen(ctx, { rate: profile.syncRate, seconds: profile.syncSec, vary: false });
-      out.load.idle.push(idle.rx_pps);
+    /** Flow-mods at A, 16 outstanding, until `until` settles: add then delete (the table stays at 100k). */
+    const stream = async (until) => {
       let stop = false;
-      let done = 0;
-      let failed = 0;
-      const lat = [];
+      const r = { done: 0, failed: 0, lat: [], t0: Date.now(), secs: 0 };
       const worker = async () => {
         while (!stop) {
           const i = serial++;
-          // add, then delete, so that the table stays at 100k flows
           const add = i % 2 === 0;
           const flow = `priority=7001,ip,nw_dst=10.97.${(i >> 9) & 255}.${(i >> 1) & 255}${add ? ',actions=drop' : ''}`;
           const t0 = process.hrtime.bigint();
           try {
             await request(A.sock, { body: 'flow_mods', flow_mods: { command: add ? 'ADD' : 'DELETE_STRICT', text: flowText([flow]) } });
-            done++;
-            lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
-          } catch { failed++; }
+            r.done++;
+            r.lat.push(Number(process.hrtime.bigint() - t0) / 1e6);
+          } catch { r.failed++; }
         }
       };
-      const t0 = Date.now();
       const workers = Array.from({ length: 16 }, worker);
-      const busy = await udpgen(ctx, { rate: profile.syncRate, seconds: profile.syncSec, vary: false });
-      const mods = done;
-      const secs = (Date.now() - t0) / 1000;
+      const value = await until;
+      r.secs = (Date.now() - r.t0) / 1000;
+      const done = r.done;
       stop = true;
       await Promise.all(workers);
-      out.load.busy.push({ rx_pps: busy.rx_pps, flow_mods_per_s: mods / secs, failed, p50_ms: pct(lat, 50), p99_ms: pct(lat, 99) });
-      log(`  sync load ${round + 1}: delivered ${(idle.rx_pps / 1000).toFixed(1)}k/s alone, ${(busy.rx_pps / 1000).toFixed(1)}k/s with ${(mods / secs).toFixed(0)} flow-mods/s replicated (p99 ${pct(lat, 99).toFixed(1)} ms, ${failed} failed)`);
+      return { ...r, done, value };
+    };
+    const cpu = () => ({ a: cpuSeconds(procA.pid), b: cpuSeconds(procB.pid), client: process.cpuUsage() });
+    const c0 = cpu();
+    const alone = await stream(sleep(profile.syncSec * 1000));
+    const c1 = cpu();
+    const usPer = (x) => (1e6 * x) / alone.done;
+    out.cost = {
+      flow_mods: alone.done, flow_mods_per_s: alone.done / alone.secs, p99_ms: pct(alone.lat, 99),
+      a_us: usPer(c1.a - c0.a), b_us: usPer(c1.b - c0.b),
+      client_us: usPer((c1.client.user + c1.client.system - c0.client.user - c0.client.system) / 1e6),
+    };
+    log(`  sync cost: ${out.cost.flow_mods_per_s.toFixed(0)} flow-mods/s with no traffic; CPU per flow-mod: A ${out.cost.a_us.toFixed(0)} µs, B ${out.cost.b_us.toFixed(0)} µs, client ${out.cost.client_us.toFixed(0)} µs`);
+
+    // ---- load: the data path at full rate, alone and with flow-mods at A ----
+    out.load = { rate: profile.syncRate, seconds: profile.syncSec, idle: [], busy: [] };
+    for (let round = 0; round < profile.syncRounds; round++) {
+      const a0 = cpuSeconds(procA.pid);
+      const idle = await udpgen(ctx, { rate: profile.syncRate, seconds: profile.syncSec, vary: false });
+      const a1 = cpuSeconds(procA.pid);
+      out.load.idle.push(idle.rx_pps);
+      const r = await stream(udpgen(ctx, { rate: profile.syncRate, seconds: profile.syncSec, vary: false }));
+      const a2 = cpuSeconds(procA.pid);
+      const busy = r.value;
+      out.load.busy.push({
+        rx_pps: busy.rx_pps, sent_pps: busy.sent_pps, idle_sent_pps: idle.sent_pps, flow_mods_per_s: r.done / r.secs, failed: r.failed,
+        p50_ms: pct(r.lat, 50), p99_ms: pct(r.lat, 99), a_cpu_idle: (a1 - a0) / idle.seconds, a_cpu_busy: (a2 - a1) / busy.seconds,
+      });
+      log(`  sync load ${round + 1}: delivered ${(idle.rx_pps / 1000).toFixed(1)}k/s alone (udpgen sent ${(idle.sent_pps / 1000).toFixed(0)}k/s, A ${(100 * (a1 - a0) / idle.seconds).toFixed(0)} % CPU), ${(busy.rx_pps / 1000).toFixed(1)}k/s with ${(r.done / r.secs).toFixed(0)} flow-mods/s replicated (udpgen sent ${(busy.sent_pps / 1000).toFixed(0)}k/s, A ${(100 * (a2 - a1) / busy.seconds).toFixed(0)} % CPU; p99 ${pct(r.lat, 99).toFixed(1)} ms, ${r.failed} failed)`);
     }
     const idleMed = median(out.load.idle);
     const busyMed = median(out.load.busy.map((b) => b.rx_pps));
@@ -232,6 +256,8 @@ export function renderSync(s) {
     `| data path, udpgen offered ${(s.load.rate / 1000).toFixed(0)}k frames/s: delivered alone (kframes/s, median) | ${(s.load.idle_pps / 1000).toFixed(1)} |`,
     `| data path delivered while flow-mods replicate (kframes/s, median) | ${(s.load.busy_pps / 1000).toFixed(1)} (${(100 * s.load.ratio).toFixed(1)} %) |`,
     `| flow-mods replicated per second meanwhile (16 outstanding, median) | ${s.load.flow_mods_per_s.toFixed(0)} |`,
+    `| flow-mods per second with no traffic (16 outstanding) | ${s.cost.flow_mods_per_s.toFixed(0)} |`,
+    `| CPU per flow-mod with no traffic: A (writer) / B (follower) / the client (µs) | ${s.cost.a_us.toFixed(0)} / ${s.cost.b_us.toFixed(0)} / ${s.cost.client_us.toFixed(0)} |`,
     '', '| goal | measured | |', '|---|---|---|',
     ...s.goals.map((g) => `| ${g.goal} | ${g.value} | ${g.pass ? 'pass' : '**not met**'} |`), ''];
   return lines.join('\n');

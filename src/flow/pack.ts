@@ -18,7 +18,7 @@ import { K, KEY_WORDS } from '../packet/key.js';
 import { newMatch } from './match.js';
 import { parseActions, parseFlowMod } from './parse.js';
 import { formatActions, formatPort } from './print.js';
-import type { FlowFlags, FlowSpec, InstalledFlow, PortNames } from './types.js';
+import type { Action, FlowFlags, FlowSpec, InstalledFlow, PortNames } from './types.js';
 
 const MAGIC = 0x3150464c; // "LFP1" read as a little-endian u32
 
@@ -106,6 +106,18 @@ export interface UnpackedFlow {
  * do not parse here (the whole buffer is refused).
  */
 export function unpackFlows(bytes: Uint8Array, ports?: PortNames): UnpackedFlow[] {
+  const out: UnpackedFlow[] = [];
+  forEachPackedFlow(bytes, ports, (spec, ageMs) => out.push({ spec, ageMs }));
+  return out;
+}
+
+/**
+ * unpackFlows without the list: `each` gets every flow in order. A throw can come after
+ * some calls (the buffer is checked as it is read): the caller discards what it got then.
+ * Flows with the same actions text share one action list, and the same flags one flags
+ * object: the table never mutates either (table/flow-table.ts).
+ */
+export function forEachPackedFlow(bytes: Uint8Array, ports: PortNames | undefined, each: (spec: FlowSpec, ageMs: number) => void): void {
   const v = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const need = (o: number, n: number): void => {
     if (o + n > bytes.byteLength) throw new FlowPackError(`packed flows truncated at byte ${o} (${bytes.byteLength} bytes)`);
@@ -115,14 +127,11 @@ export function unpackFlows(bytes: Uint8Array, ports?: PortNames): UnpackedFlow[
   const words = v.getUint32(4, true);
   if (words !== KEY_WORDS) throw new FlowPackError(`packed flows of another key layout (${words} words, this build has ${KEY_WORDS})`);
   const count = v.getUint32(8, true);
-  const out: UnpackedFlow[] = [];
-  const inPortCache = new Map<string, number>();
+  const inPorts = new TextCache<number>();
+  const actionLists = new TextCache<Action[]>();
   let o = 12;
   for (let i = 0; i < count; i++) {
     need(o, 32);
-    const flagBits = v.getUint8(o + 15);
-    const flags = {} as FlowFlags;
-    for (let b = 0; b < FLAG_BITS.length; b++) flags[FLAG_BITS[b]!] = (flagBits & (1 << b)) !== 0;
     const spec: FlowSpec = {
       table: v.getUint8(o),
       priority: v.getUint16(o + 1, true),
@@ -130,7 +139,7 @@ export function unpackFlows(bytes: Uint8Array, ports?: PortNames): UnpackedFlow[
       cookieMask: 0n,
       idleTimeout: v.getUint16(o + 11, true),
       hardTimeout: v.getUint16(o + 13, true),
-      flags,
+      flags: flagsOf(v.getUint8(o + 15)),
       match: newMatch(),
       actions: [],
     };
@@ -146,8 +155,7 @@ export function unpackFlows(bytes: Uint8Array, ports?: PortNames): UnpackedFlow[
         need(o, 1);
         const n = v.getUint8(o);
         need(o + 1, n);
-        const name = decodeText(bytes.subarray(o + 1, o + 1 + n), i);
-        spec.match.value[w] = resolveInPort(name, ports, inPortCache, i);
+        spec.match.value[w] = inPorts.get(bytes, o + 1, n, i, (name) => resolveInPort(name, ports, i));
         spec.match.mask[w] = 0xffff;
         o += 1 + n;
         continue;
@@ -161,17 +169,59 @@ export function unpackFlows(bytes: Uint8Array, ports?: PortNames): UnpackedFlow[
     need(o, 2);
     const n = v.getUint16(o, true);
     need(o + 2, n);
-    const text = decodeText(bytes.subarray(o + 2, o + 2 + n), i);
-    try {
-      spec.actions = parseActions(text, ports, spec.match);
-    } catch (err) {
-      throw new FlowPackError(`flow ${i}: actions "${text}": ${(err as Error).message}`);
-    }
+    spec.actions = actionLists.get(bytes, o + 2, n, i, (text) => {
+      try {
+        return parseActions(text, ports, spec.match);
+      } catch (err) {
+        throw new FlowPackError(`flow ${i}: actions "${text}": ${(err as Error).message}`);
+      }
+    });
     o += 2 + n;
-    out.push({ spec, ageMs });
+    each(spec, ageMs);
   }
   if (o !== bytes.byteLength) throw new FlowPackError(`${bytes.byteLength - o} bytes after the last of ${count} packed flows`);
-  return out;
+}
+
+/** Shared flags objects, one per combination of bits. */
+const FLAGS_BY_BITS: FlowFlags[] = [];
+function flagsOf(bits: number): FlowFlags {
+  let f = FLAGS_BY_BITS[bits];
+  if (f === undefined) {
+    f = {} as FlowFlags;
+    for (let b = 0; b < FLAG_BITS.length; b++) f[FLAG_BITS[b]!] = (bits & (1 << b)) !== 0;
+    FLAGS_BY_BITS[bits] = Object.freeze(f) as FlowFlags;
+  }
+  return f;
+}
+
+/**
+ * What a text field of packed flows resolves to (an in_port's number, an action list),
+ * worked out once per distinct text: consecutive flows mostly repeat the previous one, which
+ * is recognised from the bytes without decoding them.
+ */
+class TextCache<T> {
+  private readonly byText = new Map<string, T>();
+  private last: Uint8Array | undefined;
+  private lastValue: T | undefined;
+
+  get(bytes: Uint8Array, at: number, n: number, i: number, resolve: (text: string) => T): T {
+    const b = bytes.subarray(at, at + n);
+    if (this.last !== undefined && this.last.length === n && sameBytes(this.last, b)) return this.lastValue!;
+    const text = decodeText(b, i);
+    let value = this.byText.get(text);
+    if (value === undefined) {
+      value = resolve(text);
+      this.byText.set(text, value);
+    }
+    this.last = b;
+    this.lastValue = value;
+    return value;
+  }
+}
+
+function sameBytes(a: Uint8Array, b: Uint8Array): boolean {
+  for (let k = 0; k < a.length; k++) if (a[k] !== b[k]) return false;
+  return true;
 }
 
 function decodeText(b: Uint8Array, i: number): string {
@@ -182,18 +232,13 @@ function decodeText(b: Uint8Array, i: number): string {
   }
 }
 
-/** in_port as flow text names it (a name, a reserved name or a number), resolved once per name. */
-function resolveInPort(name: string, ports: PortNames | undefined, cache: Map<string, number>, i: number): number {
-  const known = cache.get(name);
-  if (known !== undefined) return known;
-  let port: number;
+/** in_port as flow text names it (a name, a reserved name or a number). */
+function resolveInPort(name: string, ports: PortNames | undefined, i: number): number {
   try {
-    port = parseFlowMod(`in_port=${name}`, { command: 'delete', strict: false, ports }).spec.match.value[K.IN_PORT]!;
+    return parseFlowMod(`in_port=${name}`, { command: 'delete', strict: false, ports }).spec.match.value[K.IN_PORT]!;
   } catch (err) {
     throw new FlowPackError(`flow ${i}: in_port ${name}: ${(err as Error).message}`);
   }
-  cache.set(name, port);
-  return port;
 }
 
 /** The number of flows a packed buffer says it holds (0 for one too short to say). */

@@ -110,6 +110,12 @@ export const CLOSE_GRACE_MS = 1000;
 export const MAX_PEER_CONNECTIONS = 32;
 /** Smallest maxMessageBytes accepted: a hello must fit. */
 export const MIN_MESSAGE_BYTES = 1024;
+/**
+ * Bytes a session may have queued before send() says wait (the socket's own high-water
+ * mark is 16 KiB, less than one snapshot chunk: stopping there made the writer wait for a
+ * drain between every two chunks instead of staying ahead of the follower).
+ */
+export const SEND_AHEAD_BYTES = 1 << 20;
 
 /** Where a site is in the replication log; carried in hello/hello_reply, opaque here. */
 export interface ReplicationPosition {
@@ -364,8 +370,8 @@ export class PeerSession extends EventEmitter<SessionEvents> {
   }
 
   /**
-   * Frame and write `message`. Returns false when the socket's buffer is over its
-   * high-water mark (the message is queued; wait for 'drain' before sending more) and when
+   * Frame and write `message`. Returns false when the socket holds SEND_AHEAD_BYTES or more
+   * unsent (the message is queued; wait for 'drain' before sending more) and when
    * the session has ended (the message is dropped). Throws FramingError for a message
    * larger than maxMessageBytes: the caller must split it.
    */
@@ -475,7 +481,9 @@ class PeerConnection implements SessionLink {
 
   write(message: PeerMessage): boolean {
     if (this.socket.destroyed || !this.socket.writable) return false;
-    return this.socket.write(encodeFrame(encodePeerMessage(message), this.settings.maxMessageBytes));
+    // Past SEND_AHEAD_BYTES the socket's write() has returned false too, so a 'drain' follows.
+    const below = this.socket.write(encodeFrame(encodePeerMessage(message), this.settings.maxMessageBytes));
+    return below || this.socket.writableLength < SEND_AHEAD_BYTES;
   }
 
   closeLocally(reason: string): void {

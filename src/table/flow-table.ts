@@ -341,6 +341,29 @@ export class FlowTable implements TableView {
     };
   }
 
+  /**
+   * Every rule, in the order they were added (tie-break order): what a snapshot installs
+   * elsewhere to get the same table. Cheaper than dump()'s table/priority order.
+   */
+  rulesInAddOrder(): Rule[] {
+    const ids: number[] = [];
+    for (let id = 0; id < this.rules.length; id++) if (this.rules[id] !== undefined) ids.push(id);
+    const seqs = new Float64Array(this.rules.length);
+    for (const id of ids) seqs[id] = this.cls.seqOf(id);
+    ids.sort((a, b) => seqs[a]! - seqs[b]!);
+    return ids.map((id) => this.rules[id]!);
+  }
+
+  /** The rules with an idle timeout (any order): what a follower reports the use of. */
+  idleRules(): Rule[] {
+    const out: Rule[] = [];
+    for (let k = 0; k < this.nTimed; k++) {
+      const rule = this.rules[this.timedList[k]!]!;
+      if (rule.idleTimeout > 0) out.push(rule);
+    }
+    return out;
+  }
+
   /** Record a use of rule `id` at `at` (another site's traffic): its idle deadline moves. */
   touch(id: number, at: number): void {
     if (this.rules[id] !== undefined && at > this.lastUsed[id]!) this.lastUsed[id] = at;

@@ -450,3 +450,17 @@ describe('spec builder sanity', () => {
     expect(spec()).toMatchObject({ table: 0, priority: 32768, cookie: 0n, flags: { checkOverlap: false } });
   });
 });
+
+describe('rulesInAddOrder (what a snapshot installs elsewhere)', () => {
+  it('lists every rule of every table in the order added, a modified rule keeping its place', () => {
+    const ft = table();
+    ft.apply([add({ priority: 1, actions: [output(1)] })]);
+    ft.apply([add({ table: 2, priority: 9, actions: [output(2)] })]);
+    ft.apply([add({ priority: 50, actions: [output(3)] })]);
+    ft.apply([mod('modify_strict', { priority: 1, actions: [output(4)] })]);
+    ft.apply([add({ priority: 7, actions: [output(5)] })]);
+    ft.apply([mod('delete_strict', { table: 2, priority: 9 })]);
+    const order = ft.rulesInAddOrder().map((r) => `${r.table}/${r.priority}/${JSON.stringify(r.actions)}`);
+    expect(order).toEqual(['0/0/[{"type":"normal"}]', '0/1/[{"type":"output","port":4}]', '0/50/[{"type":"output","port":3}]', '0/7/[{"type":"output","port":5}]']);
+  });
+});
