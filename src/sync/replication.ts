@@ -144,17 +144,15 @@ function opOf(e: ReplEntry): ReplOp {
   return e.op === 'flow_mods' ? { op: 'flow_mods', flow_mods: e.flow_mods } : { op: 'replace_flows', replace_flows: e.replace_flows };
 }
 
-/**
- * A snapshot's flows in chunks of `size`; the last chunk is shorter than `size` (empty when
- * the count is a multiple of it), which is how the sender knows to mark it `more: false`.
- */
+/** Snapshot pieces made from `from`'s chunks one at a time, as the writer sends them. */
 function* pieces<T>(from: Iterator<T>, wrap: (x: T) => SnapshotPiece): Generator<SnapshotPiece> {
   for (let n = from.next(); n.done !== true; n = from.next()) yield wrap(n.value);
 }
 
+/** A snapshot's flows in chunks of `size` (one empty chunk for no flows: a snapshot has at least one message). */
 function* chunks<T>(xs: readonly T[], size: number): Generator<T[]> {
   for (let i = 0; i < xs.length; i += size) yield xs.slice(i, i + size);
-  if (xs.length % size === 0) yield [];
+  if (xs.length === 0) yield [];
 }
 
 interface Waiter {
