@@ -224,9 +224,10 @@ describeAsRoot('limed forwarding by its flow table (netns, real traffic)', () =>
     ]);
     // tshark at B as a second opinion: its dissector must see an 802.1Q tag, VID 42, over 0x88b5.
     // Started first: its start-up can outlast the receivers' listening window on a busy machine.
-    const sharkB = await startTshark(B.ns, 'eth0', `ether src ${A.mac}`, ['vlan.id', 'vlan.etype'], 5);
-    const atB = await startInNs(B.ns, 'python3', [RAWFRAMES, 'recv', 'eth0', '1.2']);
-    const atC = await startInNs(C.ns, 'python3', [RAWFRAMES, 'recv', 'eth0', '1.2']);
+    const sharkB = await startTshark(B.ns, 'eth0', `ether src ${A.mac}`, ['vlan.id', 'vlan.etype'], 7);
+    // Listening windows long enough for the other receiver's start-up on a loaded machine.
+    const atB = await startInNs(B.ns, 'python3', [RAWFRAMES, 'recv', 'eth0', '4']);
+    const atC = await startInNs(C.ns, 'python3', [RAWFRAMES, 'recv', 'eth0', '3']);
     const plain = frame(B.mac, A.mac, 0x88b5, 80, 1);
     const tagged = frame(C.mac, B.mac, 0x88b5, 84, 2, 42);
     await runInNs(A.ns, 'python3', [RAWFRAMES, 'send', 'eth0'], plain + '\n');

@@ -204,7 +204,10 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'peered sites', () => {
           if (r.code === 0) acked.push(`priority=${2000 + i}`);
         }
       })();
-      await new Promise((r) => setTimeout(r, 1500));
+      // Kill in the middle of the stream: once several flow-mods were acknowledged (each
+      // limectl is a node start-up: slow on a loaded machine, so not after a fixed time).
+      const until = Date.now() + 30_000;
+      while (acked.length < 8 && Date.now() < until) await new Promise((r) => setTimeout(r, 50));
       await target.kill9();
       stop = victim === 'a'; // the writer's stream stops with the writer (its limectl fails)
       await new Promise((r) => setTimeout(r, 500));
