@@ -5,7 +5,7 @@
  * committed. Files are checked byte for byte against a reference encoder written here from
  * the format in the module header, not from the module's own encoder.
  */
-import { cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { constants as fsConstants, cpSync, existsSync, mkdtempSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import { open, type FileHandle } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -174,23 +174,35 @@ describe('append and reopen', () => {
 });
 
 describe('group commit', () => {
-  it('acknowledges an append only after an fdatasync of the journal has returned', async () => {
+  it('acknowledges an append only after its write to the O_DSYNC journal has returned', async () => {
     const dir = freshDir();
     const probe = await open(join(dir, 'probe'), 'w');
     const proto = Object.getPrototypeOf(probe) as FileHandle;
     await probe.close();
-    const realDatasync = proto.datasync;
+    const realWritev = proto.writev;
     const events: string[] = [];
-    const spy = vi.spyOn(proto, 'datasync').mockImplementation(async function (this: FileHandle) {
-      await realDatasync.call(this);
-      events.push('datasync');
+    const spy = vi.spyOn(proto, 'writev').mockImplementation(async function (this: FileHandle, ...args: Parameters<FileHandle['writev']>) {
+      const r = await realWritev.apply(this, args);
+      events.push('write');
+      return r;
     });
     try {
       const j = await Journal.open(dir);
+      // The handle is O_DSYNC (a write returns once durable): the kernel says so.
+      const fd = readdirSync('/proc/self/fd').find((n) => {
+        try {
+          return readlinkSync(`/proc/self/fd/${n}`) === join(dir, 'journal');
+        } catch {
+          return false;
+        }
+      });
+      expect(fd, 'the journal is open').toBeDefined();
+      const flags = parseInt(/^flags:\s+([0-7]+)$/m.exec(readFileSync(`/proc/self/fdinfo/${fd}`, 'utf8'))![1]!, 8);
+      expect(flags & fsConstants.O_DSYNC).toBe(fsConstants.O_DSYNC);
       for (const s of [1, 2, 3]) await j.append(s, payload(s)).then(() => events.push(`ack ${s}`));
       await Promise.all([4, 5].map((s) => j.append(s, payload(s)).then(() => events.push(`ack ${s}`))));
       await j.close();
-      expect(events).toEqual(['datasync', 'ack 1', 'datasync', 'ack 2', 'datasync', 'ack 3', 'datasync', 'ack 4', 'ack 5']);
+      expect(events).toEqual(['write', 'ack 1', 'write', 'ack 2', 'write', 'ack 3', 'write', 'ack 4', 'ack 5']);
     } finally {
       spy.mockRestore();
     }
