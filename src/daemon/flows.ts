@@ -426,20 +426,37 @@ export class FlowService {
    * heartbeats; `install` then swaps the whole table in one step.
    */
   snapshotLoader(at: number): SnapshotLoader {
-    const mods: FlowMod[] = [parseFlowMod('', { command: 'delete', strict: false, ports: this.ports })];
+    const deleteAll = (): FlowMod => parseFlowMod('', { command: 'delete', strict: false, ports: this.ports });
+    // The new table is built aside, chunk by chunk as they arrive, and swapped in at the end:
+    // the data path keeps the old one until then, and the install itself costs nothing.
+    const shadow = new FlowTable({ now: this.components.now });
+    shadow.apply([deleteAll()]); // a new table's own table-miss rule: the snapshot brings its own
     const text: FlowText = { flows: [], lines: [], source: 'snapshot', more: false };
+    const applyChunk = (mods: FlowMod[], first: number): void => {
+      try {
+        shadow.apply(mods, at);
+      } catch (err) {
+        if (err instanceof FlowModError) {
+          const where = first >= 0 ? place(text, first + err.index) : '';
+          throw new ManagementError('BAD_REQUEST', withPlace(where, `snapshot flow rejected (${err.code}): ${err.field}: ${err.message.replace(/^flow-mod #\d+: [^:]+: /, '')}`));
+        }
+        throw err;
+      }
+    };
     return {
       addPacked: (packed) => {
-        const before = mods.length;
+        const mods: FlowMod[] = [];
         try {
           forEachPackedFlow(packed, this.ports, (spec, ageMs) => mods.push({ command: 'add', spec, outPort: OFPP.NONE, createdAt: at - ageMs }));
         } catch (err) {
-          mods.length = before; // the chunk is refused whole
           if (err instanceof FlowPackError) throw new ManagementError('BAD_REQUEST', `snapshot: ${err.message}`);
           throw err;
         }
+        applyChunk(mods, -1);
       },
       add: (flows) => {
+        const mods: FlowMod[] = [];
+        const first = text.flows.length;
         for (const f of flows) {
           const parts = [`table=${f.table}`, `priority=${f.priority}`, `cookie=${f.cookie}`];
           if (f.idle_timeout > 0) parts.push(`idle_timeout=${f.idle_timeout}`);
@@ -452,9 +469,14 @@ export class FlowService {
           mod.createdAt = at - f.duration_s * 1000;
           mods.push(mod);
         }
+        applyChunk(mods, first);
       },
       install: () => {
-        this.apply(mods, text, at);
+        // The old rules leave with their counters (events for monitors), then the swap.
+        const result = this.table.apply([deleteAll()], at);
+        this.table.adopt(shadow);
+        this.report({ ...result, version: this.table.version, added: this.sinks.size > 0 ? this.table.rulesInAddOrder() : [] });
+        this.schedule();
       },
     };
   }

@@ -264,19 +264,19 @@ function cookieSelected(cookie: bigint, want: bigint, mask: bigint): boolean {
 
 export class FlowTable implements TableView {
   private readonly now: () => number;
-  private readonly cls = new Classifier();
+  private cls = new Classifier();
   private versionNo = 0;
   private seqNo = 0;
 
   private capacity = 0;
-  private readonly rules: (Rule | undefined)[] = [];
+  private rules: (Rule | undefined)[] = [];
   private nPackets = new Float64Array(0);
   private nBytes = new Float64Array(0);
   private lastUsed = new Float64Array(0);
   /** Ids of free slots below nextId, used as a stack. */
-  private readonly freeIds: number[] = [];
+  private freeIds: number[] = [];
   private nextId = 0;
-  private readonly tableSizes = new Int32Array(MAX_TABLES);
+  private tableSizes = new Int32Array(MAX_TABLES);
 
   /** Rules with an idle or hard timeout: dense list + position of each id (-1 = absent). */
   private timedList = new Int32Array(0);
@@ -352,6 +352,31 @@ export class FlowTable implements TableView {
     for (const id of ids) seqs[id] = this.cls.seqOf(id);
     ids.sort((a, b) => seqs[a]! - seqs[b]!);
     return ids.map((id) => this.rules[id]!);
+  }
+
+  /**
+   * Take over `other`'s rules, counters and ids in one step (a table built aside: a peer's
+   * snapshot, installed chunk by chunk while it arrived). What this table held is dropped
+   * without events (a caller that wants them deletes first); `other` must not be used
+   * again. The version moves past both tables', so nothing cached from either stays valid.
+   */
+  adopt(other: FlowTable): void {
+    if (other === this) return;
+    const version = Math.max(this.versionNo, other.versionNo) + 1;
+    this.cls = other.cls;
+    this.seqNo = other.seqNo;
+    this.capacity = other.capacity;
+    this.rules = other.rules;
+    this.nPackets = other.nPackets;
+    this.nBytes = other.nBytes;
+    this.lastUsed = other.lastUsed;
+    this.freeIds = other.freeIds;
+    this.nextId = other.nextId;
+    this.tableSizes = other.tableSizes;
+    this.timedList = other.timedList;
+    this.timedPos = other.timedPos;
+    this.nTimed = other.nTimed;
+    this.versionNo = version;
   }
 
   /** The rules with an idle timeout (any order): what a follower reports the use of. */

@@ -210,6 +210,23 @@ describe('loadFlows: a snapshot of another site\'s table', () => {
     expect(flows.dumpFlows({ match: '', strict: false })).toEqual(before);
   });
 
+  it('packed: a chunk that does not unpack is refused with a reason and the table stays as it was', () => {
+    flows.flowMods({ command: 'ADD', text: text(['priority=7,in_port=vm1,actions=output:uplink']) });
+    const before = flows.dumpFlows({ match: '', strict: false });
+    const chunk = flows.snapshotPacked(clock, 1000).next().value as Uint8Array;
+    const other = make('drop');
+    const untouched = other.dumpFlows({ match: '', strict: false });
+    const loader = other.snapshotLoader(clock);
+    expect(() => loader.addPacked(chunk.subarray(0, chunk.length - 1))).toThrow(/snapshot: packed flows truncated/);
+    expect(other.dumpFlows({ match: '', strict: false })).toEqual(untouched);
+    const good = other.snapshotLoader(clock);
+    good.addPacked(chunk);
+    good.install();
+    const strip = (es: ReturnType<FlowService['dumpFlows']>) => es.map(({ n_packets: _p, n_bytes: _b, duration_s: _d, ...e }) => e);
+    expect(strip(other.dumpFlows({ match: '', strict: false }))).toEqual(strip(before));
+    other.stop();
+  });
+
   it('arrives in chunks: the table changes only when the last chunk is installed', () => {
     flows.flowMods({ command: 'ADD', text: text(['priority=7,actions=drop', 'priority=8,ip,actions=drop', 'priority=9,arp,actions=drop']) });
     const snapshot = flows.dumpFlows({ match: '', strict: false });

@@ -464,3 +464,27 @@ describe('rulesInAddOrder (what a snapshot installs elsewhere)', () => {
     expect(order).toEqual(['0/0/[{"type":"normal"}]', '0/1/[{"type":"output","port":4}]', '0/50/[{"type":"output","port":3}]', '0/7/[{"type":"output","port":5}]']);
   });
 });
+
+describe('adopt (a table built aside takes over)', () => {
+  it('takes the other table\'s rules, counters and ids; the version moves past both', () => {
+    const live = table();
+    live.apply([add({ priority: 5, actions: [output(1)] })]);
+    live.apply([add({ priority: 6, actions: [output(2)] })]);
+    const aside = table();
+    aside.apply([mod('delete', {})]);
+    aside.apply([add({ priority: 9, actions: [output(7)] }), add({ table: 3, priority: 2, actions: [output(8)] })]);
+    const before = Math.max(live.version, aside.version);
+    live.adopt(aside);
+    expect(live.version).toBeGreaterThan(before);
+    expect(live.rulesInAddOrder().map((r) => `${r.table}/${r.priority}`)).toEqual(['0/9', '3/2']);
+    expect(live.size()).toBe(2);
+    expect(live.size(3)).toBe(1);
+    // Lookups see the adopted rules (table 0: priority 9 wins; table 3: its one rule).
+    expect(live.rule(live.lookup(0, key(), 0))?.priority).toBe(9);
+    expect(live.rule(live.lookup(3, key(), 0))?.actions).toEqual([output(8)]);
+    // It goes on working as a table: adds, deletes and lookups.
+    live.apply([add({ priority: 1, actions: [output(3)] }), mod('delete_strict', { priority: 9 })]);
+    expect(live.rulesInAddOrder().map((r) => `${r.table}/${r.priority}`)).toEqual(['3/2', '0/1']);
+    expect(live.rule(live.lookup(0, key(), 0))?.priority).toBe(1);
+  });
+});
