@@ -287,6 +287,18 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'peered sites', () => {
     const [fa, fb] = [await flowsOf(s.limedA!), await flowsOf(s.limedB!)];
     expect(fa.filter((f) => f.includes('nw_src=13.'))).toHaveLength(50_000);
     expect(fb).toEqual(fa);
+    // B's lookups use the table it swapped in, and see flow-mods made after it. (B's host
+    // has no interface now: a restarted limed makes a new TAP that nothing moved into the
+    // host namespace, so this asks limectl trace rather than ping.)
+    const traceB = async (): Promise<{ actions: string[] }> => {
+      const t = await s.limedB!.ctl(['trace', '--json', 'in_port=host,ip,nw_src=13.0.1.7,nw_dst=10.61.0.1']);
+      expect(t.code, t.stderr).toBe(0);
+      return JSON.parse(t.stdout) as { actions: string[] };
+    };
+    expect((await traceB()).actions).toEqual(['drop (action_drop)']); // one of the 50,000 cloned flows
+    const steer = await s.limedA!.ctl(['add-flow', 'priority=60000,ip,nw_src=13.0.1.7,actions=output:wan']);
+    expect(steer.code, steer.stderr).toBe(0);
+    expect((await traceB()).actions).toEqual(['output:wan']);
     // B's first start, its restart empty, and the resync after the cut.
     expect((await peerStatus(s.limedA!)).resyncs).toBe(3);
     // The snapshot B received (packed) is in its journal: restarted, B has the table and its
