@@ -10,6 +10,7 @@ import { K } from '../../../src/packet/key.js';
 import { exact, masked } from '../../helpers/linear-table.js';
 import { IP, MAC, ip4, rig, type Rig } from './pipeline-rig.js';
 import { parseMac } from '../../../src/util/addr.js';
+import { collectGarbage } from '../../helpers/gc.js';
 
 const out = (port: number): Action => ({ type: 'output', port });
 
@@ -46,6 +47,7 @@ async function measure(r: Rig, batches: number, before: (b: number) => void): Pr
     }
   };
   run(2000, 0); // warm up: let the optimiser settle
+  collectGarbage(); // start from a collected heap (helpers/gc.ts)
   const gcs: PerformanceEntry[] = [];
   const obs = new PerformanceObserver((list) => gcs.push(...list.getEntries()));
   obs.observe({ entryTypes: ['gc'] });
@@ -123,6 +125,7 @@ describe('no number boxed per frame', () => {
       for (let i = 0; i < n; i++) port.injectInPlace(64, true);
     };
     run(3000);
+    collectGarbage(); // start from a collected heap (helpers/gc.ts)
     const gcs: PerformanceEntry[] = [];
     const obs = new PerformanceObserver((list) => gcs.push(...list.getEntries()));
     obs.observe({ entryTypes: ['gc'] });

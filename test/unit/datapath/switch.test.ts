@@ -4,6 +4,7 @@ import { Switch } from '../../../src/datapath/switch.js';
 import { MemoryPort } from '../../../src/io/memory.js';
 import { FrameBatch } from '../../../src/packet/batch.js';
 import { DropReason } from '../../../src/packet/drop.js';
+import { collectGarbage } from '../../helpers/gc.js';
 
 const MAC = {
   a: '020000000001',
@@ -177,6 +178,7 @@ describe('Switch (NORMAL: VLAN-aware MAC learning)', () => {
       for (let i = 0; i < n; i++) p1().injectInPlace(64);
     };
     run(2000); // warm up: let the optimiser settle
+    collectGarbage(); // start from a collected heap (helpers/gc.ts)
     const gcs: PerformanceEntry[] = [];
     const obs = new PerformanceObserver((list) => gcs.push(...list.getEntries()));
     obs.observe({ entryTypes: ['gc'] });

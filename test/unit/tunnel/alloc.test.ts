@@ -9,6 +9,7 @@ import { popVlan, pushVlan } from '../../../src/tunnel/vlan.js';
 import { clampTcpMss } from '../../../src/tunnel/mss.js';
 import { buildFragNeeded } from '../../../src/tunnel/icmp.js';
 import * as fx from '../../fixtures/packet/frames.js';
+import { collectGarbage } from '../../helpers/gc.js';
 
 const HEADROOM = 128;
 
@@ -41,6 +42,7 @@ describe('tunnel allocation', () => {
     run(200_000); // warm-up
     expect(bad).toBe(0);
     await new Promise((resolve) => setTimeout(resolve, 20));
+    collectGarbage(); // start from a collected heap (helpers/gc.ts)
 
     const gcStarts: number[] = [];
     const obs = new PerformanceObserver((list) => {

@@ -24,6 +24,7 @@ import { rd16 } from '../../../src/packet/bytes.js';
 import { internetChecksum } from '../../../src/util/checksum.js';
 import { LINKTYPE_RAW, PcapWriter } from '../../../src/util/pcap.js';
 import { describeWhen } from '../../helpers/root.js';
+import { collectGarbage } from '../../helpers/gc.js';
 
 const A = 0xc6336401; // 198.51.100.1
 const B = 0xc6336402; // 198.51.100.2
@@ -512,6 +513,7 @@ describe('fragmentIpv4: allocation', () => {
     };
     run(100_000); // warm-up
     await new Promise((resolve) => setTimeout(resolve, 20));
+    collectGarbage(); // start from a collected heap (helpers/gc.ts)
     const gcStarts: number[] = [];
     const obs = new PerformanceObserver((list) => {
       for (const e of list.getEntries()) gcStarts.push(e.startTime);
