@@ -592,17 +592,22 @@ export class FlowService {
 
   /** Expire what is due at `now` and report it; re-arms the timer. */
   sweep(now: number = this.components.now()): FlowRemovedEvent[] {
-    const events = this.table.expire(now, { idle: this.role?.expireIdle ?? true, idleGraceMs: this.role?.idleGraceMs ?? 0 });
+    const events = this.table.expire(now, this.expiryOptions());
     for (const ev of events) this.emitRemoved(ev);
     if (events.length > 0) this.role?.onExpired?.(events);
     this.schedule();
     return events;
   }
 
+  /** Which timeouts this site decides (all, unless its peer role says otherwise). */
+  private expiryOptions(): { idle: boolean; idleGraceMs: number } {
+    return { idle: this.role?.expireIdle ?? true, idleGraceMs: this.role?.idleGraceMs ?? 0 };
+  }
+
   private schedule(): void {
     if (!this.running) return;
     if (this.timer !== undefined) clearTimeout(this.timer);
-    const wait = this.table.nextExpiry({ idle: this.role?.expireIdle ?? true, idleGraceMs: this.role?.idleGraceMs ?? 0 }) - this.components.now();
+    const wait = this.table.nextExpiry(this.expiryOptions()) - this.components.now();
     const delay = Math.min(MAX_SWEEP_MS, Math.max(MIN_SWEEP_MS, Number.isFinite(wait) ? Math.ceil(wait) : MAX_SWEEP_MS));
     this.timer = setTimeout(() => {
       this.timer = undefined;
