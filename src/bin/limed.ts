@@ -1,4 +1,6 @@
 #!/usr/bin/env node
+// First: V8 settings that must hold before the daemon allocates (see gc-tuning.ts).
+import '../daemon/gc-tuning.js';
 import { main } from '../daemon/main.js';
 
 main(process.argv.slice(2)).then(
