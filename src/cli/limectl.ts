@@ -21,6 +21,7 @@ import {
   type FlowModCommandName,
   type FlowText,
   type MgmtRequestBody,
+  type MigrateStatus,
   type PeerShowReply,
   type PortInfo,
   type ShowReply,
@@ -503,7 +504,52 @@ Examples:
       else ctx.io.stdout.write(`${reply.sync_barrier.peered ? 'applied at both sites' : 'applied at this site (no peer connected)'} up to entry ${reply.sync_barrier.seq}\n`);
     });
 
+  const migrate = program.command('migrate').description('live migration: where each host (logical port) is, and moving hosts between the sites');
+  migrate
+    .command('host')
+    .description('move one host to a site: the new site delivers to it first, then the old site tunnels its frames there; returns once both sites applied the move')
+    .argument('<host>', 'the host (a port with a tunnel_id)')
+    .requiredOption('--to <site>', 'the site the host is at now')
+    .option('--json', 'print one JSON object')
+    .action(async (host: string, opts: { to: string }, cmd: Command) => {
+      const ctx = context(cmd);
+      const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'migrate', migrate: { action: 'host', host: { host, site: opts.to, cause: 'command' } } });
+      if (reply.body !== 'migrate') throw unexpected('migrate host', reply.body);
+      if (ctx.json) printJson(ctx, reply.migrate);
+      else {
+        const m = reply.migrate.moved;
+        ctx.io.stdout.write(`host ${m.host} moved from site ${m.from} to site ${m.to} (log entry ${m.seq})\n`);
+      }
+    });
+  migrate
+    .command('status')
+    .description('each host\'s site and tunnel id, and the bytes carried over the inter-site link')
+    .option('--json', 'print one JSON object')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'migrate', migrate: { action: 'status', status: {} } });
+      if (reply.body !== 'migrate') throw unexpected('migrate status', reply.body);
+      if (ctx.json) {
+        const { moved: _moved, ...status } = reply.migrate;
+        printJson(ctx, status);
+      } else ctx.io.stdout.write(formatMigrateStatus(reply.migrate));
+    });
+
   return program;
+}
+
+/** `limectl migrate status` as text. */
+export function formatMigrateStatus(m: MigrateStatus): string {
+  const lines = [`site ${m.site}${m.peer !== '' ? `, peer ${m.peer} (${m.peer_connected ? 'connected' : 'not connected'})` : ' (no peer)'}${m.tunnel_port !== '' ? `, tunnel port ${m.tunnel_port}` : ''}`];
+  if (m.hosts.length === 0) lines.push('  no hosts declared (ports with a tunnel_id)');
+  else {
+    const w = Math.max(4, ...m.hosts.map((h) => h.name.length));
+    const ws = Math.max(4, ...m.hosts.map((h) => h.site.length));
+    lines.push(`  ${'host'.padEnd(w)}  ${'site'.padEnd(ws)}  tunnel_id  mac`);
+    for (const h of m.hosts) lines.push(`  ${h.name.padEnd(w)}  ${h.site.padEnd(ws)}  ${String(h.tunnel_id).padStart(9)}  ${h.mac || '-'}`);
+  }
+  lines.push(`  inter-site link: sent ${m.inter_site_tx_packets} frames (${m.inter_site_tx_bytes} bytes), received ${m.inter_site_rx_packets} frames (${m.inter_site_rx_bytes} bytes)`);
+  return lines.join('\n') + '\n';
 }
 
 /** `limectl peer status` as text. */

@@ -19,12 +19,17 @@
  *   # insecure: true                # plain TCP instead of tls: loopback addresses only
  *   state_dir: /var/lib/lime       # the journal of the flow table (default shown when a peer
  *                                  # is set; without peer and state_dir flows are not kept)
+ *   # Live migration: hosts are ports with a tunnel_id, declared at both sites, each with the
+ *   # site where it starts; peer.tunnel_port (a gre port with key: flow) carries their frames.
+ *   #   - { name: vm1, type: tap, mac: "02:00:00:00:00:01", tunnel_id: 101, site: a }
+ *   #   peer: { name: b, address: "192.0.2.2:6640", tunnel_port: to-b }
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { z } from 'zod';
 import { isLoopbackHost, parseHostPort } from '../util/addr.js';
+import { MAX_TUNNEL_ID } from '../tunnel/logical.js';
 
 export const DEFAULT_SOCKET = '/run/lime/limed.sock';
 export const DEFAULT_STATE_DIR = '/var/lib/lime';
@@ -73,6 +78,14 @@ const byteOrInherit = (what: string, min: number) => {
 };
 const GRE_KEY_MSG = 'expected a key from 0 to 4294967295, or "flow" (the key is the packet\'s tun_id)';
 
+const TUNNEL_ID_MSG = `expected an integer from 1 to ${MAX_TUNNEL_ID} (the host's tunnel id: GRE key between the sites)`;
+
+/** A port that is a host (logical port) for live migration: declared at both sites (src/migrate/). */
+const hostFields = {
+  tunnel_id: z.number({ error: TUNNEL_ID_MSG }).int(TUNNEL_ID_MSG).min(1, TUNNEL_ID_MSG).max(MAX_TUNNEL_ID, TUNNEL_ID_MSG).optional(),
+  site: z.string({ error: 'expected the name of the site where the host starts (this site or its peer)' }).optional(),
+};
+
 /** A TAP device the daemon creates (a VM's or a host namespace's NIC). */
 export const tapPortSchema = z.strictObject({
   name: ifname,
@@ -86,6 +99,7 @@ export const tapPortSchema = z.strictObject({
     .min(64, 'expected an integer from 64 to 100000 (frames the kernel queues toward limed)')
     .max(100_000, 'expected an integer from 64 to 100000 (frames the kernel queues toward limed)')
     .optional(),
+  ...hostFields,
 });
 
 /**
@@ -99,6 +113,7 @@ export const systemPortSchema = z.strictObject({
   type: z.literal('system'),
   device: ifname.optional(),
   offloads: z.enum(['off', 'keep'], { error: 'expected off (turn the device\'s offloads off on attach) or keep' }).default('off'),
+  ...hostFields,
 });
 
 /**
@@ -190,6 +205,8 @@ export const configSchema = z.strictObject({
           .min(300, 'expected an integer from 300 to 60000 (ms without a word from the peer before it is taken for dead)')
           .max(60_000, 'expected an integer from 300 to 60000 (ms without a word from the peer before it is taken for dead)')
           .default(3000),
+        // Live migration: the port that carries hosts' frames to the peer site.
+        tunnel_port: ifname.optional(),
       },
       { error: 'expected a mapping like { name: b, address: "192.0.2.2:6640" }' },
     )
@@ -268,7 +285,43 @@ export function validateConfig(doc: unknown, source = 'config'): Config {
     devices.set(dev, i);
   });
   checkPeering(cfg, source);
+  checkHosts(cfg, source);
   return cfg;
+}
+
+/**
+ * Hosts (ports with a tunnel_id) need a peer and its tunnel port: a GRE port with key
+ * "flow" (a host's frames cross with its tunnel id as the key). Tunnel ids are unique, and
+ * each host starts at one of the two sites.
+ */
+function checkHosts(cfg: Config, source: string): void {
+  const ids = new Map<number, number>();
+  let hosts = 0;
+  cfg.ports.forEach((p, i) => {
+    if (p.type === 'gre') return;
+    if (p.tunnel_id === undefined) {
+      if (p.site !== undefined) throw new ConfigError(`${source}: ports[${i}].site: only a host (a port with tunnel_id) has a starting site`);
+      return;
+    }
+    hosts++;
+    const prev = ids.get(p.tunnel_id);
+    if (prev !== undefined) throw new ConfigError(`${source}: ports[${i}].tunnel_id: tunnel id ${p.tunnel_id} is already the id of ports[${prev}]`);
+    ids.set(p.tunnel_id, i);
+    if (cfg.peer === undefined) throw new ConfigError(`${source}: ports[${i}].tunnel_id: a host moves between two sites: set peer: { name, address, tunnel_port }`);
+    const sites = [cfg.site, cfg.peer.name];
+    if (p.site === undefined) throw new ConfigError(`${source}: ports[${i}].site: a host needs the site where it starts (${sites.join(' or ')})`);
+    if (!sites.includes(p.site)) throw new ConfigError(`${source}: ports[${i}].site: expected ${sites.join(' or ')}, got ${JSON.stringify(p.site)}`);
+  });
+  const tp = cfg.peer?.tunnel_port;
+  if (tp === undefined) {
+    if (hosts > 0) throw new ConfigError(`${source}: peer.tunnel_port: hosts (ports with tunnel_id) need the port that carries their frames to the peer site`);
+    return;
+  }
+  const port = cfg.ports.find((p) => p.name === tp);
+  if (port === undefined) throw new ConfigError(`${source}: peer.tunnel_port: no port named "${tp}"`);
+  if (port.type !== 'gre' || port.key !== 'flow') {
+    throw new ConfigError(`${source}: peer.tunnel_port: port "${tp}" must be a gre port with key: flow (each host's frames cross with its tunnel id as the key)`);
+  }
 }
 
 /**

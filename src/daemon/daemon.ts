@@ -34,6 +34,7 @@ import { portSchema, type Config, type PortConfig } from './config.js';
 import type { Logger } from './log.js';
 import { FlowService, sumFlowCounters } from './flows.js';
 import { Peering, stateDirOf } from './peering.js';
+import { LocationError, Migration } from './migration.js';
 import { ReplicationError } from '../sync/replication.js';
 import type {
   DumpFlowsRequest,
@@ -42,6 +43,8 @@ import type {
   FlowModsReply,
   FlowModsRequest,
   MgmtEvent,
+  MigrateStatus,
+  MoveHostRequest,
   PacketOutRequest,
   PeerShowReply,
   ReplaceFlowsRequest,
@@ -85,6 +88,8 @@ export class Daemon implements ManagementService {
   private mgmt: ManagementServer | undefined;
   /** The journal and the peer site (undefined: no state directory and no peer). */
   private peering: Peering | undefined;
+  /** Hosts (logical ports) and where they are (live migration). */
+  readonly migration: Migration;
   private tick: NodeJS.Timeout | undefined;
   private gcObserver: PerformanceObserver | undefined;
   private gcCount = 0;
@@ -122,15 +127,28 @@ export class Daemon implements ManagementService {
     });
     // Slots sized for jumbo frames up to the largest MTU allowed at run time (9000).
     this.batch = new FrameBatch(undefined, slotSizeFor(9000));
+    this.migration = new Migration(config, {
+      switch: this.switch,
+      portNumber: (name) => this.records.get(name)?.port.number,
+      tunnelCounters: () => {
+        const rec = this.config.peer?.tunnel_port !== undefined ? this.records.get(this.config.peer.tunnel_port) : undefined;
+        if (rec === undefined) return { rxPackets: 0, rxBytes: 0, txPackets: 0, txBytes: 0 };
+        const io = rec.port.ioCounters();
+        const n = rec.port.number;
+        return { rxPackets: this.switch.rxPackets[n]!, rxBytes: this.switch.rxBytes[n]!, txPackets: io.txPackets, txBytes: io.txBytes };
+      },
+      log,
+    });
   }
 
   async start(): Promise<void> {
     try {
       for (const pc of this.config.ports) this.openPort(pc);
+      this.migration.refresh();
       // After the ports (flows name them), before the management socket (operators only
       // ever see the restored table).
       if (stateDirOf(this.config) !== undefined) {
-        this.peering = await Peering.open(this.config, this.flows, loopNow, this.log);
+        this.peering = await Peering.open(this.config, this.flows, loopNow, this.log, this.migration.hasHosts ? this.migration : undefined);
         await this.peering.start(this.log);
       }
       this.mgmt = new ManagementServer({
@@ -409,6 +427,38 @@ export class Daemon implements ManagementService {
       if (err instanceof ReplicationError) throw new ManagementError(err.code === 'CODE_UNSPECIFIED' ? 'FAILED' : err.code, err.message);
       throw err;
     }
+  }
+
+  // Live migration ----------------------------------------------------------------------
+
+  async migrateHost(request: MoveHostRequest): Promise<MigrateStatus> {
+    const m = this.migration;
+    if (!m.hasHosts) throw new ManagementError('BAD_REQUEST', 'migrate host: this site declares no hosts (ports with a tunnel_id)');
+    try {
+      m.check(request);
+    } catch (err) {
+      if (err instanceof LocationError) throw new ManagementError(err.code, `migrate host: ${err.message}`);
+      throw err;
+    }
+    const peering = this.peering;
+    if (peering === undefined || !peering.peerConnected) {
+      throw new ManagementError('FAILED', `migrate host: the peer site ${m.peer} is not connected; a host moves only while both sites are`);
+    }
+    let done: Awaited<ReturnType<Peering['submitSequenced']>>;
+    try {
+      done = await peering.submitSequenced({ op: 'move_host', move_host: { host: request.host, site: request.site, cause: request.cause || 'command' } });
+    } catch (err) {
+      if (err instanceof ReplicationError || err instanceof LocationError) throw new ManagementError(err.code === 'CODE_UNSPECIFIED' ? 'FAILED' : err.code, `migrate host: ${err.message}`);
+      throw err;
+    }
+    if (done.result.op !== 'move_host') throw new ManagementError('FAILED', 'replication answered a host move with another kind of result');
+    const status = m.status(peering.peerConnected);
+    status.moved = { ...done.result.move_host, seq: done.seq };
+    return status;
+  }
+
+  migrateStatus(): MigrateStatus {
+    return this.migration.status(this.peering?.peerConnected ?? false);
   }
 
   peerShow(): PeerShowReply {

@@ -31,6 +31,7 @@ import {
   PROTOCOL_VERSION,
   type DumpFlowsRequest,
   type FlowEntry,
+  type HostLocation,
   type MgmtEvent,
   type PeerMessage,
   type PeerShowReply,
@@ -45,6 +46,7 @@ import { DEFAULT_STATE_DIR } from './config.js';
 import type { FlowService, SnapshotLoader } from './flows.js';
 import { PACKED_CAPABILITY } from '../flow/pack.js';
 import type { Logger } from './log.js';
+import type { Migration } from './migration.js';
 
 /** Entries between snapshots. */
 const COMPACT_EVERY = 50_000;
@@ -91,10 +93,10 @@ export class Peering {
   }
 
   /** Open the journal, restore the table from it, and choose the role. */
-  static async open(config: Config, flows: FlowService, tableNow: () => number, log: Logger): Promise<Peering> {
+  static async open(config: Config, flows: FlowService, tableNow: () => number, log: Logger, migration?: Migration): Promise<Peering> {
     const dir = stateDirOf(config)!;
     const journal = await Journal.open(dir);
-    const io = new DaemonReplicaIo(flows, tableNow, journal, log);
+    const io = new DaemonReplicaIo(flows, tableNow, journal, log, migration);
     if (journal.recovery.truncatedBytes > 0) {
       log.warn({ journal: journal.path, offset: journal.recovery.offset, bytes: journal.recovery.truncatedBytes, reason: journal.recovery.reason }, 'discarded a torn or corrupt tail of the journal (never acknowledged)');
     }
@@ -111,7 +113,7 @@ export class Peering {
     if (position.log_id === '' && isWriter) {
       // A new log: name its lineage and make the (empty) start durable.
       position = { log_id: randomUUID(), applied_seq: restored.applied_seq };
-      await journal.compact(journal.lastSeq, encodeReplSnapshot({ log_id: position.log_id, seq: journal.lastSeq, time: Date.now(), flows: io.snapshotFlows(Date.now()), more: false }));
+      await journal.compact(journal.lastSeq, encodeReplSnapshot({ log_id: position.log_id, seq: journal.lastSeq, time: Date.now(), flows: io.snapshotFlows(Date.now()), more: false, hosts: io.snapshotHosts() }));
     }
     log.info({ state_dir: dir, log_id: position.log_id, seq: position.applied_seq, entries: entries.length, divergent: restored.divergent }, 'flow table restored from the journal');
     return new Peering(config, flows, tableNow, io, journal, dir, position, entries);
@@ -170,6 +172,10 @@ export class Peering {
     };
     const replica = this.replica;
     if (replica instanceof Writer) {
+      // A move of a host away from here takes effect in the data path once the follower
+      // has applied it (daemon/migration.ts). apply() runs inside submit() before the
+      // entry is sequenced, so the barrier is taken a microtask later, past this entry.
+      this.io.afterPeerApplied = () => (this.session === undefined ? Promise.resolve() : Promise.resolve().then(() => replica.barrier()));
       this.flows.setPeerRole({
         expireIdle: true,
         // The follower reports its use once a second: an idle deadline is final only once
@@ -282,10 +288,15 @@ export class Peering {
 
   /** An operator's flow-mods / replace-flows: sequenced by the writer, durable, replicated. */
   async submit(op: ReplOp): Promise<ReplResult> {
-    const { result } = await this.replica.submit(op);
+    return (await this.submitSequenced(op)).result;
+  }
+
+  /** submit(), with the sequence number the writer gave the entry. */
+  async submitSequenced(op: ReplOp): Promise<{ seq: number; result: ReplResult }> {
+    const r = await this.replica.submit(op);
     this.sinceSnapshot++;
     this.maybeCompact();
-    return result;
+    return r;
   }
 
   barrier(): Promise<number> {
@@ -331,7 +342,7 @@ export class Peering {
     if (pos.applied_seq !== this.replica.status().seq) return;
     this.compacting = true;
     const now = Date.now();
-    const snap: ReplSnapshot = { log_id: pos.log_id, seq: pos.applied_seq, time: now, flows: this.io.snapshotFlows(now), more: false };
+    const snap: ReplSnapshot = { log_id: pos.log_id, seq: pos.applied_seq, time: now, flows: this.io.snapshotFlows(now), more: false, hosts: this.io.snapshotHosts() };
     this.sinceSnapshot = 0;
     this.journal
       .compact(snap.seq, encodeReplSnapshot(snap))
@@ -351,11 +362,15 @@ export class Peering {
 
 /** ReplicaIo over the flow service and the journal. */
 class DaemonReplicaIo implements ReplicaIo {
+  /** Set at the writer: resolves once the follower has applied the entry being submitted. */
+  afterPeerApplied: (() => Promise<unknown>) | undefined;
+
   constructor(
     private readonly flows: FlowService,
     private readonly tableNow: () => number,
     private readonly journal: Journal,
     private readonly logger: Logger,
+    private readonly migration: Migration | undefined,
   ) {}
 
   /** A wall-clock time (Unix ms) on the flow table's clock. */
@@ -366,7 +381,19 @@ class DaemonReplicaIo implements ReplicaIo {
   apply(op: ReplOp, time: number): ReplResult {
     const at = this.tableTime(time);
     if (op.op === 'flow_mods') return { op: 'flow_mods', flow_mods: this.flows.flowMods(op.flow_mods, at) };
+    if (op.op === 'move_host') {
+      if (this.migration === undefined) throw new ReplicationError('BAD_REQUEST', `move of host ${op.move_host.host}: this site declares no hosts`);
+      return { op: 'move_host', move_host: this.migration.apply(op.move_host, this.afterPeerApplied) };
+    }
     return { op: 'replace_flows', flow_diff: this.flows.replaceFlows(op.replace_flows, at) };
+  }
+
+  snapshotHosts(): HostLocation[] {
+    return this.migration?.snapshotHosts() ?? [];
+  }
+
+  restoreHosts(hosts: readonly HostLocation[]): void {
+    this.migration?.restoreHosts(hosts);
   }
 
   snapshotFlows(_time?: number): ReturnType<FlowService["dumpFlows"]> {

@@ -46,6 +46,7 @@ import type { Mac } from '../util/addr.js';
 import { ETH_HEADER_SIZE, ETH_TYPE_IPV4 } from '../packet/constants.js';
 import { isVlanTpid } from '../packet/vlan.js';
 import { buildFragNeeded, FRAG_NEEDED_MAX_SIZE } from '../tunnel/icmp.js';
+import { FLOOD_TUNNEL_ID } from '../tunnel/logical.js';
 import type { TableView } from '../table/types.js';
 import type { MacTable } from './mac-table.js';
 import type { SwitchPort } from './switch.js';
@@ -145,6 +146,20 @@ export class Executor {
    */
   readonly tunnel = new Uint32Array(2); // [hi, lo]: typed, so a large key is never boxed
 
+  /**
+   * Hosts at the peer site (live migration, LIME's tunnel at egress): per port, the
+   * inter-site tunnel port that output to it goes to instead (0 = the port is here), and
+   * the host's tunnel id, sent as the frame's key. Kept by the switch from the location map.
+   */
+  readonly remoteVia: Int32Array;
+  readonly remoteKey: Uint32Array;
+  /** The inter-site tunnel port (0 = none): frames from it are delivered, never switched. */
+  interSitePort = 0;
+  /** Hosts here by tunnel id: where a frame from the peer site goes. */
+  readonly hostByTunnelId = new Map<number, number>();
+  /** Hosts here: where a flooded frame from the peer site goes. */
+  localHosts: Int32Array = new Int32Array(0);
+
   constructor(
     ports: readonly (SwitchPort | undefined)[],
     drops: Float64Array,
@@ -167,6 +182,8 @@ export class Executor {
     this.dirtyMark = new Uint8Array(maxFrame.length);
     this.tunnelMax = new Uint32Array(maxFrame.length);
     this.tunnelIcmpSrc = new Uint32Array(maxFrame.length);
+    this.remoteVia = new Int32Array(maxFrame.length);
+    this.remoteKey = new Uint32Array(maxFrame.length);
     this.icmpMac = opts.icmpSourceMac ?? DEFAULT_ICMP_SOURCE_MAC;
   }
 
@@ -491,8 +508,36 @@ export class Executor {
     this.creditBytes = b;
   }
 
-  /** Queues the frame on port p (from the batch slab, or the copy slab when `copied`). */
+  /**
+   * A frame the peer site tunnelled to one of our hosts (tunnel id `tunnelId`, or
+   * FLOOD_TUNNEL_ID for all of them): delivered straight to the host's port, without the
+   * table, its counters or timers (LIME §4.1), and never tunnelled back. Between begin()
+   * and end(), like run().
+   */
+  deliverFromPeer(tunnelId: number, off: number, size: number): void {
+    if (tunnelId === FLOOD_TUNNEL_ID) {
+      const hosts = this.localHosts;
+      if (hosts.length === 0) this.drops[this.dropBase + DropReason.TUNNEL_NO_HOST]++;
+      for (let j = 0; j < hosts.length; j++) this.queue(hosts[j]!, 0, off, size, false);
+      return;
+    }
+    const p = this.hostByTunnelId.get(tunnelId);
+    if (p === undefined) this.drops[this.dropBase + DropReason.TUNNEL_NO_HOST]++;
+    else this.queue(p, 0, off, size, false);
+  }
+
+  /**
+   * Output to port p: queued on p, or — p is a host at the peer site — on the inter-site
+   * tunnel port with the host's tunnel id.
+   */
   private output(p: number, off: number, size: number, copied: boolean): void {
+    const via = this.remoteVia[p]!;
+    if (via !== 0) this.queue(via, this.remoteKey[p]!, off, size, copied);
+    else this.queue(p, this.tunnel[1]!, off, size, copied);
+  }
+
+  /** Queues the frame on port p with tunnel key `key` (from the batch slab, or the copy slab when `copied`). */
+  private queue(p: number, key: number, off: number, size: number, copied: boolean): void {
     const port = this.ports[p];
     if (port === undefined) return;
     if (size > this.maxFrame[p]!) {
@@ -518,7 +563,7 @@ export class Executor {
     const n = q.count;
     q.start[n] = off;
     q.len[n] = size;
-    q.tunKey[n] = this.tunnel[1]!;
+    q.tunKey[n] = key;
     q.count = n + 1;
     if (this.dirtyMark[p] === 0) {
       this.dirtyMark[p] = 1;
@@ -559,16 +604,23 @@ export class Executor {
     this.output(inPort, at, n, true);
   }
 
-  /** Outputs to every port of `list` except `except`; returns how many. */
+  /**
+   * Outputs to every port of `list` except `except`; returns how many. Hosts at the peer
+   * site get one copy between them (FLOOD_TUNNEL_ID), so a flood crosses the link once.
+   */
   private outputList(list: Int32Array, except: number, off: number, size: number, copied: boolean): number {
     let n = 0;
+    let via = 0;
     for (let j = 0; j < list.length; j++) {
       const p = list[j]!;
       if (p !== except) {
-        this.output(p, off, size, copied);
+        const v = this.remoteVia[p]!;
+        if (v !== 0) via = v;
+        else this.queue(p, this.tunnel[1]!, off, size, copied);
         n++;
       }
     }
+    if (via !== 0) this.queue(via, FLOOD_TUNNEL_ID, off, size, copied);
     return n;
   }
 

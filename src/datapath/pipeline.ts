@@ -13,6 +13,8 @@
  *      rewrite, queue outputs, NORMAL, packet-in;
  *   5. end of batch: credit each rule once with the batch's packet and byte sums, then one
  *      send per output port.
+ * A batch from the inter-site tunnel port (live migration) skips all of that: each frame is
+ * delivered to the host its tunnel id names (Executor.deliverFromPeer).
  *
  * Management path (allocation allowed): `packetOut` runs an operator-given action list on
  * an operator-given frame through a one-frame scratch batch; `trace` translates a key with
@@ -119,6 +121,15 @@ export class Pipeline {
     const tunnel = exec.tunnel;
     let rxBytes = 0;
     exec.begin(slab, now, inPort);
+    if (inPort === exec.interSitePort) {
+      // From the peer site: every frame is for one of our hosts, delivered as it is.
+      for (let i = 0; i < count; i++) {
+        rxBytes += len[i]!;
+        exec.deliverFromPeer(tunneled ? tunKey[i]! : -1, start[i]!, len[i]!);
+      }
+      exec.end();
+      return rxBytes;
+    }
     const reasonBase = inPort * DROP_REASON_COUNT;
     for (let i = 0; i < count; i++) {
       const off = start[i]!;

@@ -140,13 +140,41 @@ export class Switch {
   private refreshFloodList(): void {
     const up: number[] = [];
     const all: number[] = [];
+    const interSite = this.pipeline.exec.interSitePort;
     for (let n = 1; n < this.ports.length; n++) {
       const port = this.ports[n];
-      if (port === undefined) continue;
+      if (port === undefined || n === interSite) continue;
       all.push(n);
-      if (port.state === 'up') up.push(n);
+      // A host at the peer site is reachable whatever its port here is doing.
+      if (port.state === 'up' || this.pipeline.exec.remoteVia[n] !== 0) up.push(n);
     }
     this.pipeline.exec.setPortLists(Int32Array.from(up), Int32Array.from(all));
+  }
+
+  /**
+   * Live migration: `interSitePort` is the tunnel to the peer site (0 = none; frames from
+   * it are delivered to hosts, never switched, and floods do not go to it); `hosts` are the
+   * logical ports with their tunnel ids and whether the host is here. Output to a host
+   * that is not here goes to the inter-site port with the host's tunnel id.
+   */
+  setLocations(interSitePort: number, hosts: readonly { port: number; tunnelId: number; here: boolean }[]): void {
+    const exec = this.pipeline.exec;
+    exec.interSitePort = interSitePort;
+    exec.remoteVia.fill(0);
+    exec.remoteKey.fill(0);
+    exec.hostByTunnelId.clear();
+    const local: number[] = [];
+    for (const h of hosts) {
+      if (h.here || interSitePort === 0) {
+        exec.hostByTunnelId.set(h.tunnelId, h.port);
+        local.push(h.port);
+      } else {
+        exec.remoteVia[h.port] = interSitePort;
+        exec.remoteKey[h.port] = h.tunnelId;
+      }
+    }
+    exec.localHosts = Int32Array.from(local);
+    this.refreshFloodList();
   }
 
   /** Sets (or removes) the consumer of packet-ins. */

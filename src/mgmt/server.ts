@@ -498,6 +498,16 @@ export class ManagementServer {
         return { body: 'peer_show', peer_show: this.service.peerShow() };
       case 'sync_barrier':
         return { body: 'sync_barrier', sync_barrier: await this.service.syncBarrier() };
+      case 'migrate': {
+        const r = request.migrate;
+        if (r.action === 'status') return { body: 'migrate', migrate: this.service.migrateStatus() };
+        if (r.action === 'host') {
+          if (r.host.host === '') return errorBody('BAD_REQUEST', 'migrate host: a host name is required');
+          if (r.host.site === '') return errorBody('BAD_REQUEST', 'migrate host: a site is required (--to SITE)');
+          return { body: 'migrate', migrate: await this.service.migrateHost({ host: r.host.host, site: r.host.site, cause: 'command' }) };
+        }
+        return errorBody('BAD_REQUEST', 'migrate: no action given (expected host or status)');
+      }
       case 'dump_flows': {
         const r = await this.service.dumpFlows(request.dump_flows);
         if (Array.isArray(r)) return { body: 'dump_flows', dump_flows: { flows: r, more: false } };

@@ -21,6 +21,8 @@ import type {
   ReplaceFlowsRequest,
   SyncBarrierReply,
   TraceReply,
+  MigrateStatus,
+  MoveHostRequest,
 } from '../proto/schema.js';
 
 export type {
@@ -129,4 +131,14 @@ export interface ManagementService {
   peerShow(): PeerShowReply;
   /** Resolves when everything before it is applied at both sites (this one only without a peer). */
   syncBarrier(): Promise<SyncBarrierReply>;
+
+  // Live migration (issue 6).
+  /**
+   * Move a host (a logical port) to a site; resolves once the move is durable and applied
+   * at both sites, in the order that never black-holes its traffic. ManagementError
+   * NOT_FOUND (unknown host or site), BAD_REQUEST (already there, no peer connected).
+   */
+  migrateHost(request: MoveHostRequest): Promise<MigrateStatus>;
+  /** Where every host is, and what crossed the inter-site link. */
+  migrateStatus(): MigrateStatus;
 }

@@ -59,9 +59,11 @@ export enum DropReason {
   GRE_KEY_MISMATCH = 46, // the packet's key is not the tunnel's, or it has a key and the tunnel none
   TUNNEL_PATH_MTU = 47, // the frame does not fit the tunnel's path MTU (ICMP "fragmentation needed" sent when IPv4 DF)
   RX_OFFLOAD_UNSUPPORTED = 48, // a receive offload (GSO type) the port cannot segment
+  // Live migration (datapath/execute.ts).
+  TUNNEL_NO_HOST = 49, // a frame from the peer site whose tunnel id names no host at this site
 }
 
-export const DROP_REASON_COUNT = 49;
+export const DROP_REASON_COUNT = 50;
 
 export const DROP_REASON_NAMES: readonly string[] = [
   'none',
@@ -113,4 +115,5 @@ export const DROP_REASON_NAMES: readonly string[] = [
   'gre_key_mismatch',
   'tunnel_path_mtu',
   'rx_offload_unsupported',
+  'tunnel_no_host',
 ];

@@ -239,7 +239,8 @@ export type MgmtRequestBody =
   | { body: 'capture'; capture: CaptureRequest }
   | { body: 'packet_out'; packet_out: PacketOutRequest }
   | { body: 'peer_show'; peer_show: Empty }
-  | { body: 'sync_barrier'; sync_barrier: Empty };
+  | { body: 'sync_barrier'; sync_barrier: Empty }
+  | { body: 'migrate'; migrate: MigrateRequest };
 
 export type MgmtReplyBody =
   | { body: 'error'; error: ErrorBody }
@@ -253,7 +254,47 @@ export type MgmtReplyBody =
   | { body: 'flow_mods'; flow_mods: FlowModsReply }
   | { body: 'flow_diff'; flow_diff: FlowDiffReply }
   | { body: 'peer_show'; peer_show: PeerShowReply }
-  | { body: 'sync_barrier'; sync_barrier: SyncBarrierReply };
+  | { body: 'sync_barrier'; sync_barrier: SyncBarrierReply }
+  | { body: 'migrate'; migrate: MigrateStatus };
+
+// Live migration (issue 6).
+
+export interface MoveHostRequest {
+  host: string;
+  site: string;
+  /** "command" (limectl) or "detected" (the host's MAC appeared at that site). */
+  cause: string;
+}
+
+export interface MoveHostReply {
+  host: string;
+  from: string;
+  to: string;
+  seq: number;
+}
+
+export interface HostLocation {
+  name: string;
+  site: string;
+  tunnel_id: number;
+  mac: string;
+}
+
+export type MigrateRequest = { action: 'host'; host: MoveHostRequest } | { action: 'status'; status: Empty };
+
+export interface MigrateStatus {
+  site: string;
+  peer: string;
+  peer_connected: boolean;
+  tunnel_port: string;
+  hosts: HostLocation[];
+  inter_site_tx_bytes: number;
+  inter_site_rx_bytes: number;
+  inter_site_tx_packets: number;
+  inter_site_rx_packets: number;
+  /** The move a `migrate host` made (defaults when the reply answers `status`). */
+  moved: MoveHostReply;
+}
 
 export interface PeerShowReply {
   configured: boolean;
@@ -450,7 +491,10 @@ export interface PeerGoodbye {
 }
 
 /** One operation of the logical table (lime.proto ReplEntry's `op`). */
-export type ReplOp = { op: 'flow_mods'; flow_mods: FlowModsRequest } | { op: 'replace_flows'; replace_flows: ReplaceFlowsRequest };
+export type ReplOp =
+  | { op: 'flow_mods'; flow_mods: FlowModsRequest }
+  | { op: 'replace_flows'; replace_flows: ReplaceFlowsRequest }
+  | { op: 'move_host'; move_host: MoveHostRequest };
 
 export type ReplEntry = { seq: number; time: number } & ReplOp;
 
@@ -462,12 +506,15 @@ export interface ReplSnapshot {
   /** Flows packed in binary (flow/pack.ts), one element per chunk; decodes as [] when absent. */
   packed?: Uint8Array[];
   more: boolean;
+  /** The location map at `seq` (first chunk only; decodes as [] when absent). */
+  hosts?: HostLocation[];
 }
 
 export type ForwardResult =
   | { result: 'error'; error: ErrorBody }
   | { result: 'flow_mods'; flow_mods: FlowModsReply }
-  | { result: 'flow_diff'; flow_diff: FlowDiffReply };
+  | { result: 'flow_diff'; flow_diff: FlowDiffReply }
+  | { result: 'move_host'; move_host: MoveHostReply };
 
 export type ForwardReply = { id: number; seq: number } & ForwardResult;
 
@@ -507,7 +554,7 @@ export function encodeReplEntry(entry: ReplEntry): Uint8Array {
 export function decodeReplEntry(bytes: Uint8Array): ReplEntry | ({ seq: number; time: number } & { op: undefined }) {
   const d = decodeMessage(ReplEntryType, bytes);
   const op = d['op'];
-  if (op === 'flow_mods' || op === 'replace_flows') return d as unknown as ReplEntry;
+  if (op === 'flow_mods' || op === 'replace_flows' || op === 'move_host') return d as unknown as ReplEntry;
   return { seq: d['seq'] as number, time: d['time'] as number, op: undefined };
 }
 

@@ -170,3 +170,12 @@ export function makeTestCerts(): TestCerts {
     rmSync(root, { recursive: true, force: true });
   }
 }
+
+/** Write a site's TLS files (the CA, its certificate and key) as `${base}.ca.pem`, `.pem`, `.key`; returns limed's `tls` setting. */
+export function writeSiteTls(certs: TestCerts, side: 'a' | 'b', base: string): { ca: string; cert: string; key: string } {
+  const id = side === 'a' ? certs.siteA : certs.siteB;
+  writeFileSync(`${base}.ca.pem`, certs.ca);
+  writeFileSync(`${base}.pem`, id.cert);
+  writeFileSync(`${base}.key`, id.key, { mode: 0o600 });
+  return { ca: `${base}.ca.pem`, cert: `${base}.pem`, key: `${base}.key` };
+}

@@ -27,6 +27,8 @@ import type {
   FlowModsReply,
   FlowModsRequest,
   MgmtEvent,
+  MigrateStatus,
+  MoveHostRequest,
   PacketOutRequest,
   ReplaceFlowsRequest,
   TraceReply,
@@ -118,6 +120,28 @@ export class FakeManagementService implements ManagementService {
   async syncBarrier(): Promise<SyncBarrierReply> {
     this.calls.push(['syncBarrier']);
     return { seq: this.peer.seq, peered: this.peer.connected };
+  }
+
+  /** What migrateStatus() answers (tests set it). */
+  migration: MigrateStatus = {
+    site: 'paris', peer: 'berlin', peer_connected: true, tunnel_port: 'to-berlin',
+    hosts: [{ name: 'vm1', site: 'paris', tunnel_id: 101, mac: '02:00:00:00:00:01' }, { name: 'vm2', site: 'berlin', tunnel_id: 102, mac: '' }],
+    inter_site_tx_bytes: 1500, inter_site_rx_bytes: 3000, inter_site_tx_packets: 10, inter_site_rx_packets: 20,
+    moved: { host: '', from: '', to: '', seq: 0 },
+  };
+
+  async migrateHost(request: MoveHostRequest): Promise<MigrateStatus> {
+    this.calls.push(['migrateHost', request]);
+    const h = this.migration.hosts.find((x) => x.name === request.host);
+    if (h === undefined) throw new ManagementError('NOT_FOUND', `migrate host: no host named ${request.host}`);
+    const from = h.site;
+    h.site = request.site;
+    return { ...this.migration, moved: { host: request.host, from, to: request.site, seq: 43 } };
+  }
+
+  migrateStatus(): MigrateStatus {
+    this.calls.push(['migrateStatus']);
+    return { ...this.migration, hosts: this.migration.hosts.map((h) => ({ ...h })) };
   }
 
   fdbShow(): FdbEntry[] {

@@ -13,7 +13,7 @@ import { LIMECTL, LimedProcess } from '../../src/demo/limed-process.js';
 import { fileURLToPath } from 'node:url';
 import { describeWhen, ROOT } from '../helpers/root.js';
 import { peerStatus, waitPeered } from '../helpers/peer-status.js';
-import { haveOpenssl, makeTestCerts, type TestCerts } from '../helpers/certs.js';
+import { haveOpenssl, makeTestCerts, writeSiteTls, type TestCerts } from '../helpers/certs.js';
 import { baseSites, HOST_A, HOST_B, startLimed, WAN_A, WAN_B, type Sites } from '../helpers/sites.js';
 
 const dir = mkdtempSync(join(tmpdir(), 'lime-peering-'));
@@ -58,14 +58,7 @@ async function killRelay(): Promise<void> {
 async function peeredSites(prefix: string, opts: { viaRelay?: boolean; logLevel?: string } = {}): Promise<Sites> {
   const s = baseSites(prefix);
   sites = s;
-  const files = (side: 'a' | 'b') => {
-    const id = side === 'a' ? certs.siteA : certs.siteB;
-    const base = join(dir, `${prefix}-${side}`);
-    writeFileSync(`${base}.ca.pem`, certs.ca);
-    writeFileSync(`${base}.pem`, id.cert);
-    writeFileSync(`${base}.key`, id.key, { mode: 0o600 });
-    return { ca: `${base}.ca.pem`, cert: `${base}.pem`, key: `${base}.key` };
-  };
+  const files = (side: 'a' | 'b') => writeSiteTls(certs, side, join(dir, `${prefix}-${side}`));
   const gre = (remote: string) => ({ name: 'wan', type: 'gre' as const, remote_ip: remote, key: 77 });
   await startLimed(s, 'a', [gre(WAN_B)], {
     config: { listen: `${WAN_A}:6640`, peer: { name: 'site-b', address: `${WAN_B}:6640`, dead_peer_ms: 1000 }, tls: files('a'), state_dir: join(dir, `${prefix}-state-a`), ...(opts.logLevel !== undefined ? { log_level: opts.logLevel } : {}) },

@@ -388,3 +388,43 @@ describe('limectl dump-flows --site', () => {
     expect(service.calls.some(([m]) => m === 'dumpFlows')).toBe(false);
   });
 });
+
+describe('limectl migrate host / status', () => {
+  it('moves a host and says from where to where', async () => {
+    const r = await ctl('migrate', 'host', 'vm1', '--to', 'berlin');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('host vm1 moved from site paris to site berlin (log entry 43)\n');
+    expect(service.calls.at(-1)).toEqual(['migrateHost', { host: 'vm1', site: 'berlin', cause: 'command' }]);
+  });
+
+  it('prints each host\'s site and the inter-site counters; --json has the hosts list', async () => {
+    const r = await ctl('migrate', 'status');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe(
+      [
+        'site paris, peer berlin (connected), tunnel port to-berlin',
+        '  host  site    tunnel_id  mac',
+        '  vm1   paris         101  02:00:00:00:00:01',
+        '  vm2   berlin        102  -',
+        '  inter-site link: sent 10 frames (1500 bytes), received 20 frames (3000 bytes)',
+        '',
+      ].join('\n'),
+    );
+    const j = await ctl('migrate', 'status', '--json');
+    expect(JSON.parse(j.stdout).hosts).toEqual([
+      { name: 'vm1', site: 'paris', tunnel_id: 101, mac: '02:00:00:00:00:01' },
+      { name: 'vm2', site: 'berlin', tunnel_id: 102, mac: '' },
+    ]);
+    expect(JSON.parse(j.stdout)).not.toHaveProperty('moved');
+  });
+
+  it('reports the daemon\'s refusal and needs --to', async () => {
+    const r = await ctl('migrate', 'host', 'vm9', '--to', 'berlin');
+    expect(r.code).not.toBe(0);
+    expect(r.stderr).toContain('no host named vm9');
+    const u = await ctl('migrate', 'host', 'vm1');
+    expect(u.code).not.toBe(0);
+    expect(u.stderr).toMatch(/--to/);
+    expect(service.calls.filter((c) => c[0] === 'migrateHost')).toHaveLength(1);
+  });
+});

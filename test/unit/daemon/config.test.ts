@@ -136,3 +136,29 @@ describe('limed configuration: the control channel', () => {
     expect(err(text)).toBe(message);
   });
 });
+
+describe('limed configuration: hosts for live migration', () => {
+  const TLS = 'tls: { ca: /etc/lime/ca.pem, cert: /etc/lime/a.pem, key: /etc/lime/a.key }\n';
+  const PEER = `site: a\nlisten: "192.0.2.1:6640"\n${TLS}`;
+  const WAN = '  - { name: wan, type: gre, remote_ip: 192.0.2.2, key: flow }\n';
+
+  it('accepts hosts with tunnel ids and start sites, and the peer\'s tunnel port', () => {
+    const c = parseConfig(`${PEER}peer: { name: b, address: "192.0.2.2:6640", tunnel_port: wan }\nports:\n  - { name: vm1, type: tap, tunnel_id: 101, site: a }\n  - { name: vm2, type: system, device: veth2, tunnel_id: 102, site: b }\n${WAN}`);
+    expect(c.peer?.tunnel_port).toBe('wan');
+    expect(c.ports.map((p) => (p.type === 'gre' ? p.name : `${p.name}:${p.tunnel_id}@${p.site}`))).toEqual(['vm1:101@a', 'vm2:102@b', 'wan']);
+  });
+
+  it.each([
+    [`${PEER}peer: { name: b, address: "192.0.2.2:6640", tunnel_port: wan }\nports:\n  - { name: vm1, tunnel_id: 101, type: tap }\n${WAN}`, 'limed.yaml: ports[0].site: a host needs the site where it starts (a or b)'],
+    [`${PEER}peer: { name: b, address: "192.0.2.2:6640", tunnel_port: wan }\nports:\n  - { name: vm1, type: tap, tunnel_id: 101, site: c }\n${WAN}`, 'limed.yaml: ports[0].site: expected a or b, got "c"'],
+    [`${PEER}peer: { name: b, address: "192.0.2.2:6640", tunnel_port: wan }\nports:\n  - { name: vm1, type: tap, tunnel_id: 101, site: a }\n  - { name: vm2, type: tap, tunnel_id: 101, site: b }\n${WAN}`, 'limed.yaml: ports[1].tunnel_id: tunnel id 101 is already the id of ports[0]'],
+    [`${PEER}peer: { name: b, address: "192.0.2.2:6640", tunnel_port: wan }\nports:\n  - { name: vm1, type: tap, tunnel_id: 0, site: a }\n${WAN}`, 'limed.yaml: ports[0].tunnel_id: expected an integer from 1 to 16777215 (the host\'s tunnel id: GRE key between the sites), got 0'],
+    [`${PEER}peer: { name: b, address: "192.0.2.2:6640" }\nports:\n  - { name: vm1, type: tap, tunnel_id: 101, site: a }\n${WAN}`, 'limed.yaml: peer.tunnel_port: hosts (ports with tunnel_id) need the port that carries their frames to the peer site'],
+    [`${PEER}peer: { name: b, address: "192.0.2.2:6640", tunnel_port: nosuch }\nports:\n  - { name: vm1, type: tap, tunnel_id: 101, site: a }\n${WAN}`, 'limed.yaml: peer.tunnel_port: no port named "nosuch"'],
+    [`${PEER}peer: { name: b, address: "192.0.2.2:6640", tunnel_port: wan }\nports:\n  - { name: vm1, type: tap, tunnel_id: 101, site: a }\n  - { name: wan, type: gre, remote_ip: 192.0.2.2, key: 7 }\n`, 'limed.yaml: peer.tunnel_port: port "wan" must be a gre port with key: flow (each host\'s frames cross with its tunnel id as the key)'],
+    ['site: a\nports:\n  - { name: vm1, type: tap, tunnel_id: 101, site: a }\n', 'limed.yaml: ports[0].tunnel_id: a host moves between two sites: set peer: { name, address, tunnel_port }'],
+    ['site: a\nports:\n  - { name: vm1, type: tap, site: a }\n', 'limed.yaml: ports[0].site: only a host (a port with tunnel_id) has a starting site'],
+  ])('rejects %j', (text, message) => {
+    expect(err(text)).toBe(message);
+  });
+});

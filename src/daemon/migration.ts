@@ -1,0 +1,144 @@
+/**
+ * Live migration at one site: the location map (src/migrate/location.ts) wired to the
+ * switch's per-port redirection (LIME's tunnel at egress), and the order a move is applied
+ * in so that a host's traffic is never black-holed by the sites disagreeing.
+ *
+ * Which site delivers to a host: the one the map says it is at — with one exception. A
+ * move is an entry of the replicated log, applied by each site as the entry reaches it.
+ * If the old site stopped delivering locally and started tunnelling before the new site
+ * had applied the entry, the new site would still tunnel the frames back … to the old
+ * site, which no longer delivers. So the new site switches first, and the old site keeps
+ * delivering locally until the new site has applied the move:
+ *   - the writer moving a host away: it keeps the host local ("leaving") until the
+ *     follower has acknowledged the entry (the replica's barrier), then tunnels;
+ *   - the follower moving a host away: the writer (the new site) applied it first, by the
+ *     order of the log.
+ * A frame that arrives from the peer for a host is delivered to the host's port here
+ * whatever this site's map says (Executor.deliverFromPeer): it is never sent back.
+ */
+import type { Switch } from '../datapath/switch.js';
+import { LocationError, LocationMap, type HostSpec } from '../migrate/location.js';
+import type { HostLocation, MigrateStatus, MoveHostReply, MoveHostRequest } from '../proto/schema.js';
+import type { Config } from './config.js';
+import type { Logger } from './log.js';
+
+/** What Migration needs of the rest of the daemon. */
+export interface MigrationDeps {
+  switch: Switch;
+  /** A port's number by name (undefined: no such port). */
+  portNumber(name: string): number | undefined;
+  /** Counters of the inter-site tunnel port. */
+  tunnelCounters(): { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number };
+  log: Logger;
+}
+
+/** The hosts a config declares (ports with a tunnel_id). */
+export function hostSpecs(config: Config): HostSpec[] {
+  const out: HostSpec[] = [];
+  for (const p of config.ports) {
+    if (p.type === 'gre' || p.tunnel_id === undefined) continue;
+    out.push({ name: p.name, tunnelId: p.tunnel_id, site: p.site ?? config.site, mac: p.type === 'tap' ? (p.mac ?? '') : '' });
+  }
+  return out;
+}
+
+export class Migration {
+  readonly map: LocationMap;
+  readonly site: string;
+  readonly peer: string;
+  readonly tunnelPort: string;
+  /** Hosts this site moved away whose frames it still delivers until the peer has switched. */
+  private readonly leaving = new Map<string, number>();
+  private leaveSeq = 0;
+
+  constructor(
+    config: Config,
+    private readonly deps: MigrationDeps,
+  ) {
+    this.site = config.site;
+    this.peer = config.peer?.name ?? '';
+    this.tunnelPort = config.peer?.tunnel_port ?? '';
+    this.map = new LocationMap(this.peer === '' ? [this.site] : [this.site, this.peer], hostSpecs(config));
+  }
+
+  get hasHosts(): boolean {
+    return this.map.size > 0;
+  }
+
+  /** Rebuild the switch's redirection from the map (after a move, or once the ports are open). */
+  refresh(): void {
+    const sw = this.deps.switch;
+    const tunnel = this.tunnelPort === '' ? 0 : (this.deps.portNumber(this.tunnelPort) ?? 0);
+    const hosts: { port: number; tunnelId: number; here: boolean }[] = [];
+    for (const h of this.map.list()) {
+      const port = this.deps.portNumber(h.name);
+      if (port === undefined) continue;
+      hosts.push({ port, tunnelId: h.tunnel_id, here: h.site === this.site || this.leaving.has(h.name) });
+    }
+    sw.setLocations(tunnel, hosts);
+  }
+
+  /**
+   * Check a move before it is submitted to the log: LocationError NOT_FOUND / BAD_REQUEST.
+   */
+  check(request: MoveHostRequest): { from: string; to: string } {
+    return this.map.check(request.host, request.site);
+  }
+
+  /**
+   * Apply a move from the log. `afterPeerApplied`, given at the writer while a follower
+   * is connected, resolves once the follower has applied everything up to this entry:
+   * a host moving away from here stays local until then.
+   */
+  apply(request: MoveHostRequest, afterPeerApplied?: () => Promise<unknown>): MoveHostReply {
+    const { from, to, changed } = this.map.move(request.host, request.site);
+    if (!changed) return { host: request.host, from, to, seq: 0 };
+    if (from === this.site && afterPeerApplied !== undefined) {
+      const mark = ++this.leaveSeq;
+      this.leaving.set(request.host, mark);
+      afterPeerApplied()
+        .catch(() => undefined) // the peer went away: it resyncs, and tunnelling is what the map says
+        .finally(() => {
+          if (this.leaving.get(request.host) !== mark) return;
+          this.leaving.delete(request.host);
+          this.refresh();
+        });
+    } else {
+      this.leaving.delete(request.host);
+    }
+    this.refresh();
+    this.deps.log.info({ host: request.host, from, to, cause: request.cause || 'command' }, `host ${request.host} moved from site ${from} to site ${to}`);
+    return { host: request.host, from, to, seq: 0 };
+  }
+
+  /** The map, for a snapshot. */
+  snapshotHosts(): HostLocation[] {
+    return this.map.list();
+  }
+
+  /** Take a snapshot's map (resync, or restore from the journal). */
+  restoreHosts(hosts: readonly HostLocation[]): void {
+    const unknown = this.map.restore(hosts);
+    if (unknown.length > 0) this.deps.log.warn({ hosts: unknown }, 'the replicated location map names hosts this site does not declare; ignored');
+    this.leaving.clear();
+    this.refresh();
+  }
+
+  status(peerConnected: boolean): MigrateStatus {
+    const c = this.deps.tunnelCounters();
+    return {
+      site: this.site,
+      peer: this.peer,
+      peer_connected: peerConnected,
+      tunnel_port: this.tunnelPort,
+      hosts: this.map.list(),
+      inter_site_tx_bytes: c.txBytes,
+      inter_site_rx_bytes: c.rxBytes,
+      inter_site_tx_packets: c.txPackets,
+      inter_site_rx_packets: c.rxPackets,
+      moved: { host: '', from: '', to: '', seq: 0 },
+    };
+  }
+}
+
+export { LocationError };

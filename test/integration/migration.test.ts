@@ -1,0 +1,292 @@
+/**
+ * Live migration between two limed sites (issue 6): four hosts, two starting at each site,
+ * declared at both as logical ports with a tunnel id; the sites peered over mutual TLS and
+ * joined for data by one GRE port with key "flow" (a host's tunnel id is the key).
+ *
+ *   h1 h2 ── taps ── [ a: limed A ] ── WAN (GRE, key = tunnel id) ── [ b: limed B ] ── taps ── h3 h4
+ *
+ * Each site also has a TAP for every host that is not there (yet): moving a host is what
+ * a hypervisor does — the host's NIC leaves site A's TAP and comes back on site B's, with
+ * the same MAC and IP — plus `limectl migrate host`.
+ */
+import { spawn, type ChildProcess } from 'node:child_process';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
+import { LimedProcess } from '../../src/demo/limed-process.js';
+import { Netns, run } from '../../src/demo/netns.js';
+import { describeWhen, ROOT } from '../helpers/root.js';
+import { waitPeered } from '../helpers/peer-status.js';
+import { haveOpenssl, makeTestCerts, writeSiteTls, type TestCerts } from '../helpers/certs.js';
+
+const WAN_A = '192.168.251.1';
+const WAN_B = '192.168.251.2';
+const HOSTS = [1, 2, 3, 4] as const;
+const ipOf = (h: number): string => `10.62.0.${h}`;
+const macOf = (h: number): string => `02:00:00:62:00:0${h}`;
+const homeOf = (h: number): 'a' | 'b' => (h <= 2 ? 'a' : 'b');
+
+const UDP_SEQ = fileURLToPath(new URL('../helpers/udp-seq.mjs', import.meta.url));
+const TCP_PATTERN = fileURLToPath(new URL('../helpers/tcp-pattern.mjs', import.meta.url));
+
+const dir = mkdtempSync(join(tmpdir(), 'lime-migration-'));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Rig {
+  net: Netns;
+  site: { a: string; b: string };
+  host: Record<number, string>;
+  limed: { a: LimedProcess; b: LimedProcess };
+  /** Where each host's NIC is now. */
+  at: Record<number, 'a' | 'b'>;
+  tap(h: number, side: 'a' | 'b'): string;
+  destroy(): Promise<void>;
+}
+
+let certs: TestCerts;
+let rig: Rig | undefined;
+const children: ChildProcess[] = [];
+
+function tlsFiles(prefix: string, side: 'a' | 'b'): { ca: string; cert: string; key: string } {
+  return writeSiteTls(certs, side, join(dir, `${prefix}-${side}`));
+}
+
+/** Put the host's NIC (site `side`'s TAP for it) into its namespace as eth0, addressed. */
+function attach(r: Rig, h: number, side: 'a' | 'b'): void {
+  const ns = r.host[h]!;
+  const siteNs = r.site[side];
+  run('ip', ['-n', siteNs, 'link', 'set', 'dev', r.tap(h, side), 'netns', ns]);
+  r.net.exec(ns, 'ip', ['link', 'set', r.tap(h, side), 'name', 'eth0']);
+  r.net.exec(ns, 'ip', ['addr', 'add', `${ipOf(h)}/24`, 'dev', 'eth0']);
+  r.net.exec(ns, 'ip', ['link', 'set', 'eth0', 'up']);
+  r.net.tryExec(ns, 'ethtool', ['-K', 'eth0', 'tx', 'off']);
+  // Static neighbours: no ARP broadcasts (floods reach every host, at both sites), so
+  // what crosses the link is unicast to a host at the other site and nothing else.
+  for (const o of HOSTS) if (o !== h) r.net.exec(ns, 'ip', ['neigh', 'replace', ipOf(o), 'lladdr', macOf(o), 'dev', 'eth0', 'nud', 'permanent']);
+  r.at[h] = side;
+}
+
+/** Take the host's NIC back out of its namespace (the VM stops at the old site). */
+function detach(r: Rig, h: number): void {
+  const side = r.at[h]!;
+  const ns = r.host[h]!;
+  r.net.exec(ns, 'ip', ['link', 'set', 'eth0', 'down']);
+  r.net.exec(ns, 'ip', ['link', 'set', 'eth0', 'name', r.tap(h, side)]);
+  run('ip', ['-n', ns, 'link', 'set', 'dev', r.tap(h, side), 'netns', r.site[side]]);
+}
+
+async function buildRig(prefix: string): Promise<Rig> {
+  Netns.cleanupStale(prefix);
+  const net = new Netns(prefix);
+  const site = { a: net.add('a'), b: net.add('b') };
+  const host: Record<number, string> = {};
+  for (const h of HOSTS) host[h] = net.add(`h${h}`);
+  for (const ns of [...Object.values(site), ...Object.values(host)]) net.exec(ns, 'sysctl', ['-qw', 'net.ipv6.conf.all.disable_ipv6=1']);
+  const wanA = `${prefix}wa`;
+  const wanB = `${prefix}wb`;
+  run('ip', ['link', 'add', wanA, 'netns', site.a, 'type', 'veth', 'peer', 'name', wanB, 'netns', site.b]);
+  for (const [ns, dev, ip] of [[site.a, wanA, WAN_A], [site.b, wanB, WAN_B]] as const) {
+    net.exec(ns, 'ip', ['addr', 'add', `${ip}/24`, 'dev', dev]);
+    net.exec(ns, 'ip', ['link', 'set', dev, 'up']);
+    net.tryExec(ns, 'ethtool', ['-K', dev, 'tx', 'off']);
+  }
+  const tap = (h: number, side: 'a' | 'b'): string => `${prefix}${h}${side}`;
+  const limedOf = (side: 'a' | 'b'): LimedProcess => {
+    const me = side === 'a' ? 'site-a' : 'site-b';
+    const other = side === 'a' ? 'site-b' : 'site-a';
+    return new LimedProcess({
+      site: me,
+      netns: site[side],
+      ports: [
+        ...HOSTS.map((h) => ({ name: `h${h}`, device: tap(h, side), mac: macOf(h), tunnel_id: 100 + h, site: homeOf(h) === 'a' ? 'site-a' : 'site-b' })),
+        { name: 'wan', type: 'gre' as const, remote_ip: side === 'a' ? WAN_B : WAN_A, key: 'flow' },
+      ],
+      config: {
+        listen: `${side === 'a' ? WAN_A : WAN_B}:6640`,
+        peer: { name: other, address: `${side === 'a' ? WAN_B : WAN_A}:6640`, dead_peer_ms: 1000, tunnel_port: 'wan' },
+        tls: tlsFiles(prefix, side),
+        state_dir: join(dir, `${prefix}-state-${side}`),
+      },
+    });
+  };
+  const limed = { a: limedOf('a'), b: limedOf('b') };
+  const r: Rig = {
+    net,
+    site,
+    host,
+    limed,
+    at: {},
+    tap,
+    async destroy() {
+      const codes = await Promise.all([limed.a.stop(), limed.b.stop()]);
+      net.destroy();
+      limed.a.cleanup();
+      limed.b.cleanup();
+      for (const c of codes) if (c !== null && c !== 0) throw new Error(`limed exited with ${c}`);
+    },
+  };
+  rig = r;
+  await limed.a.start();
+  await limed.b.start();
+  await waitPeered(limed.a);
+  await waitPeered(limed.b);
+  for (const h of HOSTS) attach(r, h, homeOf(h));
+  return r;
+}
+
+function ping(r: Rig, from: number, to: number, count = 2): boolean {
+  return r.net.tryExec(r.host[from]!, 'ping', ['-c', String(count), '-W', '1', '-i', '0.2', ipOf(to)]);
+}
+
+function allPairsPing(r: Rig): string[] {
+  const failed: string[] = [];
+  for (const a of HOSTS) for (const b of HOSTS) if (a !== b && !ping(r, a, b, 1) && !ping(r, a, b, 3)) failed.push(`h${a}→h${b}`);
+  return failed;
+}
+
+/** A child process in a namespace whose stdout is collected. */
+function startIn(ns: string, args: string[], ready?: string): { child: ChildProcess; out: Promise<string>; ready: Promise<void> } {
+  const child = spawn('ip', ['netns', 'exec', ns, process.execPath, ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  child.stdout!.setEncoding('utf8').on('data', (d: string) => (out += d));
+  const readyP = new Promise<void>((resolve) => {
+    if (ready === undefined) return resolve();
+    child.stderr!.setEncoding('utf8').on('data', (d: string) => d.includes(ready) && resolve());
+  });
+  return { child, out: new Promise((resolve) => child.once('exit', () => resolve(out))), ready: readyP };
+}
+
+/** The longest run of missing sequence numbers below `sent` (datagrams lost in a row). */
+function longestGap(seqs: number[], sent: number): number {
+  const got = new Uint8Array(sent);
+  for (const s of seqs) if (s < sent) got[s] = 1;
+  let best = 0;
+  let run0 = 0;
+  for (let i = 0; i < sent; i++) {
+    run0 = got[i] === 1 ? 0 : run0 + 1;
+    best = Math.max(best, run0);
+  }
+  return best;
+}
+
+async function status(l: LimedProcess): Promise<{ hosts: Array<{ name: string; site: string; tunnel_id: number; mac: string }>; inter_site_tx_bytes: number; peer_connected: boolean }> {
+  const res = await l.ctl(['migrate', 'status', '--json']);
+  if (res.code !== 0) throw new Error(`migrate status: ${res.stderr}`);
+  return JSON.parse(res.stdout);
+}
+
+const siteOfHost = async (l: LimedProcess, h: number): Promise<string> => (await status(l)).hosts.find((x) => x.name === `h${h}`)!.site;
+
+describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'live migration of hosts between two sites', () => {
+  beforeAll(() => {
+    certs = makeTestCerts();
+  });
+
+  afterEach(async () => {
+    for (const c of children.splice(0)) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+    await rig?.destroy();
+    rig = undefined;
+  });
+
+  it('hosts at both sites reach each other through the tunnel; moving one keeps its UDP flows and its TCP connection', async () => {
+    const r = await buildRig('limemg');
+    expect(allPairsPing(r)).toEqual([]);
+    const before = await status(r.limed.a);
+    expect(before.hosts.map((h) => `${h.name}@${h.site}#${h.tunnel_id}`)).toEqual(['h1@site-a#101', 'h2@site-a#102', 'h3@site-b#103', 'h4@site-b#104']);
+    expect(before.inter_site_tx_bytes).toBeGreaterThan(0); // h1, h2 → h3, h4 crossed
+
+    // Traffic to h1 across the move: UDP at 1,000/s from h2 (stays at A) and from h3 (at B),
+    // and a paced TCP stream from h4 (at B).
+    const SECONDS = 4;
+    const rx = [startIn(r.host[1]!, [UDP_SEQ, 'recv', '9001', String(SECONDS + 2)], 'READY'), startIn(r.host[1]!, [UDP_SEQ, 'recv', '9002', String(SECONDS + 2)], 'READY')];
+    const tcpRx = startIn(r.host[1]!, [TCP_PATTERN, 'recv', '9100'], 'READY');
+    await Promise.all([...rx.map((x) => x.ready), tcpRx.ready]);
+    const tx = [startIn(r.host[2]!, [UDP_SEQ, 'send', ipOf(1), '9001', String(SECONDS * 1000), '1']), startIn(r.host[3]!, [UDP_SEQ, 'send', ipOf(1), '9002', String(SECONDS * 1000), '1'])];
+    const tcpTx = startIn(r.host[4]!, [TCP_PATTERN, 'send', ipOf(1), '9100', String(3 * 1024 * 1024), '1024']);
+    await new Promise((res) => setTimeout(res, 1200));
+
+    // The move: h1's NIC leaves site A, the operator moves it, the NIC comes back at site B.
+    const t0 = performance.now();
+    detach(r, 1);
+    const moved = await r.limed.a.ctl(['migrate', 'host', 'h1', '--to', 'site-b', '--json']);
+    attach(r, 1, 'b');
+    const detachedMs = performance.now() - t0;
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(JSON.parse(moved.stdout).moved).toMatchObject({ host: 'h1', from: 'site-a', to: 'site-b' });
+
+    const [sentA, sentB] = (await Promise.all(tx.map((x) => x.out))).map((o) => JSON.parse(o).sent as number);
+    const [gotA, gotB] = (await Promise.all(rx.map((x) => x.out))).map((o) => JSON.parse(o) as number[]);
+    const sentTcp = JSON.parse(await tcpTx.out);
+    const gotTcp = JSON.parse(await tcpRx.out);
+    expect(gotTcp).toEqual({ bytes: 3 * 1024 * 1024, sha256: sentTcp.sha256 });
+    // Lost in a row, at 1 ms per datagram: no more than the host was away, plus 5 ms.
+    const gapA = longestGap(gotA!, sentA!);
+    const gapB = longestGap(gotB!, sentB!);
+    expect(gapA, `h2→h1 lost ${gapA} in a row; h1 was detached for ${detachedMs.toFixed(0)} ms`).toBeLessThanOrEqual(Math.ceil(detachedMs) + 5);
+    expect(gapB, `h3→h1 lost ${gapB} in a row; h1 was detached for ${detachedMs.toFixed(0)} ms`).toBeLessThanOrEqual(Math.ceil(detachedMs) + 5);
+    // After the move nothing more is lost: the tail of each stream arrived complete.
+    expect(gotA!.filter((s) => s >= sentA! - 500).length).toBe(500);
+    expect(gotB!.filter((s) => s >= sentB! - 500).length).toBe(500);
+
+    expect(await siteOfHost(r.limed.a, 1)).toBe('site-b');
+    expect(await siteOfHost(r.limed.b, 1)).toBe('site-b');
+    expect(allPairsPing(r)).toEqual([]);
+  }, 60_000);
+
+  it('frames between hosts at the same site never cross the link; a moved host is reached through it', async () => {
+    const r = await buildRig('limemh');
+    expect(allPairsPing(r)).toEqual([]);
+    const crossed = async (): Promise<number> => (await status(r.limed.a)).inter_site_tx_bytes + (await status(r.limed.b)).inter_site_tx_bytes;
+    const c0 = await crossed();
+    // h1 ↔ h2 (both at A), h3 ↔ h4 (both at B): the link carries nothing.
+    for (let i = 0; i < 3; i++) expect(ping(r, 1, 2, 5) && ping(r, 3, 4, 5)).toBe(true);
+    expect(await crossed()).toBe(c0);
+    // Move h2 to B: now h1 ↔ h2 crosses, h2 ↔ h3 does not.
+    detach(r, 2);
+    const moved = await r.limed.b.ctl(['migrate', 'host', 'h2', '--to', 'site-b']);
+    expect(moved.code, moved.stderr).toBe(0);
+    expect(moved.stdout).toContain('host h2 moved from site site-a to site site-b');
+    attach(r, 2, 'b');
+    expect(ping(r, 2, 3, 3)).toBe(true);
+    const c1 = await crossed();
+    expect(ping(r, 2, 3, 5) && ping(r, 4, 2, 5)).toBe(true);
+    expect(await crossed()).toBe(c1);
+    expect(ping(r, 1, 2, 5)).toBe(true);
+    expect(await crossed()).toBeGreaterThan(c1);
+    // The move is in the journal: a restarted site knows where h2 is.
+    await r.limed.a.stop();
+    await r.limed.a.start();
+    expect((await status(r.limed.a)).hosts.map((h) => `${h.name}@${h.site}`)).toEqual(['h1@site-a', 'h2@site-b', 'h3@site-b', 'h4@site-b']);
+  }, 60_000);
+
+  it('refuses bad moves with a clear error and changes nothing', async () => {
+    const r = await buildRig('limemx');
+    const cases: Array<[string[], RegExp]> = [
+      [['migrate', 'host', 'nosuch', '--to', 'site-b'], /no host named nosuch/],
+      [['migrate', 'host', 'h1', '--to', 'site-z'], /no site named site-z/],
+      [['migrate', 'host', 'h1', '--to', 'site-a'], /already at site site-a/],
+      [['migrate', 'host', 'wan', '--to', 'site-b'], /no host named wan/],
+    ];
+    for (const [args, message] of cases) {
+      const res = await r.limed.a.ctl(args);
+      expect(res.code, args.join(' ')).not.toBe(0);
+      expect(res.stderr).toMatch(message);
+    }
+    const usage = await r.limed.a.ctl(['migrate', 'host', 'h1']);
+    expect(usage.code).not.toBe(0);
+    expect(usage.stderr).toMatch(/--to/);
+    for (const l of [r.limed.a, r.limed.b]) {
+      expect((await status(l)).hosts.map((h) => h.site)).toEqual(['site-a', 'site-a', 'site-b', 'site-b']);
+    }
+    // Without the peer, no move: both sites must apply it.
+    await r.limed.b.stop();
+    await new Promise((res) => setTimeout(res, 1500));
+    const alone = await r.limed.a.ctl(['migrate', 'host', 'h1', '--to', 'site-b']);
+    expect(alone.code).not.toBe(0);
+    expect(alone.stderr).toMatch(/not connected/);
+    expect(await siteOfHost(r.limed.a, 1)).toBe('site-a');
+  }, 60_000);
+});
