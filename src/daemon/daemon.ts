@@ -137,6 +137,11 @@ export class Daemon implements ManagementService {
         const n = rec.port.number;
         return { rxPackets: this.switch.rxPackets[n]!, rxBytes: this.switch.rxBytes[n]!, txPackets: io.txPackets, txBytes: io.txBytes };
       },
+      submitMove: async (request) => {
+        const peering = this.peering;
+        if (peering === undefined) throw new Error('no peer configured');
+        return peering.submitSequenced({ op: 'move_host', move_host: request });
+      },
       log,
     });
   }
@@ -185,6 +190,7 @@ export class Daemon implements ManagementService {
     if (this.tick !== undefined) clearInterval(this.tick);
     this.tick = undefined;
     this.flows.stop();
+    this.migration.stop();
     if (this.peering !== undefined) {
       const p = this.peering;
       this.peering = undefined;

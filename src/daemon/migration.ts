@@ -29,8 +29,13 @@ export interface MigrationDeps {
   portNumber(name: string): number | undefined;
   /** Counters of the inter-site tunnel port. */
   tunnelCounters(): { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number };
+  /** Put a detected move into the replicated log (rejects when it cannot be sequenced now). */
+  submitMove(request: MoveHostRequest): Promise<unknown>;
   log: Logger;
 }
+
+/** How often a detected move that could not be logged (peer unreachable) is tried again. */
+const DETECT_RETRY_MS = 1000;
 
 /** The hosts a config declares (ports with a tunnel_id). */
 export function hostSpecs(config: Config): HostSpec[] {
@@ -50,6 +55,10 @@ export class Migration {
   /** Hosts this site moved away whose frames it still delivers until the peer has switched. */
   private readonly leaving = new Map<string, number>();
   private leaveSeq = 0;
+  /** Hosts detected here (frames on their port) whose move is not yet in the log: local meanwhile. */
+  private readonly arriving = new Set<string>();
+  private retryTimer: NodeJS.Timeout | undefined;
+  nDetected = 0;
 
   constructor(
     config: Config,
@@ -73,9 +82,40 @@ export class Migration {
     for (const h of this.map.list()) {
       const port = this.deps.portNumber(h.name);
       if (port === undefined) continue;
-      hosts.push({ port, tunnelId: h.tunnel_id, here: h.site === this.site || this.leaving.has(h.name) });
+      hosts.push({ port, tunnelId: h.tunnel_id, here: h.site === this.site || this.leaving.has(h.name) || this.arriving.has(h.name) });
     }
     sw.setLocations(tunnel, hosts);
+    sw.pipeline.exec.onHostArrived = this.onHostArrived;
+  }
+
+  /**
+   * The data path saw frames on the port of a host the map places at the peer: the host
+   * is here now. From this frame on this site delivers to it locally (the new site
+   * switches first), and the move goes into the log so the old site starts tunnelling.
+   */
+  private readonly onHostArrived = (port: number): void => {
+    const host = this.map.list().find((h) => this.deps.portNumber(h.name) === port);
+    if (host === undefined || host.site === this.site || this.arriving.has(host.name)) return;
+    this.arriving.add(host.name);
+    this.nDetected++;
+    this.refresh();
+    this.deps.log.info({ host: host.name, from: host.site, to: this.site }, `host ${host.name} detected at this site (frames on its port); moving it here`);
+    this.logDetected(host.name);
+  };
+
+  private logDetected(name: string): void {
+    if (!this.arriving.has(name)) return;
+    this.deps.submitMove({ host: name, site: this.site, cause: 'detected' }).catch((err: Error) => {
+      if (!this.arriving.has(name)) return;
+      this.deps.log.warn({ host: name, err: err.message }, `could not log the detected move of host ${name}; trying again`);
+      this.retryTimer = setTimeout(() => this.logDetected(name), DETECT_RETRY_MS);
+      this.retryTimer.unref();
+    });
+  }
+
+  stop(): void {
+    if (this.retryTimer !== undefined) clearTimeout(this.retryTimer);
+    this.arriving.clear();
   }
 
   /**
@@ -92,6 +132,7 @@ export class Migration {
    */
   apply(request: MoveHostRequest, afterPeerApplied?: () => Promise<unknown>): MoveHostReply {
     const { from, to, changed } = this.map.move(request.host, request.site);
+    this.arriving.delete(request.host); // the log has spoken: the map says where it is
     if (!changed) return { host: request.host, from, to, seq: 0 };
     if (from === this.site && afterPeerApplied !== undefined) {
       const mark = ++this.leaveSeq;
@@ -121,6 +162,7 @@ export class Migration {
     const unknown = this.map.restore(hosts);
     if (unknown.length > 0) this.deps.log.warn({ hosts: unknown }, 'the replicated location map names hosts this site does not declare; ignored');
     this.leaving.clear();
+    this.arriving.clear();
     this.refresh();
   }
 

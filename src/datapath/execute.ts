@@ -159,6 +159,11 @@ export class Executor {
   readonly hostByTunnelId = new Map<number, number>();
   /** Hosts here: where a flooded frame from the peer site goes. */
   localHosts: Int32Array = new Int32Array(0);
+  /**
+   * Called (before the batch is switched) when frames arrive on the port of a host the map
+   * places at the peer site: the host has moved here (live migration's detection).
+   */
+  onHostArrived: ((port: number) => void) | undefined;
 
   constructor(
     ports: readonly (SwitchPort | undefined)[],

@@ -120,6 +120,9 @@ export class Pipeline {
     const tunKey = batch.tunKey;
     const tunnel = exec.tunnel;
     let rxBytes = 0;
+    // A host the map places at the peer site sends here: it moved (its hypervisor's
+    // gratuitous ARP, say). The hook makes it local before these frames are switched.
+    if (exec.remoteVia[inPort] !== 0 && exec.onHostArrived !== undefined) exec.onHostArrived(inPort);
     exec.begin(slab, now, inPort);
     if (inPort === exec.interSitePort) {
       // From the peer site: every frame is for one of our hosts, delivered as it is.

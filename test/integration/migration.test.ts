@@ -262,6 +262,23 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'live migration of hosts
     expect((await status(r.limed.a)).hosts.map((h) => `${h.name}@${h.site}`)).toEqual(['h1@site-a', 'h2@site-b', 'h3@site-b', 'h4@site-b']);
   }, 60_000);
 
+  it('detects a host that re-appears at the other site: its traffic goes there through the tunnel', async () => {
+    const r = await buildRig('limemd');
+    expect(allPairsPing(r)).toEqual([]);
+    // The hypervisor moves h4 from B to A; nobody runs limectl.
+    detach(r, 4);
+    attach(r, 4, 'a');
+    // h4's first frames at A (its announcement, here a ping to its neighbour) move it.
+    expect(ping(r, 4, 1, 1)).toBe(true);
+    const deadline = Date.now() + 5000;
+    while ((await siteOfHost(r.limed.b, 4)) !== 'site-a' && Date.now() < deadline) await new Promise((res) => setTimeout(res, 20));
+    expect(await siteOfHost(r.limed.b, 4)).toBe('site-a');
+    expect(await siteOfHost(r.limed.a, 4)).toBe('site-a');
+    // h3 (at B) reaches h4 through the tunnel from the first ping on.
+    expect(ping(r, 3, 4, 1)).toBe(true);
+    expect(allPairsPing(r)).toEqual([]);
+  }, 60_000);
+
   it('refuses bad moves with a clear error and changes nothing', async () => {
     const r = await buildRig('limemx');
     const cases: Array<[string[], RegExp]> = [

@@ -111,4 +111,22 @@ describe('Switch with hosts at two sites', () => {
     expect(vm2.sent).toHaveLength(1);
     expect(vm3.sent).toHaveLength(1);
   });
+
+  it('tells the hook when a host placed at the peer sends here, before its frames are switched', () => {
+    const seen: number[] = [];
+    sw.pipeline.exec.onHostArrived = (port) => {
+      seen.push(port);
+      // What the daemon does: the host is here now.
+      sw.setLocations(4, [{ port: 1, tunnelId: 101, here: true }, { port: 2, tunnelId: 102, here: true }, { port: 3, tunnelId: 103, here: true }]);
+    };
+    vm1.inject([frame(mac(2), mac(1))]); // a host that is here: no call
+    expect(seen).toEqual([]);
+    const f = frame(mac(1), mac(3));
+    vm3.inject([f]);
+    expect(seen).toEqual([3]);
+    expect(vm1.sent.at(-1)).toEqual(f); // switched at once, learned on port 3
+    expect(sw.macTable.lookup(0x0200, 3, 0, clock)).toBe(3);
+    vm3.inject([f]);
+    expect(seen).toEqual([3]); // once: the host is local now
+  });
 });
