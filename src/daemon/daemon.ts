@@ -34,7 +34,8 @@ import { portSchema, type Config, type PortConfig } from './config.js';
 import type { Logger } from './log.js';
 import { FlowService, sumFlowCounters } from './flows.js';
 import { Peering, stateDirOf } from './peering.js';
-import { LocationError, Migration } from './migration.js';
+import { Migration } from './migration.js';
+import { LocationError } from '../migrate/location.js';
 import { ReplicationError } from '../sync/replication.js';
 import type {
   DumpFlowsRequest,

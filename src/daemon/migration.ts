@@ -17,7 +17,7 @@
  * whatever this site's map says (Executor.deliverFromPeer): it is never sent back.
  */
 import type { Switch } from '../datapath/switch.js';
-import { LocationError, LocationMap, type HostSpec } from '../migrate/location.js';
+import { LocationMap, type HostSpec } from '../migrate/location.js';
 import type { HostLocation, MigrateStatus, MoveHostReply, MoveHostRequest } from '../proto/schema.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
@@ -58,6 +58,8 @@ export class Migration {
   /** Hosts detected here (frames on their port) whose move is not yet in the log: local meanwhile. */
   private readonly arriving = new Set<string>();
   private retryTimer: NodeJS.Timeout | undefined;
+  /** Host name by port number, as of the last refresh (the detection hook's lookup). */
+  private hostByPort = new Map<number, string>();
   nDetected = 0;
 
   constructor(
@@ -79,9 +81,11 @@ export class Migration {
     const sw = this.deps.switch;
     const tunnel = this.tunnelPort === '' ? 0 : (this.deps.portNumber(this.tunnelPort) ?? 0);
     const hosts: { port: number; tunnelId: number; here: boolean }[] = [];
+    this.hostByPort = new Map();
     for (const h of this.map.list()) {
       const port = this.deps.portNumber(h.name);
       if (port === undefined) continue;
+      this.hostByPort.set(port, h.name);
       hosts.push({ port, tunnelId: h.tunnel_id, here: h.site === this.site || this.leaving.has(h.name) || this.arriving.has(h.name) });
     }
     sw.setLocations(tunnel, hosts);
@@ -94,13 +98,14 @@ export class Migration {
    * switches first), and the move goes into the log so the old site starts tunnelling.
    */
   private readonly onHostArrived = (port: number): void => {
-    const host = this.map.list().find((h) => this.deps.portNumber(h.name) === port);
-    if (host === undefined || host.site === this.site || this.arriving.has(host.name)) return;
-    this.arriving.add(host.name);
+    const name = this.hostByPort.get(port);
+    const from = name === undefined ? undefined : this.map.siteOf(name);
+    if (name === undefined || from === this.site || this.arriving.has(name)) return;
+    this.arriving.add(name);
     this.nDetected++;
     this.refresh();
-    this.deps.log.info({ host: host.name, from: host.site, to: this.site }, `host ${host.name} detected at this site (frames on its port); moving it here`);
-    this.logDetected(host.name);
+    this.deps.log.info({ host: name, from, to: this.site }, `host ${name} detected at this site (frames on its port); moving it here`);
+    this.logDetected(name);
   };
 
   private logDetected(name: string): void {
@@ -182,5 +187,3 @@ export class Migration {
     };
   }
 }
-
-export { LocationError };
