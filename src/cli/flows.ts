@@ -218,6 +218,10 @@ export function formatEvent(e: MgmtEvent): string {
     }
     case 'dropped':
       return `event=DROPPED n=${e.dropped}`;
+    case 'host_moved': {
+      const m = e.host_moved!;
+      return `event=HOST_MOVED host=${m.host}${m.mac !== '' ? ` mac=${m.mac}` : ''} from=${m.from} to=${m.to} cause=${m.cause}`;
+    }
     default:
       return `event=${String(e.kind).toUpperCase()}`;
   }
@@ -244,6 +248,7 @@ export function eventJson(e: MgmtEvent): Record<string, unknown> {
     };
   }
   if (e.kind === 'dropped') out['dropped'] = e.dropped;
+  if (e.kind === 'host_moved') out['host_moved'] = e.host_moved;
   return out;
 }
 

@@ -21,6 +21,7 @@ import {
   type FlowModCommandName,
   type FlowText,
   type MgmtRequestBody,
+  type MigrateRequest,
   type MigrateStatus,
   type PeerShowReply,
   type PortInfo,
@@ -374,9 +375,10 @@ Examples:
 
   program
     .command('monitor')
-    .description('print flow-table changes, flow-removed and packet-in events as they happen (until Ctrl-C)')
+    .description('print flow-table changes, flow-removed, packet-in and host-moved events as they happen (until Ctrl-C)')
     .option('--json', 'one JSON object per line')
-    .action(async (_opts: unknown, cmd: Command) => {
+    .option('--events', 'mobility events only: each host move (host, MAC, old and new site, cause, time)')
+    .action(async (opts: { events?: boolean }, cmd: Command) => {
       const ctx = context(cmd);
       let signal = io.signal;
       let cleanup = (): void => {};
@@ -393,6 +395,7 @@ Examples:
       }
       try {
         await monitor({ path: ctx.socket, timeoutMs: ctx.timeoutMs, signal }, (event) => {
+          if (opts.events === true && event.kind !== 'host_moved') return;
           ctx.io.stdout.write(ctx.json ? `${JSON.stringify(eventJson(event))}\n` : `${formatEvent(event)}\n`);
         });
       } finally {
@@ -505,6 +508,28 @@ Examples:
     });
 
   const migrate = program.command('migrate').description('live migration: where each host (logical port) is, and moving hosts between the sites');
+  const phaseCommand = (name: string, description: string, body: (opts: { to?: string; strategy?: string }) => MigrateRequest, done: (m: MigrateStatus) => string): Command =>
+    migrate
+      .command(name)
+      .description(description)
+      .option('--json', 'print one JSON object')
+      .action(async (opts: { to?: string; strategy?: string }, cmd: Command) => {
+        const ctx = context(cmd);
+        const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'migrate', migrate: body(opts) });
+        if (reply.body !== 'migrate') throw unexpected(`migrate ${name}`, reply.body);
+        if (ctx.json) printJson(ctx, reply.migrate);
+        else ctx.io.stdout.write(done(reply.migrate));
+      });
+  phaseCommand(
+    'prepare',
+    'start an ensemble migration to SITE: the flow table is cloned there (both sites in step), then hosts move with migrate host',
+    (o) => ({ action: 'prepare', prepare: { phase: 'moving', from: '', to: o.to!, strategy: o.strategy ?? 'lime', before: [], ended: '' } }),
+    (m) => `migration from site ${m.migration.from} to site ${m.migration.to} under way: ${m.flows} flows at both sites (log entry ${m.seq}); move the hosts, then finalize\n`,
+  )
+    .requiredOption('--to <site>', 'the new site')
+    .option('--strategy <strategy>', 'lime (both sites forward, tunnel at egress)', 'lime');
+  phaseCommand('finalize', 'end the migration once every host is at the new site; the old site then carries nothing', () => ({ action: 'finalize', finalize: {} }), (m) => `migration from site ${m.migration.from} to site ${m.migration.to} finalized (log entry ${m.seq})\n`);
+  phaseCommand('abort', 'return every host to where it was at prepare, then end the migration', () => ({ action: 'abort', abort: {} }), (m) => `migration from site ${m.migration.from} to site ${m.migration.to} aborted: every host is back (log entry ${m.seq})\n`);
   migrate
     .command('host')
     .description('move one host to a site: the new site delivers to it first, then the old site tunnels its frames there; returns once both sites applied the move')
@@ -530,7 +555,7 @@ Examples:
       const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'migrate', migrate: { action: 'status', status: {} } });
       if (reply.body !== 'migrate') throw unexpected('migrate status', reply.body);
       if (ctx.json) {
-        const { moved: _moved, ...status } = reply.migrate;
+        const { moved: _moved, seq: _seq, ...status } = reply.migrate;
         printJson(ctx, status);
       } else ctx.io.stdout.write(formatMigrateStatus(reply.migrate));
     });
@@ -541,6 +566,8 @@ Examples:
 /** `limectl migrate status` as text. */
 export function formatMigrateStatus(m: MigrateStatus): string {
   const lines = [`site ${m.site}${m.peer !== '' ? `, peer ${m.peer} (${m.peer_connected ? 'connected' : 'not connected'})` : ' (no peer)'}${m.tunnel_port !== '' ? `, tunnel port ${m.tunnel_port}` : ''}`];
+  const p = m.migration;
+  lines.push(p.phase === 'moving' ? `  migration from site ${p.from} to site ${p.to} under way (${p.strategy})` : `  no migration under way${p.ended !== '' ? ` (the last, from site ${p.from} to site ${p.to}, was ${p.ended})` : ''}`);
   if (m.hosts.length === 0) lines.push('  no hosts declared (ports with a tunnel_id)');
   else {
     const w = Math.max(4, ...m.hosts.map((h) => h.name.length));

@@ -45,7 +45,9 @@ import type {
   FlowModsRequest,
   MgmtEvent,
   MigrateStatus,
+  MigrationPhase,
   MoveHostRequest,
+  ReplOp,
   PacketOutRequest,
   PeerShowReply,
   ReplaceFlowsRequest,
@@ -143,6 +145,7 @@ export class Daemon implements ManagementService {
         if (peering === undefined) throw new Error('no peer configured');
         return peering.submitSequenced({ op: 'move_host', move_host: request });
       },
+      publish: (event) => this.flows.publish(event),
       log,
     });
   }
@@ -439,33 +442,109 @@ export class Daemon implements ManagementService {
   // Live migration ----------------------------------------------------------------------
 
   async migrateHost(request: MoveHostRequest): Promise<MigrateStatus> {
-    const m = this.migration;
-    if (!m.hasHosts) throw new ManagementError('BAD_REQUEST', 'migrate host: this site declares no hosts (ports with a tunnel_id)');
+    const peering = this.migrationPeering('migrate host');
     try {
-      m.check(request);
+      this.migration.check(request);
     } catch (err) {
       if (err instanceof LocationError) throw new ManagementError(err.code, `migrate host: ${err.message}`);
       throw err;
     }
-    const peering = this.peering;
-    if (peering === undefined || !peering.peerConnected) {
-      throw new ManagementError('FAILED', `migrate host: the peer site ${m.peer} is not connected; a host moves only while both sites are`);
+    const done = await this.submitMigration(peering, 'migrate host', { op: 'move_host', move_host: { host: request.host, site: request.site, cause: request.cause || 'command' } });
+    if (done.result.op !== 'move_host') throw new ManagementError('FAILED', 'replication answered a host move with another kind of result');
+    const status = this.migrateStatus();
+    status.moved = { ...done.result.move_host, seq: done.seq };
+    status.seq = done.seq;
+    return status;
+  }
+
+  /**
+   * Start an ensemble migration to `to`. The logical table is replicated all along, so the
+   * clone is a barrier: once both sites have applied everything, the new site holds the
+   * whole table. Records where every host is (what abort returns them to).
+   */
+  async migratePrepare(request: MigrationPhase): Promise<MigrateStatus> {
+    const m = this.migration;
+    const peering = this.migrationPeering('migrate prepare');
+    if (request.to !== m.site && request.to !== m.peer) throw new ManagementError('NOT_FOUND', `migrate prepare: no site named ${request.to} (sites: ${m.site}, ${m.peer})`);
+    if (request.strategy !== '' && request.strategy !== 'lime') {
+      throw new ManagementError('BAD_REQUEST', `migrate prepare: strategy ${request.strategy} is not available (this release: lime)`);
     }
-    let done: Awaited<ReturnType<Peering['submitSequenced']>>;
+    this.noMigrationUnderWay('migrate prepare');
+    const from = request.to === m.site ? m.peer : m.site;
     try {
-      done = await peering.submitSequenced({ op: 'move_host', move_host: { host: request.host, site: request.site, cause: request.cause || 'command' } });
+      await peering.syncBarrier();
     } catch (err) {
-      if (err instanceof ReplicationError || err instanceof LocationError) throw new ManagementError(err.code === 'CODE_UNSPECIFIED' ? 'FAILED' : err.code, `migrate host: ${err.message}`);
+      if (err instanceof ReplicationError) throw new ManagementError('FAILED', `migrate prepare: ${err.message}`);
       throw err;
     }
-    if (done.result.op !== 'move_host') throw new ManagementError('FAILED', 'replication answered a host move with another kind of result');
-    const status = m.status(peering.peerConnected);
-    status.moved = { ...done.result.move_host, seq: done.seq };
+    this.noMigrationUnderWay('migrate prepare'); // (checked again: the barrier let others in)
+    const phase: MigrationPhase = { phase: 'moving', from, to: request.to, strategy: 'lime', before: m.map.list(), ended: '' };
+    const done = await this.submitMigration(peering, 'migrate prepare', { op: 'migration', migration: phase });
+    const status = this.migrateStatus();
+    status.seq = done.seq;
+    return status;
+  }
+
+  /** End the migration once every host is at the new site: from now on the old site carries nothing. */
+  async migrateFinalize(): Promise<MigrateStatus> {
+    const peering = this.migrationPeering('migrate finalize');
+    const cur = this.underWay('migrate finalize');
+    const left = this.migration.map.list().filter((h) => h.site !== cur.to);
+    if (left.length > 0) {
+      throw new ManagementError('BAD_REQUEST', `migrate finalize: host${left.length > 1 ? 's' : ''} ${left.map((h) => h.name).join(', ')} still at site ${cur.from}; move ${left.length > 1 ? 'them' : 'it'} first (migrate host … --to ${cur.to}), or abort`);
+    }
+    const done = await this.submitMigration(peering, 'migrate finalize', { op: 'migration', migration: { ...cur, phase: 'idle', before: [], ended: 'finalized' } });
+    const status = this.migrateStatus();
+    status.seq = done.seq;
+    return status;
+  }
+
+  /** Return every host to where it was at prepare (each move in the safe order), then end the migration. */
+  async migrateAbort(): Promise<MigrateStatus> {
+    const peering = this.migrationPeering('migrate abort');
+    const cur = this.underWay('migrate abort');
+    for (const h of cur.before) {
+      if (this.migration.map.siteOf(h.name) === undefined || this.migration.map.siteOf(h.name) === h.site) continue;
+      await this.submitMigration(peering, 'migrate abort', { op: 'move_host', move_host: { host: h.name, site: h.site, cause: 'abort' } });
+    }
+    const done = await this.submitMigration(peering, 'migrate abort', { op: 'migration', migration: { ...cur, phase: 'idle', before: [], ended: 'aborted' } });
+    const status = this.migrateStatus();
+    status.seq = done.seq;
     return status;
   }
 
   migrateStatus(): MigrateStatus {
-    return this.migration.status(this.peering?.peerConnected ?? false);
+    return this.migration.status(this.peering?.peerConnected ?? false, this.flows.table.size());
+  }
+
+  /** Migration needs hosts and a connected peer (both sites apply every step). */
+  private migrationPeering(what: string): Peering {
+    if (!this.migration.hasHosts) throw new ManagementError('BAD_REQUEST', `${what}: this site declares no hosts (ports with a tunnel_id)`);
+    const peering = this.peering;
+    if (peering === undefined || !peering.peerConnected) {
+      throw new ManagementError('FAILED', `${what}: the peer site ${this.migration.peer} is not connected; migration needs both sites`);
+    }
+    return peering;
+  }
+
+  private noMigrationUnderWay(what: string): void {
+    const cur = this.migration.current;
+    if (cur.phase !== 'idle') throw new ManagementError('BAD_REQUEST', `${what}: a migration from site ${cur.from} to site ${cur.to} is already under way; finalize or abort it first`);
+  }
+
+  private underWay(what: string): MigrationPhase {
+    const cur = this.migration.current;
+    if (cur.phase === 'idle') throw new ManagementError('BAD_REQUEST', `${what}: no migration is under way (start one with migrate prepare --to SITE)`);
+    return cur;
+  }
+
+  private async submitMigration(peering: Peering, what: string, op: ReplOp): ReturnType<Peering['submitSequenced']> {
+    try {
+      return await peering.submitSequenced(op);
+    } catch (err) {
+      if (err instanceof ReplicationError || err instanceof LocationError) throw new ManagementError(err.code === 'CODE_UNSPECIFIED' ? 'FAILED' : err.code, `${what}: ${err.message}`);
+      throw err;
+    }
   }
 
   peerShow(): PeerShowReply {

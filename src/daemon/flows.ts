@@ -84,7 +84,7 @@ export interface FlowServiceOptions {
  *   too, and a restart replays it);
  * - the follower leaves idle timeouts to the writer (`expireIdle: false`) and emits no
  *   flow_removed of its own (`localFlowRemoved: false`): the writer's reach its monitors
- *   through `emitFromPeer`, so each is seen once at either site;
+ *   through `publish`, so each is seen once at either site;
  * - both hand their flow_removed and packet_in events to `forward`, for the peer's monitors.
  */
 export interface PeerRole {
@@ -258,8 +258,11 @@ export class FlowService {
     this.schedule();
   }
 
-  /** An event from the peer site (its packet-ins; the writer's flow-removed): to our monitors only. */
-  emitFromPeer(event: MgmtEvent): void {
+  /**
+   * An event for this site's monitors only: one from the peer site (its packet-ins; the
+   * writer's flow-removed), or one each site raises itself (a host's move).
+   */
+  publish(event: MgmtEvent): void {
     if (this.sinks.size > 0) this.emit(event);
   }
 

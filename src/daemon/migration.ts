@@ -17,8 +17,9 @@
  * whatever this site's map says (Executor.deliverFromPeer): it is never sent back.
  */
 import type { Switch } from '../datapath/switch.js';
-import { LocationMap, type HostSpec } from '../migrate/location.js';
-import type { HostLocation, MigrateStatus, MoveHostReply, MoveHostRequest } from '../proto/schema.js';
+import { LocationError, LocationMap, type HostSpec } from '../migrate/location.js';
+import type { MgmtEvent, MigrateStatus, MigrationPhase, MoveHostReply, MoveHostRequest } from '../proto/schema.js';
+import type { Locations } from '../sync/replication.js';
 import type { Config } from './config.js';
 import type { Logger } from './log.js';
 
@@ -31,6 +32,8 @@ export interface MigrationDeps {
   tunnelCounters(): { rxPackets: number; rxBytes: number; txPackets: number; txBytes: number };
   /** Put a detected move into the replicated log (rejects when it cannot be sequenced now). */
   submitMove(request: MoveHostRequest): Promise<unknown>;
+  /** Hand an event to this site's monitors (mobility events). */
+  publish(event: MgmtEvent): void;
   log: Logger;
 }
 
@@ -61,6 +64,7 @@ export class Migration {
   /** Host name by port number, as of the last refresh (the detection hook's lookup). */
   private hostByPort = new Map<number, string>();
   nDetected = 0;
+  private phase: MigrationPhase = idlePhase();
 
   constructor(
     config: Config,
@@ -153,25 +157,47 @@ export class Migration {
       this.leaving.delete(request.host);
     }
     this.refresh();
-    this.deps.log.info({ host: request.host, from, to, cause: request.cause || 'command' }, `host ${request.host} moved from site ${from} to site ${to}`);
+    const cause = request.cause || 'command';
+    this.deps.log.info({ host: request.host, from, to, cause }, `host ${request.host} moved from site ${from} to site ${to}`);
+    // Each site applies each move once, so each site's monitors hear of it once.
+    const mac = this.map.list().find((h) => h.name === request.host)?.mac ?? '';
+    this.deps.publish({ kind: 'host_moved', time: Date.now() / 1000, reason: cause, dropped: 0, host_moved: { host: request.host, mac, from, to, cause } });
     return { host: request.host, from, to, seq: 0 };
   }
 
-  /** The map, for a snapshot. */
-  snapshotHosts(): HostLocation[] {
-    return this.map.list();
+  /** The ensemble migration under way ("idle" when none). */
+  get current(): MigrationPhase {
+    return { ...this.phase, before: this.phase.before.map((h) => ({ ...h })) };
   }
 
-  /** Take a snapshot's map (resync, or restore from the journal). */
-  restoreHosts(hosts: readonly HostLocation[]): void {
-    const unknown = this.map.restore(hosts);
+  /** Apply a migration phase from the log (prepare: "moving"; finalize, abort: "idle"). */
+  applyPhase(p: MigrationPhase): MigrationPhase {
+    // Two prepares racing from the two sites: the writer orders them, the second is refused.
+    if (p.phase === 'moving' && this.phase.phase === 'moving') {
+      throw new LocationError('BAD_REQUEST', `a migration from site ${this.phase.from} to site ${this.phase.to} is already under way; finalize or abort it first`);
+    }
+    this.phase = { ...p, before: p.before.map((h) => ({ ...h })) };
+    const what = p.phase === 'moving' ? `migration from site ${p.from} to site ${p.to} under way` : `migration from site ${p.from} to site ${p.to} ${p.ended || 'ended'}`;
+    this.deps.log.info({ phase: p.phase, from: p.from, to: p.to, ended: p.ended }, what);
+    return this.current;
+  }
+
+  /** The map and the migration under way, for a snapshot. */
+  snapshotLocations(): Locations {
+    return this.phase.phase === 'moving' ? { hosts: this.map.list(), migration: this.current } : { hosts: this.map.list() };
+  }
+
+  /** Take a snapshot's map and migration (resync, or restore from the journal). */
+  restoreLocations(locations: Locations): void {
+    const unknown = this.map.restore(locations.hosts ?? []);
     if (unknown.length > 0) this.deps.log.warn({ hosts: unknown }, 'the replicated location map names hosts this site does not declare; ignored');
+    this.phase = locations.migration !== undefined ? { ...locations.migration } : idlePhase();
     this.leaving.clear();
     this.arriving.clear();
     this.refresh();
   }
 
-  status(peerConnected: boolean): MigrateStatus {
+  status(peerConnected: boolean, flows: number): MigrateStatus {
     const c = this.deps.tunnelCounters();
     return {
       site: this.site,
@@ -184,6 +210,14 @@ export class Migration {
       inter_site_tx_packets: c.txPackets,
       inter_site_rx_packets: c.rxPackets,
       moved: { host: '', from: '', to: '', seq: 0 },
+      migration: this.current,
+      flows,
+      seq: 0,
     };
   }
+}
+
+/** No ensemble migration under way. */
+export function idlePhase(): MigrationPhase {
+  return { phase: 'idle', from: '', to: '', strategy: '', before: [], ended: '' };
 }

@@ -22,7 +22,7 @@
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Journal } from '../sync/journal.js';
-import { Follower, ReplicationError, Writer, type LogPosition, type ReplicaIo, type ReplicaLink, type ReplResult } from '../sync/replication.js';
+import { Follower, ReplicationError, Writer, type Locations, type LogPosition, type ReplicaIo, type ReplicaLink, type ReplResult } from '../sync/replication.js';
 import { PeerChannel, type PeerSession } from '../sync/channel.js';
 import {
   decodeReplEntry,
@@ -31,7 +31,6 @@ import {
   PROTOCOL_VERSION,
   type DumpFlowsRequest,
   type FlowEntry,
-  type HostLocation,
   type MgmtEvent,
   type PeerMessage,
   type PeerShowReply,
@@ -113,7 +112,7 @@ export class Peering {
     if (position.log_id === '' && isWriter) {
       // A new log: name its lineage and make the (empty) start durable.
       position = { log_id: randomUUID(), applied_seq: restored.applied_seq };
-      await journal.compact(journal.lastSeq, encodeReplSnapshot({ log_id: position.log_id, seq: journal.lastSeq, time: Date.now(), flows: io.snapshotFlows(Date.now()), more: false, hosts: io.snapshotHosts() }));
+      await journal.compact(journal.lastSeq, encodeReplSnapshot({ log_id: position.log_id, seq: journal.lastSeq, time: Date.now(), flows: io.snapshotFlows(Date.now()), more: false, ...io.snapshotLocations() }));
     }
     log.info({ state_dir: dir, log_id: position.log_id, seq: position.applied_seq, entries: entries.length, divergent: restored.divergent }, 'flow table restored from the journal');
     return new Peering(config, flows, tableNow, io, journal, dir, position, entries);
@@ -143,7 +142,7 @@ export class Peering {
     this.channel.on('message', (session: PeerSession, message: PeerMessage) => {
       if (session !== this.session) return;
       if (message.body === 'flow_stats' || message.body === 'flow_stats_reply') return this.onQuery(session, message);
-      if (message.body === 'event') return this.flows.emitFromPeer(message.event);
+      if (message.body === 'event') return this.flows.publish(message.event);
       if (message.body === 'idle_usage') {
         if (this.replica instanceof Writer) this.flows.touchFromPeer(message.idle_usage.flows);
         return;
@@ -342,7 +341,7 @@ export class Peering {
     if (pos.applied_seq !== this.replica.status().seq) return;
     this.compacting = true;
     const now = Date.now();
-    const snap: ReplSnapshot = { log_id: pos.log_id, seq: pos.applied_seq, time: now, flows: this.io.snapshotFlows(now), more: false, hosts: this.io.snapshotHosts() };
+    const snap: ReplSnapshot = { log_id: pos.log_id, seq: pos.applied_seq, time: now, flows: this.io.snapshotFlows(now), more: false, ...this.io.snapshotLocations() };
     this.sinceSnapshot = 0;
     this.journal
       .compact(snap.seq, encodeReplSnapshot(snap))
@@ -385,15 +384,19 @@ class DaemonReplicaIo implements ReplicaIo {
       if (this.migration === undefined) throw new ReplicationError('BAD_REQUEST', `move of host ${op.move_host.host}: this site declares no hosts`);
       return { op: 'move_host', move_host: this.migration.apply(op.move_host, this.afterPeerApplied) };
     }
+    if (op.op === 'migration') {
+      if (this.migration === undefined) throw new ReplicationError('BAD_REQUEST', 'migration: this site declares no hosts');
+      return { op: 'migration', migration: this.migration.applyPhase(op.migration) };
+    }
     return { op: 'replace_flows', flow_diff: this.flows.replaceFlows(op.replace_flows, at) };
   }
 
-  snapshotHosts(): HostLocation[] {
-    return this.migration?.snapshotHosts() ?? [];
+  snapshotLocations(): Locations {
+    return this.migration?.snapshotLocations() ?? { hosts: [] };
   }
 
-  restoreHosts(hosts: readonly HostLocation[]): void {
-    this.migration?.restoreHosts(hosts);
+  restoreLocations(locations: Locations): void {
+    this.migration?.restoreLocations(locations);
   }
 
   snapshotFlows(_time?: number): ReturnType<FlowService["dumpFlows"]> {

@@ -506,7 +506,13 @@ export class ManagementServer {
           if (r.host.site === '') return errorBody('BAD_REQUEST', 'migrate host: a site is required (--to SITE)');
           return { body: 'migrate', migrate: await this.service.migrateHost({ host: r.host.host, site: r.host.site, cause: 'command' }) };
         }
-        return errorBody('BAD_REQUEST', 'migrate: no action given (expected host or status)');
+        if (r.action === 'prepare') {
+          if (r.prepare.to === '') return errorBody('BAD_REQUEST', 'migrate prepare: a site is required (--to SITE)');
+          return { body: 'migrate', migrate: await this.service.migratePrepare(r.prepare) };
+        }
+        if (r.action === 'finalize') return { body: 'migrate', migrate: await this.service.migrateFinalize() };
+        if (r.action === 'abort') return { body: 'migrate', migrate: await this.service.migrateAbort() };
+        return errorBody('BAD_REQUEST', 'migrate: no action given (expected prepare, host, finalize, abort or status)');
       }
       case 'dump_flows': {
         const r = await this.service.dumpFlows(request.dump_flows);

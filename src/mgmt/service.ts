@@ -22,6 +22,7 @@ import type {
   SyncBarrierReply,
   TraceReply,
   MigrateStatus,
+  MigrationPhase,
   MoveHostRequest,
 } from '../proto/schema.js';
 
@@ -139,6 +140,12 @@ export interface ManagementService {
    * NOT_FOUND (unknown host or site), BAD_REQUEST (already there, no peer connected).
    */
   migrateHost(request: MoveHostRequest): Promise<MigrateStatus>;
-  /** Where every host is, and what crossed the inter-site link. */
+  /** Where every host is, the migration under way, and what crossed the inter-site link. */
   migrateStatus(): MigrateStatus;
+  /** Start an ensemble migration to `request.to` (clone = both tables in step). BAD_REQUEST when one runs. */
+  migratePrepare(request: MigrationPhase): Promise<MigrateStatus>;
+  /** End the migration once every host is at the new site. */
+  migrateFinalize(): Promise<MigrateStatus>;
+  /** Return every host to where it was at prepare and end the migration. */
+  migrateAbort(): Promise<MigrateStatus>;
 }

@@ -196,7 +196,7 @@ export interface PacketIn {
   match: string;
 }
 
-export type MgmtEventKind = 'added' | 'modified' | 'deleted' | 'flow_removed' | 'packet_in' | 'dropped' | 'frame';
+export type MgmtEventKind = 'added' | 'modified' | 'deleted' | 'flow_removed' | 'packet_in' | 'dropped' | 'frame' | 'host_moved';
 
 export interface CaptureRequest {
   port: string;
@@ -219,6 +219,16 @@ export interface MgmtEvent {
   packet_in?: PacketIn;
   dropped: number;
   frame?: CapturedFrame;
+  /** kind "host_moved": where a host went (live migration). */
+  host_moved?: HostMoved;
+}
+
+export interface HostMoved {
+  host: string;
+  mac: string;
+  from: string;
+  to: string;
+  cause: string;
 }
 
 interface Envelope {
@@ -280,7 +290,24 @@ export interface HostLocation {
   mac: string;
 }
 
-export type MigrateRequest = { action: 'host'; host: MoveHostRequest } | { action: 'status'; status: Empty };
+export type MigrateRequest =
+  | { action: 'host'; host: MoveHostRequest }
+  | { action: 'status'; status: Empty }
+  | { action: 'prepare'; prepare: MigrationPhase }
+  | { action: 'finalize'; finalize: Empty }
+  | { action: 'abort'; abort: Empty };
+
+export interface MigrationPhase {
+  /** "moving" or "idle". */
+  phase: string;
+  from: string;
+  to: string;
+  strategy: string;
+  /** The map at prepare (what abort returns the hosts to). */
+  before: HostLocation[];
+  /** With "idle": "finalized" or "aborted" ("" before any migration). */
+  ended: string;
+}
 
 export interface MigrateStatus {
   site: string;
@@ -294,6 +321,9 @@ export interface MigrateStatus {
   inter_site_rx_packets: number;
   /** The move a `migrate host` made (defaults when the reply answers `status`). */
   moved: MoveHostReply;
+  migration: MigrationPhase;
+  flows: number;
+  seq: number;
 }
 
 export interface PeerShowReply {
@@ -494,7 +524,8 @@ export interface PeerGoodbye {
 export type ReplOp =
   | { op: 'flow_mods'; flow_mods: FlowModsRequest }
   | { op: 'replace_flows'; replace_flows: ReplaceFlowsRequest }
-  | { op: 'move_host'; move_host: MoveHostRequest };
+  | { op: 'move_host'; move_host: MoveHostRequest }
+  | { op: 'migration'; migration: MigrationPhase };
 
 export type ReplEntry = { seq: number; time: number } & ReplOp;
 
@@ -508,13 +539,15 @@ export interface ReplSnapshot {
   more: boolean;
   /** The location map at `seq` (first chunk only; decodes as [] when absent). */
   hosts?: HostLocation[];
+  migration?: MigrationPhase;
 }
 
 export type ForwardResult =
   | { result: 'error'; error: ErrorBody }
   | { result: 'flow_mods'; flow_mods: FlowModsReply }
   | { result: 'flow_diff'; flow_diff: FlowDiffReply }
-  | { result: 'move_host'; move_host: MoveHostReply };
+  | { result: 'move_host'; move_host: MoveHostReply }
+  | { result: 'migration'; migration: MigrationPhase };
 
 export type ForwardReply = { id: number; seq: number } & ForwardResult;
 
@@ -554,7 +587,7 @@ export function encodeReplEntry(entry: ReplEntry): Uint8Array {
 export function decodeReplEntry(bytes: Uint8Array): ReplEntry | ({ seq: number; time: number } & { op: undefined }) {
   const d = decodeMessage(ReplEntryType, bytes);
   const op = d['op'];
-  if (op === 'flow_mods' || op === 'replace_flows' || op === 'move_host') return d as unknown as ReplEntry;
+  if (op === 'flow_mods' || op === 'replace_flows' || op === 'move_host' || op === 'migration') return d as unknown as ReplEntry;
   return { seq: d['seq'] as number, time: d['time'] as number, op: undefined };
 }
 

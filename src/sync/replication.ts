@@ -41,7 +41,7 @@ import type {
   FlowEntry,
   FlowModsReply,
   ForwardReply,
-  HostLocation,
+  MigrationPhase,
   MoveHostReply,
   ForwardResult,
   PeerBody,
@@ -57,7 +57,15 @@ import { packedCount } from '../flow/pack.js';
 export type ReplResult =
   | { op: 'flow_mods'; flow_mods: FlowModsReply }
   | { op: 'replace_flows'; flow_diff: FlowDiffReply }
-  | { op: 'move_host'; move_host: MoveHostReply };
+  | { op: 'move_host'; move_host: MoveHostReply }
+  | { op: 'migration'; migration: MigrationPhase };
+
+/** What a snapshot carries besides the flows: where the hosts are, and the migration under way. */
+export type Locations = Pick<ReplSnapshot, 'hosts' | 'migration'>;
+
+function locationsOf(s: ReplSnapshot): Locations {
+  return s.migration !== undefined ? { hosts: s.hosts ?? [], migration: s.migration } : { hosts: s.hosts ?? [] };
+}
 
 /** An operation was refused: the operator sees `code` and `message`. */
 export class ReplicationError extends Error {
@@ -94,10 +102,10 @@ export interface ReplicaIo {
   persist(seq: number, bytes: Uint8Array): Promise<void>;
   /** Make a snapshot durable and drop the journal's entries up to its seq. */
   persistSnapshot(snapshot: ReplSnapshot): Promise<void>;
-  /** The location map, for a snapshot (optional: a site without hosts has none). */
-  snapshotHosts?(): HostLocation[];
-  /** Take a snapshot's location map (after its flows are installed). */
-  restoreHosts?(hosts: readonly HostLocation[]): void;
+  /** The location map and migration phase, for a snapshot (optional: a site without hosts has none). */
+  snapshotLocations?(): Locations;
+  /** Take a snapshot's location map and migration phase (after its flows are installed). */
+  restoreLocations?(locations: Locations): void;
   /** Wall clock, Unix ms. */
   now(): number;
   log: ReplicaLogFn;
@@ -148,18 +156,21 @@ const msg = (m: PeerBody): PeerMessage => ({ version: PROTOCOL_VERSION, ...m });
 function resultToForward(r: ReplResult): ForwardResult {
   if (r.op === 'flow_mods') return { result: 'flow_mods', flow_mods: r.flow_mods };
   if (r.op === 'move_host') return { result: 'move_host', move_host: r.move_host };
+  if (r.op === 'migration') return { result: 'migration', migration: r.migration };
   return { result: 'flow_diff', flow_diff: r.flow_diff };
 }
 
-function forwardToResult(r: ForwardResult & { result: 'flow_mods' | 'flow_diff' | 'move_host' }): ReplResult {
+function forwardToResult(r: Exclude<ForwardResult, { result: 'error' }>): ReplResult {
   if (r.result === 'flow_mods') return { op: 'flow_mods', flow_mods: r.flow_mods };
   if (r.result === 'move_host') return { op: 'move_host', move_host: r.move_host };
+  if (r.result === 'migration') return { op: 'migration', migration: r.migration };
   return { op: 'replace_flows', flow_diff: r.flow_diff };
 }
 
 function opOf(e: ReplEntry): ReplOp {
   if (e.op === 'flow_mods') return { op: 'flow_mods', flow_mods: e.flow_mods };
   if (e.op === 'move_host') return { op: 'move_host', move_host: e.move_host };
+  if (e.op === 'migration') return { op: 'migration', migration: e.migration };
   return { op: 'replace_flows', replace_flows: e.replace_flows };
 }
 
@@ -218,7 +229,7 @@ abstract class Replica {
       loader.add(snapshot.flows);
       for (const p of snapshot.packed ?? []) loader.addPacked(p);
       loader.install();
-      if (snapshot.hosts !== undefined && snapshot.hosts.length > 0) io.restoreHosts?.(snapshot.hosts);
+      io.restoreLocations?.(locationsOf(snapshot));
       seq = snapshot.seq;
     }
     for (const e of entries) {
@@ -269,7 +280,7 @@ interface FollowerState {
   snapshotSeq: number;
   snapshotTime: number;
   /** The location map at snapshotSeq: sent with the first chunk. */
-  snapshotHosts: HostLocation[] | undefined;
+  snapshotLocations: Locations | undefined;
   acked: number;
   live: boolean;
   waitingDrain: boolean;
@@ -358,7 +369,7 @@ export class Writer extends Replica {
     this.link = link;
     const resume = peer.log_id === this.logId && peer.applied_seq <= this.lastSeq && peer.applied_seq + 1 >= this.windowStart;
     const f: FollowerState = {
-      link, next: peer.applied_seq + 1, snapshot: undefined, snapshotNext: undefined, snapshotSeq: 0, snapshotTime: 0, snapshotHosts: undefined,
+      link, next: peer.applied_seq + 1, snapshot: undefined, snapshotNext: undefined, snapshotSeq: 0, snapshotTime: 0, snapshotLocations: undefined,
       acked: resume ? peer.applied_seq : 0, live: false, waitingDrain: false, partSent: 0,
     };
     if (resume) {
@@ -373,7 +384,7 @@ export class Writer extends Replica {
         `the gap is larger than the window (follower at ${peer.applied_seq}, window from ${this.windowStart})`;
       f.snapshotSeq = this.lastSeq;
       f.snapshotTime = this.io.now();
-      f.snapshotHosts = this.io.snapshotHosts?.() ?? [];
+      f.snapshotLocations = this.io.snapshotLocations?.() ?? { hosts: [] };
       f.snapshot =
         link.packedSnapshots === true && this.io.snapshotPacked !== undefined
           ? pieces(this.io.snapshotPacked(f.snapshotTime, this.chunkFlows), (packed) => ({ packed }))
@@ -424,7 +435,7 @@ export class Writer extends Replica {
         const { id, request } = message.forward;
         let reply: ForwardReply;
         try {
-          if (request.op !== 'flow_mods' && request.op !== 'replace_flows' && request.op !== 'move_host') throw new ReplicationError('BAD_REQUEST', 'forwarded request has no operation');
+          if (request.op === undefined) throw new ReplicationError('BAD_REQUEST', 'forwarded request has no operation');
           const { seq, result } = await this.submit(opOf(request));
           reply = { id, seq, ...resultToForward(result) };
         } catch (err) {
@@ -473,9 +484,9 @@ export class Writer extends Replica {
       f.snapshotNext = last ? undefined : following.value;
       if (last) f.snapshot = undefined;
       if (piece === undefined) break;
-      const hosts = f.snapshotHosts ?? [];
-      f.snapshotHosts = undefined; // with the first chunk only
-      const snapshot = { log_id: this.logId, seq: f.snapshotSeq, time: f.snapshotTime, flows: piece.flows ?? [], packed: piece.packed !== undefined ? [piece.packed] : [], more: !last, hosts };
+      const locations = f.snapshotLocations ?? { hosts: [] };
+      f.snapshotLocations = undefined; // with the first chunk only
+      const snapshot = { log_id: this.logId, seq: f.snapshotSeq, time: f.snapshotTime, flows: piece.flows ?? [], packed: piece.packed !== undefined ? [piece.packed] : [], more: !last, ...locations };
       const ok = f.link.send(msg({ body: 'snapshot', snapshot }));
       if (!ok) {
         f.waitingDrain = true;
@@ -593,7 +604,7 @@ export class Follower extends Replica {
   private readonly forwards = new Map<number, Pending<{ seq: number; result: ReplResult }>>();
   private readonly barriers = new Map<number, Pending<number>>();
   /** A resync snapshot being received. */
-  private incoming: { logId: string; seq: number; time: number; flows: FlowEntry[]; packed: Uint8Array[]; nPacked: number; hosts: HostLocation[]; loader: SnapshotLoader } | undefined;
+  private incoming: { logId: string; seq: number; time: number; flows: FlowEntry[]; packed: Uint8Array[]; nPacked: number; locations: Locations; loader: SnapshotLoader } | undefined;
   /** A large entry being received in parts. */
   private part: { seq: number; total: number; pieces: Uint8Array[]; received: number } | undefined;
   private readonly maxEntryBytes: number;
@@ -742,7 +753,7 @@ export class Follower extends Replica {
 
   private onSnapshot(s: ReplSnapshot): void {
     if (this.incoming === undefined) {
-      this.incoming = { logId: s.log_id, seq: s.seq, time: s.time, flows: [], packed: [], nPacked: 0, hosts: s.hosts ?? [], loader: this.io.snapshotLoader(s.time) };
+      this.incoming = { logId: s.log_id, seq: s.seq, time: s.time, flows: [], packed: [], nPacked: 0, locations: locationsOf(s), loader: this.io.snapshotLoader(s.time) };
       this.io.log('info', `replication: receiving a snapshot of the writer's table at seq ${s.seq}`);
     } else if (this.incoming.logId !== s.log_id || this.incoming.seq !== s.seq) {
       return this.protocolError('a snapshot chunk of another snapshot arrived');
@@ -763,13 +774,13 @@ export class Follower extends Replica {
     }
     if (s.more) return;
     snap.loader.install();
-    if (snap.hosts.length > 0) this.io.restoreHosts?.(snap.hosts);
+    this.io.restoreLocations?.(snap.locations);
     this.logId = snap.logId;
     this.lastSeq = snap.seq;
     this.nResyncs++;
     this.lastResyncAt = this.io.now();
     this.io.log('info', `replication: snapshot loaded (${snap.flows.length + snap.nPacked} flows${snap.packed.length > 0 ? ', packed' : ''}, seq ${snap.seq})`);
-    this.persistInOrder(() => this.io.persistSnapshot({ log_id: snap.logId, seq: snap.seq, time: snap.time, flows: snap.flows, packed: snap.packed, more: false, hosts: snap.hosts }), snap.seq);
+    this.persistInOrder(() => this.io.persistSnapshot({ log_id: snap.logId, seq: snap.seq, time: snap.time, flows: snap.flows, packed: snap.packed, more: false, ...snap.locations }), snap.seq);
   }
 
   /** Persist in log order; acknowledge the highest durable seq once per turn of the loop. */

@@ -28,6 +28,7 @@ import type {
   FlowModsRequest,
   MgmtEvent,
   MigrateStatus,
+  MigrationPhase,
   MoveHostRequest,
   PacketOutRequest,
   ReplaceFlowsRequest,
@@ -128,6 +129,9 @@ export class FakeManagementService implements ManagementService {
     hosts: [{ name: 'vm1', site: 'paris', tunnel_id: 101, mac: '02:00:00:00:00:01' }, { name: 'vm2', site: 'berlin', tunnel_id: 102, mac: '' }],
     inter_site_tx_bytes: 1500, inter_site_rx_bytes: 3000, inter_site_tx_packets: 10, inter_site_rx_packets: 20,
     moved: { host: '', from: '', to: '', seq: 0 },
+    migration: { phase: 'idle', from: '', to: '', strategy: '', before: [], ended: '' },
+    flows: 12,
+    seq: 0,
   };
 
   async migrateHost(request: MoveHostRequest): Promise<MigrateStatus> {
@@ -137,6 +141,25 @@ export class FakeManagementService implements ManagementService {
     const from = h.site;
     h.site = request.site;
     return { ...this.migration, moved: { host: request.host, from, to: request.site, seq: 43 } };
+  }
+
+  async migratePrepare(request: MigrationPhase): Promise<MigrateStatus> {
+    this.calls.push(['migratePrepare', request]);
+    if (this.migration.migration.phase !== 'idle') throw new ManagementError('BAD_REQUEST', 'migrate prepare: a migration from site paris to site berlin is already under way; finalize or abort it first');
+    this.migration.migration = { phase: 'moving', from: 'paris', to: request.to, strategy: request.strategy, before: [], ended: '' };
+    return { ...this.migration, seq: 44 };
+  }
+
+  async migrateFinalize(): Promise<MigrateStatus> {
+    this.calls.push(['migrateFinalize']);
+    this.migration.migration = { ...this.migration.migration, phase: 'idle', ended: 'finalized' };
+    return { ...this.migration, seq: 45 };
+  }
+
+  async migrateAbort(): Promise<MigrateStatus> {
+    this.calls.push(['migrateAbort']);
+    this.migration.migration = { ...this.migration.migration, phase: 'idle', ended: 'aborted' };
+    return { ...this.migration, seq: 46 };
   }
 
   migrateStatus(): MigrateStatus {

@@ -16,6 +16,7 @@ import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { LimedProcess } from '../../src/demo/limed-process.js';
+import { monitorJson, type Monitor } from '../helpers/monitor.js';
 import { Netns, run } from '../../src/demo/netns.js';
 import { describeWhen, ROOT } from '../helpers/root.js';
 import { waitPeered } from '../helpers/peer-status.js';
@@ -172,13 +173,39 @@ function longestGap(seqs: number[], sent: number): number {
   return best;
 }
 
-async function status(l: LimedProcess): Promise<{ hosts: Array<{ name: string; site: string; tunnel_id: number; mac: string }>; inter_site_tx_bytes: number; peer_connected: boolean }> {
+interface Status {
+  hosts: Array<{ name: string; site: string; tunnel_id: number; mac: string }>;
+  inter_site_tx_bytes: number;
+  peer_connected: boolean;
+  migration: { phase: string; from: string; to: string; ended: string };
+}
+
+async function status(l: LimedProcess): Promise<Status> {
   const res = await l.ctl(['migrate', 'status', '--json']);
   if (res.code !== 0) throw new Error(`migrate status: ${res.stderr}`);
   return JSON.parse(res.stdout);
 }
 
 const siteOfHost = async (l: LimedProcess, h: number): Promise<string> => (await status(l)).hosts.find((x) => x.name === `h${h}`)!.site;
+
+
+/** `limectl monitor --events --json` at a site: the mobility events it prints, until stopped. */
+function watchMoves(l: LimedProcess): Monitor<{ event: string; host_moved: { host: string; mac: string; from: string; to: string; cause: string } }> {
+  return monitorJson(l, ['--events']);
+}
+
+async function ctlOk(l: LimedProcess, args: string[]): Promise<string> {
+  const res = await l.ctl(args, 30_000);
+  if (res.code !== 0) throw new Error(`limectl ${args.join(' ')}: ${res.stderr}`);
+  return res.stdout;
+}
+
+/** Move host h's NIC to the other site and tell limed (at `via`). */
+async function moveHost(r: Rig, h: number, to: 'a' | 'b', via: LimedProcess): Promise<void> {
+  detach(r, h);
+  await ctlOk(via, ['migrate', 'host', `h${h}`, '--to', to === 'a' ? 'site-a' : 'site-b']);
+  attach(r, h, to);
+}
 
 describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'live migration of hosts between two sites', () => {
   beforeAll(() => {
@@ -278,6 +305,91 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'live migration of hosts
     expect(ping(r, 3, 4, 1)).toBe(true);
     expect(allPairsPing(r)).toEqual([]);
   }, 60_000);
+
+  it('an ensemble migration: prepare, every host moved one by one with events at both sites, finalize; then the link carries nothing', async () => {
+    const r = await buildRig('limeme');
+    expect(allPairsPing(r)).toEqual([]);
+    await ctlOk(r.limed.a, ['add-flow', 'priority=5,udp,tp_dst=9999,actions=drop']); // a table to clone
+    const watch = [watchMoves(r.limed.a), watchMoves(r.limed.b)];
+    const prep = JSON.parse(await ctlOk(r.limed.b, ['migrate', 'prepare', '--to', 'site-b', '--json']));
+    expect(prep.migration).toMatchObject({ phase: 'moving', from: 'site-a', to: 'site-b', strategy: 'lime' });
+    expect(prep.flows).toBe(2); // the table-miss rule and ours, in step at both sites
+    expect((await status(r.limed.a)).migration).toMatchObject({ phase: 'moving', from: 'site-a', to: 'site-b' });
+    const again = await r.limed.a.ctl(['migrate', 'prepare', '--to', 'site-a']);
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toMatch(/already under way/);
+    const early = await r.limed.a.ctl(['migrate', 'finalize']);
+    expect(early.code).not.toBe(0);
+    expect(early.stderr).toMatch(/hosts h1, h2 still at site site-a/);
+
+    await moveHost(r, 1, 'b', r.limed.a);
+    expect(allPairsPing(r)).toEqual([]);
+    await moveHost(r, 2, 'b', r.limed.b);
+    expect(allPairsPing(r)).toEqual([]);
+    const fin = JSON.parse(await ctlOk(r.limed.a, ['migrate', 'finalize', '--json']));
+    expect(fin.migration).toMatchObject({ phase: 'idle', ended: 'finalized' });
+    expect((await status(r.limed.b)).migration).toMatchObject({ phase: 'idle', ended: 'finalized' });
+
+    // Every host is at B: nothing crosses any more.
+    const crossed = async (): Promise<number> => (await status(r.limed.a)).inter_site_tx_bytes + (await status(r.limed.b)).inter_site_tx_bytes;
+    const c0 = await crossed();
+    expect(allPairsPing(r)).toEqual([]);
+    expect(await crossed()).toBe(c0);
+
+    await new Promise((res) => setTimeout(res, 300));
+    await Promise.all(watch.map((w) => w.stop()));
+    for (const w of watch) {
+      expect(w.events.map((e) => `${e.event} ${e.host_moved.host} ${e.host_moved.mac} ${e.host_moved.from}→${e.host_moved.to} ${e.host_moved.cause}`)).toEqual([
+        `host_moved h1 ${macOf(1)} site-a→site-b command`,
+        `host_moved h2 ${macOf(2)} site-a→site-b command`,
+      ]);
+    }
+  }, 90_000);
+
+  it('abort returns every host to where it was, and the table is unchanged', async () => {
+    const r = await buildRig('limema');
+    await ctlOk(r.limed.a, ['add-flow', 'priority=5,udp,tp_dst=9999,actions=drop']);
+    const flows = async (l: LimedProcess): Promise<string> => (await ctlOk(l, ['dump-flows', '--site', 'local'])).replace(/duration=[^,]*, |n_packets=\d+, n_bytes=\d+, /g, '');
+    const before = [await flows(r.limed.a), await flows(r.limed.b)];
+    await ctlOk(r.limed.a, ['migrate', 'prepare', '--to', 'site-b']);
+    await moveHost(r, 1, 'b', r.limed.a);
+    await moveHost(r, 3, 'a', r.limed.b); // (against the grain: abort puts it back too)
+    expect(allPairsPing(r)).toEqual([]);
+    // The hypervisors bring h1 and h3 back as abort returns them.
+    detach(r, 1);
+    detach(r, 3);
+    const ab = JSON.parse(await ctlOk(r.limed.b, ['migrate', 'abort', '--json']));
+    attach(r, 1, 'a');
+    attach(r, 3, 'b');
+    expect(ab.migration).toMatchObject({ phase: 'idle', ended: 'aborted' });
+    for (const l of [r.limed.a, r.limed.b]) expect((await status(l)).hosts.map((h) => `${h.name}@${h.site}`)).toEqual(['h1@site-a', 'h2@site-a', 'h3@site-b', 'h4@site-b']);
+    expect([await flows(r.limed.a), await flows(r.limed.b)]).toEqual(before);
+    expect(allPairsPing(r)).toEqual([]);
+    const none = await r.limed.a.ctl(['migrate', 'abort']);
+    expect(none.code).not.toBe(0);
+    expect(none.stderr).toMatch(/no migration is under way/);
+  }, 90_000);
+
+  it('losing the old site mid-migration: hosts already at the new site keep talking; the old site comes back and resumes', async () => {
+    const r = await buildRig('limemk');
+    await ctlOk(r.limed.a, ['migrate', 'prepare', '--to', 'site-b']);
+    await moveHost(r, 1, 'b', r.limed.a);
+    expect(ping(r, 1, 3, 2)).toBe(true);
+    await r.limed.a.kill9();
+    // h1, h3, h4 are all at B: they do not need A.
+    for (const [x, y] of [[1, 3], [3, 4], [4, 1]] as const) expect(ping(r, x, y, 3), `h${x}→h${y}`).toBe(true);
+    // A restarts from its journal (its TAPs are new: h2's NIC comes back on the new one).
+    await r.limed.a.start();
+    await waitPeered(r.limed.a);
+    await waitPeered(r.limed.b);
+    attach(r, 2, 'a');
+    expect((await status(r.limed.a)).hosts.map((h) => `${h.name}@${h.site}`)).toEqual(['h1@site-b', 'h2@site-a', 'h3@site-b', 'h4@site-b']);
+    expect((await status(r.limed.a)).migration).toMatchObject({ phase: 'moving', to: 'site-b' });
+    expect(allPairsPing(r)).toEqual([]);
+    await moveHost(r, 2, 'b', r.limed.b);
+    await ctlOk(r.limed.b, ['migrate', 'finalize']);
+    expect(allPairsPing(r)).toEqual([]);
+  }, 90_000);
 
   it('refuses bad moves with a clear error and changes nothing', async () => {
     const r = await buildRig('limemx');

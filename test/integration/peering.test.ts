@@ -9,10 +9,11 @@ import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
-import { LIMECTL, LimedProcess } from '../../src/demo/limed-process.js';
+import { LimedProcess } from '../../src/demo/limed-process.js';
 import { fileURLToPath } from 'node:url';
 import { describeWhen, ROOT } from '../helpers/root.js';
 import { peerStatus, waitPeered } from '../helpers/peer-status.js';
+import { monitorJson, type Monitor } from '../helpers/monitor.js';
 import { haveOpenssl, makeTestCerts, writeSiteTls, type TestCerts } from '../helpers/certs.js';
 import { baseSites, HOST_A, HOST_B, startLimed, WAN_A, WAN_B, type Sites } from '../helpers/sites.js';
 
@@ -83,25 +84,8 @@ async function flowsOf(l: LimedProcess, site = ''): Promise<string[]> {
 }
 
 /** `limectl monitor --json` against a site, collecting its events until stopped. */
-function monitor(l: LimedProcess): { events: Array<{ event: string; reason: string; flow?: { match: string }; packet_in?: { in_port: string } }>; stop(): Promise<void> } {
-  const child = spawn(process.execPath, [LIMECTL, '--socket', l.socket, 'monitor', '--json'], { stdio: ['ignore', 'pipe', 'inherit'] });
-  const events: Array<{ event: string; reason: string; flow?: { match: string }; packet_in?: { in_port: string } }> = [];
-  let buf = '';
-  child.stdout!.setEncoding('utf8').on('data', (d: string) => {
-    buf += d;
-    const lines = buf.split('\n');
-    buf = lines.pop()!;
-    for (const line of lines) if (line.trim() !== '') events.push(JSON.parse(line));
-  });
-  return {
-    events,
-    async stop() {
-      if (child.exitCode !== null) return;
-      const exited = new Promise((r) => child.once('exit', r));
-      child.kill('SIGINT');
-      await exited;
-    },
-  };
+function monitor(l: LimedProcess): Monitor<{ event: string; reason: string; flow?: { match: string }; packet_in?: { in_port: string } }> {
+  return monitorJson(l);
 }
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));

@@ -403,6 +403,7 @@ describe('limectl migrate host / status', () => {
     expect(r.stdout).toBe(
       [
         'site paris, peer berlin (connected), tunnel port to-berlin',
+        '  no migration under way',
         '  host  site    tunnel_id  mac',
         '  vm1   paris         101  02:00:00:00:00:01',
         '  vm2   berlin        102  -',
@@ -426,5 +427,31 @@ describe('limectl migrate host / status', () => {
     expect(u.code).not.toBe(0);
     expect(u.stderr).toMatch(/--to/);
     expect(service.calls.filter((c) => c[0] === 'migrateHost')).toHaveLength(1);
+  });
+});
+
+describe('limectl migrate prepare / finalize / abort', () => {
+  it('starts a migration, says how many flows are at both sites, and refuses a second one', async () => {
+    const r = await ctl('migrate', 'prepare', '--to', 'berlin');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('migration from site paris to site berlin under way: 12 flows at both sites (log entry 44); move the hosts, then finalize\n');
+    expect(service.calls.at(-1)).toEqual(['migratePrepare', { phase: 'moving', from: '', to: 'berlin', strategy: 'lime', before: [], ended: '' }]);
+    const s = await ctl('migrate', 'status');
+    expect(s.stdout).toContain('  migration from site paris to site berlin under way (lime)\n');
+    const again = await ctl('migrate', 'prepare', '--to', 'berlin');
+    expect(again.code).not.toBe(0);
+    expect(again.stderr).toContain('already under way');
+    const f = await ctl('migrate', 'finalize');
+    expect(f.stdout).toBe('migration from site paris to site berlin finalized (log entry 45)\n');
+    expect((await ctl('migrate', 'status')).stdout).toContain('  no migration under way (the last, from site paris to site berlin, was finalized)\n');
+  });
+
+  it('aborts, and needs --to for prepare', async () => {
+    await ctl('migrate', 'prepare', '--to', 'berlin');
+    const a = await ctl('migrate', 'abort', '--json');
+    expect(JSON.parse(a.stdout).migration).toMatchObject({ phase: 'idle', ended: 'aborted' });
+    const u = await ctl('migrate', 'prepare');
+    expect(u.code).not.toBe(0);
+    expect(u.stderr).toMatch(/--to/);
   });
 });

@@ -310,7 +310,7 @@ describe('PeerRole', () => {
     b.setPeerRole({ expireIdle: false, localFlowRemoved: false, forward: (e) => bForwarded.push(e.kind) });
     b.flowMods({ command: 'ADD', text: text(['priority=5,idle_timeout=2,send_flow_rem,actions=drop', 'priority=6,hard_timeout=1,send_flow_rem,actions=drop']) });
     expect(b.sweep(clock + 60_000).map((e) => e.reason)).toEqual(['hard_timeout']); // idle left to the writer
-    b.emitFromPeer({ kind: 'flow_removed', time: 1, reason: 'hard_timeout', dropped: 0 });
+    b.publish({ kind: 'flow_removed', time: 1, reason: 'hard_timeout', dropped: 0 });
     await settle();
     expect(bSeen.filter((e) => e.kind === 'flow_removed')).toHaveLength(1); // the writer's, not its own
     expect(bSeen.filter((e) => e.kind === 'deleted')).toHaveLength(1);
