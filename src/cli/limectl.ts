@@ -10,7 +10,8 @@
  * Every failure is one line on stderr starting with `limectl: `; usage errors add a hint
  * to --help. No stack traces.
  */
-import { createWriteStream } from 'node:fs';
+import { createWriteStream, readFileSync, writeFileSync } from 'node:fs';
+import { formatPlanFile, parsePlanFile, PlanError } from '../migrate/planner.js';
 import { Command, CommanderError } from 'commander';
 import { pcapHeader, pcapRecord } from '../util/pcap.js';
 import { ClientError, monitor, request, transact } from './client.js';
@@ -115,6 +116,10 @@ function report(err: unknown, io: CliIo): number {
   }
   if (err instanceof FlowInputError) {
     io.stderr.write(`limectl: ${err.message}\n`);
+    return EXIT_USAGE;
+  }
+  if (err instanceof PlanError) {
+    io.stderr.write(`limectl: invalid plan: ${err.message}\n`);
     return EXIT_USAGE;
   }
   if (err instanceof ClientError || err instanceof FlowFileError) {
@@ -527,8 +532,8 @@ Examples:
     (m) => `migration from site ${m.migration.from} to site ${m.migration.to} under way: ${m.flows} flows at both sites (log entry ${m.seq}); move the hosts, then finalize\n`,
   )
     .requiredOption('--to <site>', 'the new site')
-    .option('--strategy <strategy>', 'lime (both sites forward, tunnel at egress)', 'lime');
-  phaseCommand('finalize', 'end the migration once every host is at the new site; the old site then carries nothing', () => ({ action: 'finalize', finalize: {} }), (m) => `migration from site ${m.migration.from} to site ${m.migration.to} finalized (log entry ${m.seq})\n`);
+    .option('--strategy <strategy>', 'lime (both sites forward, tunnel at egress) or stop-and-copy (the old site\'s table switches everything until finalize freezes both and cuts over)', 'lime');
+  phaseCommand('finalize', 'end the migration once every host is at the new site; the old site then carries nothing', () => ({ action: 'finalize', finalize: {} }), (m) => `migration from site ${m.migration.from} to site ${m.migration.to} finalized: the counters of ${m.archived_flows} flows moved to site ${m.migration.to} (log entry ${m.seq})\n`);
   phaseCommand('abort', 'return every host to where it was at prepare, then end the migration', () => ({ action: 'abort', abort: {} }), (m) => `migration from site ${m.migration.from} to site ${m.migration.to} aborted: every host is back (log entry ${m.seq})\n`);
   migrate
     .command('host')
@@ -547,6 +552,68 @@ Examples:
       }
     });
   migrate
+    .command('plan')
+    .description('measure who talks to whom through this site for a window, then order the moves of the hosts here to keep inter-site traffic low; -o writes the plan for migrate run')
+    .option('--window <seconds>', 'how long to measure traffic (default 5)')
+    .option('--parallel <n>', 'hosts moved at once, at most (default 1)')
+    .option('-o, --output <file>', 'write the plan file (JSON) for migrate run --plan')
+    .option('--json', 'print one JSON object')
+    .action(async (opts: { window?: string; parallel?: string; output?: string }, cmd: Command) => {
+      const windowMs = opts.window === undefined ? 0 : Math.round(parsePositiveNumber(opts.window, '--window', 'migrate plan', 600) * 1000);
+      const parallel = opts.parallel === undefined ? 0 : parsePositiveInt(opts.parallel, '--parallel', 'migrate plan', 1_000_000);
+      const ctx = context(cmd);
+      const timeoutMs = Math.max(ctx.timeoutMs, (windowMs === 0 ? 5000 : windowMs) + 10_000);
+      const reply = await request({ path: ctx.socket, timeoutMs }, { body: 'migrate', migrate: { action: 'plan', plan: { window_ms: windowMs, parallel } } });
+      if (reply.body !== 'migrate') throw unexpected('migrate plan', reply.body);
+      const p = reply.migrate.plan;
+      if (opts.output !== undefined) {
+        const text = formatPlanFile({ parallel: p.parallel, steps: p.steps.map((st) => st.hosts), predictedBytes: p.predicted_bytes, randomOrderBytes: p.random_order_bytes });
+        try {
+          writeFileSync(opts.output, text);
+        } catch (err) {
+          throw new ClientError(`cannot write ${opts.output}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+        }
+      }
+      if (ctx.json) printJson(ctx, p);
+      else {
+        const lines = [`plan from ${p.window_ms / 1000} s of traffic at site ${reply.migrate.site}, at most ${p.parallel} host(s) at once:`];
+        p.steps.forEach((st, i) => lines.push(`  step ${i + 1}: ${st.hosts.join(' ')}`));
+        lines.push(`predicted inter-site bytes: ${p.predicted_bytes} (a random order: ${p.random_order_bytes})`);
+        if (opts.output !== undefined) lines.push(`plan written to ${opts.output}`);
+        ctx.io.stdout.write(lines.join('\n') + '\n');
+      }
+    });
+  migrate
+    .command('run')
+    .description('move the hosts of a plan file step by step (a step\'s hosts at once), starting the migration when none is under way')
+    .requiredOption('--plan <file>', 'the plan (from migrate plan -o)')
+    .option('--parallel <n>', 'regroup the plan\'s order into steps of N hosts')
+    .option('--to <site>', 'where the hosts go (default: the migration under way)')
+    .option('--strategy <strategy>', 'when it starts the migration: lime or stop-and-copy (see migrate prepare)', 'lime')
+    .option('--json', 'print one JSON object')
+    .action(async (opts: { plan: string; parallel?: string; to?: string; strategy: string }, cmd: Command) => {
+      let text: string;
+      try {
+        text = readFileSync(opts.plan, 'utf8');
+      } catch (err) {
+        throw new ClientError(`cannot read plan file ${opts.plan}: ${(err as NodeJS.ErrnoException).code ?? (err as Error).message}`);
+      }
+      const plan = parsePlanFile(text);
+      let steps = plan.steps;
+      if (opts.parallel !== undefined) {
+        const n = parsePositiveInt(opts.parallel, '--parallel', 'migrate run', 1_000_000);
+        const order = steps.flat();
+        steps = [];
+        for (let i = 0; i < order.length; i += n) steps.push(order.slice(i, i + n));
+      }
+      const ctx = context(cmd);
+      const run = { steps: steps.map((hosts) => ({ hosts })), to: opts.to ?? '', strategy: opts.strategy };
+      const reply = await request({ path: ctx.socket, timeoutMs: Math.max(ctx.timeoutMs, 60_000) }, { body: 'migrate', migrate: { action: 'run', run } });
+      if (reply.body !== 'migrate') throw unexpected('migrate run', reply.body);
+      if (ctx.json) printJson(ctx, reply.migrate);
+      else ctx.io.stdout.write(`moved ${steps.flat().length} host(s) in ${steps.length} step(s) to site ${reply.migrate.migration.to}; finalize when they all work there\n`);
+    });
+  migrate
     .command('status')
     .description('each host\'s site and tunnel id, and the bytes carried over the inter-site link')
     .option('--json', 'print one JSON object')
@@ -555,7 +622,7 @@ Examples:
       const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'migrate', migrate: { action: 'status', status: {} } });
       if (reply.body !== 'migrate') throw unexpected('migrate status', reply.body);
       if (ctx.json) {
-        const { moved: _moved, seq: _seq, ...status } = reply.migrate;
+        const { moved: _moved, seq: _seq, plan: _plan, ...status } = reply.migrate;
         printJson(ctx, status);
       } else ctx.io.stdout.write(formatMigrateStatus(reply.migrate));
     });
@@ -567,7 +634,7 @@ Examples:
 export function formatMigrateStatus(m: MigrateStatus): string {
   const lines = [`site ${m.site}${m.peer !== '' ? `, peer ${m.peer} (${m.peer_connected ? 'connected' : 'not connected'})` : ' (no peer)'}${m.tunnel_port !== '' ? `, tunnel port ${m.tunnel_port}` : ''}`];
   const p = m.migration;
-  lines.push(p.phase === 'moving' ? `  migration from site ${p.from} to site ${p.to} under way (${p.strategy})` : `  no migration under way${p.ended !== '' ? ` (the last, from site ${p.from} to site ${p.to}, was ${p.ended})` : ''}`);
+  lines.push(p.phase === 'moving' ? `  migration from site ${p.from} to site ${p.to} under way (${p.strategy})` : p.phase === 'cutover' ? `  migration from site ${p.from} to site ${p.to} cutting over (forwarding frozen)` : `  no migration under way${p.ended !== '' ? ` (the last, from site ${p.from} to site ${p.to}, was ${p.ended})` : ''}`);
   if (m.hosts.length === 0) lines.push('  no hosts declared (ports with a tunnel_id)');
   else {
     const w = Math.max(4, ...m.hosts.map((h) => h.name.length));
@@ -651,6 +718,12 @@ function printJson(ctx: Context, value: unknown): void {
 
 export const MIN_MTU = 68; // RFC 791: every IPv4 host must accept 68-byte datagrams
 export const MAX_MTU = 65535;
+
+function parsePositiveNumber(text: string, what: string, command: string, max: number): number {
+  const n = Number(text);
+  if (!/^[0-9]+(\.[0-9]+)?$/.test(text) || !(n > 0) || n > max) throw new UsageError(`invalid ${what} '${text}': must be a number of seconds from 0.1 to ${max}`, command);
+  return n;
+}
 
 function parsePositiveInt(text: string, what: string, command: string, max: number): number {
   const n = Number(text);

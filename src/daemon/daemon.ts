@@ -36,6 +36,7 @@ import { FlowService, sumFlowCounters } from './flows.js';
 import { Peering, stateDirOf } from './peering.js';
 import { Migration } from './migration.js';
 import { LocationError } from '../migrate/location.js';
+import { makePlan, trafficMatrix } from '../migrate/planner.js';
 import { ReplicationError } from '../sync/replication.js';
 import type {
   DumpFlowsRequest,
@@ -45,6 +46,7 @@ import type {
   FlowModsRequest,
   MgmtEvent,
   MigrateStatus,
+  MigrateRunRequest,
   MigrationPhase,
   MoveHostRequest,
   ReplOp,
@@ -67,6 +69,8 @@ export class StartupError extends Error {
 }
 
 const TICK_MS = 1000;
+/** How long `migrate plan` measures traffic by default. */
+const DEFAULT_PLAN_WINDOW_MS = 5000;
 
 interface PortRecord {
   port: Port;
@@ -93,6 +97,8 @@ export class Daemon implements ManagementService {
   private peering: Peering | undefined;
   /** Hosts (logical ports) and where they are (live migration). */
   readonly migration: Migration;
+  /** A `migrate plan` is measuring traffic. */
+  private measuring = false;
   private tick: NodeJS.Timeout | undefined;
   private gcObserver: PerformanceObserver | undefined;
   private gcCount = 0;
@@ -466,8 +472,9 @@ export class Daemon implements ManagementService {
     const m = this.migration;
     const peering = this.migrationPeering('migrate prepare');
     if (request.to !== m.site && request.to !== m.peer) throw new ManagementError('NOT_FOUND', `migrate prepare: no site named ${request.to} (sites: ${m.site}, ${m.peer})`);
-    if (request.strategy !== '' && request.strategy !== 'lime') {
-      throw new ManagementError('BAD_REQUEST', `migrate prepare: strategy ${request.strategy} is not available (this release: lime)`);
+    const strategy = request.strategy === '' ? 'lime' : request.strategy;
+    if (strategy !== 'lime' && strategy !== 'stop-and-copy') {
+      throw new ManagementError('BAD_REQUEST', `migrate prepare: unknown strategy ${request.strategy} (expected lime or stop-and-copy)`);
     }
     this.noMigrationUnderWay('migrate prepare');
     const from = request.to === m.site ? m.peer : m.site;
@@ -478,7 +485,7 @@ export class Daemon implements ManagementService {
       throw err;
     }
     this.noMigrationUnderWay('migrate prepare'); // (checked again: the barrier let others in)
-    const phase: MigrationPhase = { phase: 'moving', from, to: request.to, strategy: 'lime', before: m.map.list(), ended: '' };
+    const phase: MigrationPhase = { phase: 'moving', from, to: request.to, strategy, before: m.map.list(), ended: '' };
     const done = await this.submitMigration(peering, 'migrate prepare', { op: 'migration', migration: phase });
     const status = this.migrateStatus();
     status.seq = done.seq;
@@ -493,9 +500,27 @@ export class Daemon implements ManagementService {
     if (left.length > 0) {
       throw new ManagementError('BAD_REQUEST', `migrate finalize: host${left.length > 1 ? 's' : ''} ${left.map((h) => h.name).join(', ')} still at site ${cur.from}; move ${left.length > 1 ? 'them' : 'it'} first (migrate host … --to ${cur.to}), or abort`);
     }
+    const stopAndCopy = cur.strategy === 'stop-and-copy';
+    // The strawman's cut-over: both sites freeze while the state is copied.
+    if (stopAndCopy && cur.phase === 'moving') await this.submitMigration(peering, 'migrate finalize', { op: 'migration', migration: { ...cur, phase: 'cutover' } });
+    let archived: number;
+    try {
+      // The old site's counters move to the new site (through the log: both apply it).
+      const old = cur.from === this.migration.site ? this.flows.dumpFlows({ match: '', strict: false }) : await peering.peerFlows({ match: '', strict: false });
+      const flows = old
+        .filter((f) => f.n_packets > 0 || f.n_bytes > 0)
+        .map((f) => ({ flow: `table=${f.table},priority=${f.priority}${f.match !== '' ? `,${f.match}` : ''}`, n_packets: f.n_packets, n_bytes: f.n_bytes }));
+      await this.submitMigration(peering, 'migrate finalize', { op: 'archive', archive: { from: cur.from, flows } });
+      archived = flows.length;
+      if (stopAndCopy) await peering.syncBarrier();
+    } catch (err) {
+      const why = err instanceof Error ? err.message : String(err);
+      throw new ManagementError('FAILED', `migrate finalize: ${why}${stopAndCopy ? ' (forwarding stays frozen: finalize again or abort)' : ' (finalize again)'}`);
+    }
     const done = await this.submitMigration(peering, 'migrate finalize', { op: 'migration', migration: { ...cur, phase: 'idle', before: [], ended: 'finalized' } });
     const status = this.migrateStatus();
     status.seq = done.seq;
+    status.archived_flows = archived;
     return status;
   }
 
@@ -511,6 +536,78 @@ export class Daemon implements ManagementService {
     const status = this.migrateStatus();
     status.seq = done.seq;
     return status;
+  }
+
+  /**
+   * Measure who talks to whom through this site's table for a window, then plan the order
+   * of moves of the hosts that are here (src/migrate/planner.ts).
+   */
+  async migratePlan(request: { window_ms: number; parallel: number }): Promise<MigrateStatus> {
+    const m = this.migration;
+    if (!m.hasHosts) throw new ManagementError('BAD_REQUEST', 'migrate plan: this site declares no hosts (ports with a tunnel_id)');
+    const windowMs = request.window_ms === 0 ? DEFAULT_PLAN_WINDOW_MS : request.window_ms;
+    if (windowMs < 100 || windowMs > 600_000) throw new ManagementError('BAD_REQUEST', `migrate plan: the window must be 0.1 to 600 seconds, got ${windowMs / 1000}`);
+    const here = m.map.list().filter((h) => h.site === m.site && this.records.has(h.name));
+    if (here.length === 0) throw new ManagementError('BAD_REQUEST', `migrate plan: no hosts at site ${m.site} to plan (plan at the site the hosts leave)`);
+    const parallel = request.parallel === 0 ? 1 : request.parallel;
+    if (!Number.isInteger(parallel) || parallel < 1) throw new ManagementError('BAD_REQUEST', `migrate plan: --parallel must be a positive integer, got ${parallel}`);
+    if (this.measuring) throw new ManagementError('BAD_REQUEST', 'migrate plan: a measurement is already running');
+    this.measuring = true;
+    let bytes: Float64Array;
+    try {
+      this.switch.startMeasuring(here.map((h) => this.records.get(h.name)!.port.number));
+      await new Promise((resolve) => setTimeout(resolve, windowMs));
+    } finally {
+      bytes = this.switch.stopMeasuring();
+      this.measuring = false;
+    }
+    const names = here.map((h) => h.name);
+    const traffic: Array<{ from: string; to: string; bytes: number }> = [];
+    names.forEach((from, i) => names.forEach((to, j) => {
+      const b = bytes[i * names.length + j] ?? 0;
+      if (b > 0) traffic.push({ from, to, bytes: b });
+    }));
+    const plan = makePlan(trafficMatrix(names, traffic), { parallel, random: Math.random });
+    const status = this.migrateStatus();
+    status.plan = {
+      parallel,
+      steps: plan.steps.map((hosts) => ({ hosts })),
+      predicted_bytes: plan.predictedBytes ?? 0,
+      random_order_bytes: plan.randomOrderBytes ?? 0,
+      window_ms: windowMs,
+      traffic,
+    };
+    return status;
+  }
+
+  /**
+   * Move the hosts of a plan to `to`, step by step (a step's hosts at once), starting the
+   * migration when none is under way. Everything is checked before the first move.
+   */
+  async migrateRun(request: MigrateRunRequest): Promise<MigrateStatus> {
+    const m = this.migration;
+    const peering = this.migrationPeering('migrate run');
+    const cur = m.current;
+    const to = request.to !== '' ? request.to : cur.to;
+    if (to === '') throw new ManagementError('BAD_REQUEST', 'migrate run: no migration is under way: give the site to move to (--to SITE)');
+    if (to !== m.site && to !== m.peer) throw new ManagementError('NOT_FOUND', `migrate run: no site named ${to} (sites: ${m.site}, ${m.peer})`);
+    if (cur.phase === 'moving' && cur.to !== to) throw new ManagementError('BAD_REQUEST', `migrate run: the migration under way goes to site ${cur.to}, not ${to}`);
+    if (request.steps.length === 0) throw new ManagementError('BAD_REQUEST', 'migrate run: the plan has no steps');
+    const seen = new Set<string>();
+    for (const [i, step] of request.steps.entries()) {
+      if (step.hosts.length === 0) throw new ManagementError('BAD_REQUEST', `migrate run: step ${i + 1} moves no host`);
+      for (const h of step.hosts) {
+        if (!m.map.has(h)) throw new ManagementError('NOT_FOUND', `migrate run: step ${i + 1}: no host named ${h}`);
+        if (seen.has(h)) throw new ManagementError('BAD_REQUEST', `migrate run: step ${i + 1}: host ${h} is in the plan twice`);
+        seen.add(h);
+      }
+    }
+    if (cur.phase === 'idle') await this.migratePrepare({ phase: 'moving', from: '', to, strategy: request.strategy, before: [], ended: '' });
+    for (const step of request.steps) {
+      const moving = step.hosts.filter((h) => m.map.siteOf(h) !== to);
+      await Promise.all(moving.map((h) => this.submitMigration(peering, 'migrate run', { op: 'move_host', move_host: { host: h, site: to, cause: 'command' } })));
+    }
+    return this.migrateStatus();
   }
 
   migrateStatus(): MigrateStatus {
@@ -533,7 +630,7 @@ export class Daemon implements ManagementService {
   }
 
   private underWay(what: string): MigrationPhase {
-    const cur = this.migration.current;
+    const cur = this.migration.current; // "moving", or "cutover" (a stop-and-copy finalize that did not finish)
     if (cur.phase === 'idle') throw new ManagementError('BAD_REQUEST', `${what}: no migration is under way (start one with migrate prepare --to SITE)`);
     return cur;
   }

@@ -237,6 +237,32 @@ export class FlowService {
     return out;
   }
 
+  /**
+   * Add (`sign` 1) or take off (-1, never below zero) archived counts to the flows they
+   * name (del-flows --strict text): counters moving between the sites at a migration's
+   * finalize. Last-used times are left alone. Returns how many named a flow here.
+   */
+  moveCounters(flows: ReadonlyArray<{ flow: string; n_packets: number; n_bytes: number }>, sign: 1 | -1): number {
+    let applied = 0;
+    const now = this.components.now();
+    for (const f of flows) {
+      let mod: FlowMod;
+      try {
+        mod = parseFlowMod(f.flow, { command: 'delete', strict: true, ports: this.ports });
+      } catch {
+        continue; // a flow this site cannot name (a port only the other site has)
+      }
+      const rule = this.table.find(mod.spec.table, mod.spec.match, mod.spec.priority);
+      if (rule === undefined) continue;
+      const c = this.table.counters(rule.id, now)!;
+      const packets = sign > 0 ? f.n_packets : -Math.min(f.n_packets, c.nPackets);
+      const bytes = sign > 0 ? f.n_bytes : -Math.min(f.n_bytes, c.nBytes);
+      this.table.credit(rule.id, packets, bytes, -Infinity);
+      applied++;
+    }
+    return applied;
+  }
+
   /** A rule as del-flows --strict names it: table, priority and match. */
   strictText(rule: Rule): string {
     const m = formatMatch(rule.match, this.ports, rule.priority);

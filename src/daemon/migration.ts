@@ -84,13 +84,19 @@ export class Migration {
   refresh(): void {
     const sw = this.deps.switch;
     const tunnel = this.tunnelPort === '' ? 0 : (this.deps.portNumber(this.tunnelPort) ?? 0);
-    const hosts: { port: number; tunnelId: number; here: boolean }[] = [];
+    // Stop-and-copy: while hosts move, the old site's table switches everything: the new
+    // site sends its hosts' frames there unswitched; the cut-over freezes both sites.
+    const p = this.phase;
+    const switchAtPeer = p.strategy === 'stop-and-copy' && p.phase === 'moving' && this.site === p.to;
+    sw.setFrozen(p.phase === 'cutover');
+    const hosts: { port: number; tunnelId: number; here: boolean; switchAtPeer: boolean }[] = [];
     this.hostByPort = new Map();
     for (const h of this.map.list()) {
       const port = this.deps.portNumber(h.name);
       if (port === undefined) continue;
       this.hostByPort.set(port, h.name);
-      hosts.push({ port, tunnelId: h.tunnel_id, here: h.site === this.site || this.leaving.has(h.name) || this.arriving.has(h.name) });
+      const here = h.site === this.site || this.leaving.has(h.name) || this.arriving.has(h.name);
+      hosts.push({ port, tunnelId: h.tunnel_id, here, switchAtPeer: switchAtPeer && here });
     }
     sw.setLocations(tunnel, hosts);
     sw.pipeline.exec.onHostArrived = this.onHostArrived;
@@ -176,15 +182,22 @@ export class Migration {
     if (p.phase === 'moving' && this.phase.phase === 'moving') {
       throw new LocationError('BAD_REQUEST', `a migration from site ${this.phase.from} to site ${this.phase.to} is already under way; finalize or abort it first`);
     }
+    if (p.phase === 'cutover' && this.phase.phase !== 'moving' && this.phase.phase !== 'cutover') {
+      throw new LocationError('BAD_REQUEST', 'no migration is under way to cut over');
+    }
     this.phase = { ...p, before: p.before.map((h) => ({ ...h })) };
-    const what = p.phase === 'moving' ? `migration from site ${p.from} to site ${p.to} under way` : `migration from site ${p.from} to site ${p.to} ${p.ended || 'ended'}`;
+    this.refresh();
+    const what =
+      p.phase === 'moving' ? `migration from site ${p.from} to site ${p.to} under way (${p.strategy})` :
+      p.phase === 'cutover' ? `migration from site ${p.from} to site ${p.to}: cutting over, forwarding frozen` :
+      `migration from site ${p.from} to site ${p.to} ${p.ended || 'ended'}`;
     this.deps.log.info({ phase: p.phase, from: p.from, to: p.to, ended: p.ended }, what);
     return this.current;
   }
 
   /** The map and the migration under way, for a snapshot. */
   snapshotLocations(): Locations {
-    return this.phase.phase === 'moving' ? { hosts: this.map.list(), migration: this.current } : { hosts: this.map.list() };
+    return this.phase.phase !== 'idle' ? { hosts: this.map.list(), migration: this.current } : { hosts: this.map.list() };
   }
 
   /** Take a snapshot's map and migration (resync, or restore from the journal). */
@@ -213,6 +226,8 @@ export class Migration {
       migration: this.current,
       flows,
       seq: 0,
+      plan: { parallel: 0, steps: [], predicted_bytes: 0, random_order_bytes: 0, window_ms: 0, traffic: [] },
+      archived_flows: 0,
     };
   }
 }

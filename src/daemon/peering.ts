@@ -95,7 +95,7 @@ export class Peering {
   static async open(config: Config, flows: FlowService, tableNow: () => number, log: Logger, migration?: Migration): Promise<Peering> {
     const dir = stateDirOf(config)!;
     const journal = await Journal.open(dir);
-    const io = new DaemonReplicaIo(flows, tableNow, journal, log, migration);
+    const io = new DaemonReplicaIo(flows, tableNow, journal, log, migration, config.site);
     if (journal.recovery.truncatedBytes > 0) {
       log.warn({ journal: journal.path, offset: journal.recovery.offset, bytes: journal.recovery.truncatedBytes, reason: journal.recovery.reason }, 'discarded a torn or corrupt tail of the journal (never acknowledged)');
     }
@@ -370,6 +370,7 @@ class DaemonReplicaIo implements ReplicaIo {
     private readonly journal: Journal,
     private readonly logger: Logger,
     private readonly migration: Migration | undefined,
+    private readonly site: string,
   ) {}
 
   /** A wall-clock time (Unix ms) on the flow table's clock. */
@@ -383,6 +384,10 @@ class DaemonReplicaIo implements ReplicaIo {
     if (op.op === 'move_host') {
       if (this.migration === undefined) throw new ReplicationError('BAD_REQUEST', `move of host ${op.move_host.host}: this site declares no hosts`);
       return { op: 'move_host', move_host: this.migration.apply(op.move_host, this.afterPeerApplied) };
+    }
+    if (op.op === 'archive') {
+      const from = op.archive.from;
+      return { op: 'archive', archive: { applied: this.flows.moveCounters(op.archive.flows, from === this.site ? -1 : 1) } };
     }
     if (op.op === 'migration') {
       if (this.migration === undefined) throw new ReplicationError('BAD_REQUEST', 'migration: this site declares no hosts');

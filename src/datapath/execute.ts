@@ -46,7 +46,7 @@ import type { Mac } from '../util/addr.js';
 import { ETH_HEADER_SIZE, ETH_TYPE_IPV4 } from '../packet/constants.js';
 import { isVlanTpid } from '../packet/vlan.js';
 import { buildFragNeeded, FRAG_NEEDED_MAX_SIZE } from '../tunnel/icmp.js';
-import { FLOOD_TUNNEL_ID } from '../tunnel/logical.js';
+import { FLOOD_EXCEPT_FLAG, FLOOD_TUNNEL_ID } from '../tunnel/logical.js';
 import type { TableView } from '../table/types.js';
 import type { MacTable } from './mac-table.js';
 import type { SwitchPort } from './switch.js';
@@ -145,6 +145,8 @@ export class Executor {
    * its low 32 bits with the frame: a `key: flow` GRE port sends that as the GRE key.
    */
   readonly tunnel = new Uint32Array(2); // [hi, lo]: typed, so a large key is never boxed
+  /** The tunnel key of the frame `queue` is about to queue (typed, for the same reason). */
+  private readonly outKey = new Uint32Array(1);
 
   /**
    * Hosts at the peer site (live migration, LIME's tunnel at egress): per port, the
@@ -159,11 +161,31 @@ export class Executor {
   readonly hostByTunnelId = new Map<number, number>();
   /** Hosts here: where a flooded frame from the peer site goes. */
   localHosts: Int32Array = new Int32Array(0);
+  /** Every host by tunnel id, here or not (stop-and-copy: whose frame the peer sent to our table). */
+  readonly anyHostByTunnelId = new Map<number, number>();
+  /**
+   * Stop-and-copy at the new site: per host port, the inter-site port its frames go to
+   * unswitched (0 = switched here), with INGRESS_TUNNEL_FLAG | its tunnel id.
+   */
+  readonly ingressVia: Int32Array;
+  readonly ingressKey: Uint32Array;
+  /** Stop-and-copy cut-over: hosts' frames and the peer's are dropped (migration_frozen). */
+  frozen = false;
+  readonly isHost: Uint8Array;
   /**
    * Called (before the batch is switched) when frames arrive on the port of a host the map
    * places at the peer site: the host has moved here (live migration's detection).
    */
   onHostArrived: ((port: number) => void) | undefined;
+  /**
+   * While the migration planner measures: bytes each host sent to each host through this
+   * site's table, [from * nHosts + to] by the hosts' indexes in `hostIndex` (-1: a port
+   * that is not a host). Unicast output only: floods reach everyone and say nothing of who
+   * talks to whom.
+   */
+  pairBytes: Float64Array | undefined;
+  readonly hostIndex: Int32Array;
+  nHosts = 0;
 
   constructor(
     ports: readonly (SwitchPort | undefined)[],
@@ -189,6 +211,10 @@ export class Executor {
     this.tunnelIcmpSrc = new Uint32Array(maxFrame.length);
     this.remoteVia = new Int32Array(maxFrame.length);
     this.remoteKey = new Uint32Array(maxFrame.length);
+    this.hostIndex = new Int32Array(maxFrame.length).fill(-1);
+    this.ingressVia = new Int32Array(maxFrame.length);
+    this.ingressKey = new Uint32Array(maxFrame.length);
+    this.isHost = new Uint8Array(maxFrame.length);
     this.icmpMac = opts.icmpSourceMac ?? DEFAULT_ICMP_SOURCE_MAC;
   }
 
@@ -206,8 +232,7 @@ export class Executor {
   begin(slab: Buffer, now: number, inPort: number): void {
     this.slab = slab;
     this.clock[0] = now;
-    this.inPort = inPort;
-    this.dropBase = (inPort < this.maxFrame.length ? inPort : 0) * DROP_REASON_COUNT;
+    this.setInPort(inPort);
     this.copyPos = 0;
   }
 
@@ -513,6 +538,18 @@ export class Executor {
     this.creditBytes = b;
   }
 
+  /** Switch the following frames as received on `inPort` (a batch that mixes ports: stop-and-copy). */
+  setInPort(inPort: number): void {
+    this.inPort = inPort;
+    this.dropBase = (inPort < this.maxFrame.length ? inPort : 0) * DROP_REASON_COUNT;
+  }
+
+  /** Queues the frame unchanged on port p with tunnel key `key` (stop-and-copy: to the old site's table). */
+  sendRaw(p: number, key: number, off: number, size: number): void {
+    this.outKey[0] = key;
+    this.queue(p, off, size, false);
+  }
+
   /**
    * A frame the peer site tunnelled to one of our hosts (tunnel id `tunnelId`, or
    * FLOOD_TUNNEL_ID for all of them): delivered straight to the host's port, without the
@@ -520,15 +557,20 @@ export class Executor {
    * and end(), like run().
    */
   deliverFromPeer(tunnelId: number, off: number, size: number): void {
-    if (tunnelId === FLOOD_TUNNEL_ID) {
+    if (tunnelId === FLOOD_TUNNEL_ID || tunnelId >= FLOOD_EXCEPT_FLAG) {
       const hosts = this.localHosts;
+      const except = tunnelId === FLOOD_TUNNEL_ID ? -1 : (this.hostByTunnelId.get(tunnelId - FLOOD_EXCEPT_FLAG) ?? -1);
       if (hosts.length === 0) this.drops[this.dropBase + DropReason.TUNNEL_NO_HOST]++;
-      for (let j = 0; j < hosts.length; j++) this.queue(hosts[j]!, 0, off, size, false);
+      this.outKey[0] = 0;
+      for (let j = 0; j < hosts.length; j++) if (hosts[j] !== except) this.queue(hosts[j]!, off, size, false);
       return;
     }
     const p = this.hostByTunnelId.get(tunnelId);
     if (p === undefined) this.drops[this.dropBase + DropReason.TUNNEL_NO_HOST]++;
-    else this.queue(p, 0, off, size, false);
+    else {
+      this.outKey[0] = 0;
+      this.queue(p, off, size, false);
+    }
   }
 
   /**
@@ -536,13 +578,25 @@ export class Executor {
    * tunnel port with the host's tunnel id.
    */
   private output(p: number, off: number, size: number, copied: boolean): void {
+    if (this.pairBytes !== undefined) this.countPair(p, size);
     const via = this.remoteVia[p]!;
-    if (via !== 0) this.queue(via, this.remoteKey[p]!, off, size, copied);
-    else this.queue(p, this.tunnel[1]!, off, size, copied);
+    if (via !== 0) {
+      this.outKey[0] = this.remoteKey[p]!;
+      this.queue(via, off, size, copied);
+    } else {
+      this.outKey[0] = this.tunnel[1]!;
+      this.queue(p, off, size, copied);
+    }
   }
 
-  /** Queues the frame on port p with tunnel key `key` (from the batch slab, or the copy slab when `copied`). */
-  private queue(p: number, key: number, off: number, size: number, copied: boolean): void {
+  private countPair(p: number, size: number): void {
+    const from = this.hostIndex[this.inPort]!;
+    const to = this.hostIndex[p]!;
+    if (from >= 0 && to >= 0) this.pairBytes![from * this.nHosts + to] += size;
+  }
+
+  /** Queues the frame on port p with tunnel key outKey[0] (from the batch slab, or the copy slab when `copied`). */
+  private queue(p: number, off: number, size: number, copied: boolean): void {
     const port = this.ports[p];
     if (port === undefined) return;
     if (size > this.maxFrame[p]!) {
@@ -568,7 +622,7 @@ export class Executor {
     const n = q.count;
     q.start[n] = off;
     q.len[n] = size;
-    q.tunKey[n] = key;
+    q.tunKey[n] = this.outKey[0]!;
     q.count = n + 1;
     if (this.dirtyMark[p] === 0) {
       this.dirtyMark[p] = 1;
@@ -621,11 +675,19 @@ export class Executor {
       if (p !== except) {
         const v = this.remoteVia[p]!;
         if (v !== 0) via = v;
-        else this.queue(p, this.tunnel[1]!, off, size, copied);
+        else {
+          this.outKey[0] = this.tunnel[1]!;
+          this.queue(p, off, size, copied);
+        }
         n++;
       }
     }
-    if (via !== 0) this.queue(via, FLOOD_TUNNEL_ID, off, size, copied);
+    // (A sender at the peer — stop-and-copy — is not sent its own flood back.)
+    if (via !== 0) {
+      const fromPeer = except > 0 && except < this.remoteVia.length && this.remoteVia[except] !== 0;
+      this.outKey[0] = fromPeer ? FLOOD_EXCEPT_FLAG + this.remoteKey[except]! : FLOOD_TUNNEL_ID;
+      this.queue(via, off, size, copied);
+    }
     return n;
   }
 

@@ -26,6 +26,7 @@ import { FrameBatch } from '../packet/batch.js';
 import { DROP_REASON_COUNT, DROP_REASON_NAMES, DropReason } from '../packet/drop.js';
 import { extract } from '../packet/extract.js';
 import { K, KEY_WORDS } from '../packet/key.js';
+import { INGRESS_TUNNEL_FLAG } from '../tunnel/logical.js';
 import type { TableView } from '../table/types.js';
 import { formatIpv4, formatMac } from '../util/addr.js';
 import { DEFAULT_EMC_ENTRIES, DEFAULT_EMC_PROGRAM_WORDS, ExactMatchCache } from './emc.js';
@@ -111,24 +112,52 @@ export class Pipeline {
     const key = batch.key;
     const drop = batch.drop;
     const drops = this.drops;
-    const emc = this.emc;
-    const xlate = this.xlate;
     const exec = this.exec;
     const version = this.table.version;
-    const progWords = emc.progWords;
     const tunneled = batch.tunneled;
     const tunKey = batch.tunKey;
-    const tunnel = exec.tunnel;
     let rxBytes = 0;
     // A host the map places at the peer site sends here: it moved (its hypervisor's
     // gratuitous ARP, say). The hook makes it local before these frames are switched.
     if (exec.remoteVia[inPort] !== 0 && exec.onHostArrived !== undefined) exec.onHostArrived(inPort);
+    if (exec.frozen && (exec.isHost[inPort] !== 0 || inPort === exec.interSitePort)) {
+      // Stop-and-copy cut-over: nothing moves until the new site's table takes over.
+      for (let i = 0; i < count; i++) rxBytes += len[i]!;
+      drops[inPort * DROP_REASON_COUNT + DropReason.MIGRATION_FROZEN] += count;
+      return rxBytes;
+    }
     exec.begin(slab, now, inPort);
-    if (inPort === exec.interSitePort) {
-      // From the peer site: every frame is for one of our hosts, delivered as it is.
+    const ingressVia = exec.ingressVia[inPort]!;
+    if (ingressVia !== 0) {
+      // Stop-and-copy at the new site: the old site's table switches this host's frames.
+      const ingressKey = exec.ingressKey[inPort]!;
       for (let i = 0; i < count; i++) {
         rxBytes += len[i]!;
-        exec.deliverFromPeer(tunneled ? tunKey[i]! : -1, start[i]!, len[i]!);
+        exec.sendRaw(ingressVia, ingressKey, start[i]!, len[i]!);
+      }
+      exec.end();
+      return rxBytes;
+    }
+    if (inPort === exec.interSitePort) {
+      // From the peer site: a frame for one of our hosts, delivered as it is — or (stop-and-
+      // copy) one a moved host sent there, switched here as if the host had sent it here.
+      for (let i = 0; i < count; i++) {
+        const size = len[i]!;
+        rxBytes += size;
+        const id = tunneled ? tunKey[i]! : -1;
+        if ((id & INGRESS_TUNNEL_FLAG) === 0) {
+          exec.deliverFromPeer(id, start[i]!, size);
+          continue;
+        }
+        const host = exec.anyHostByTunnelId.get(id - INGRESS_TUNNEL_FLAG);
+        if (host === undefined) {
+          drops[inPort * DROP_REASON_COUNT + DropReason.TUNNEL_NO_HOST]++;
+          continue;
+        }
+        exec.setInPort(host);
+        const reason = this.forward(slab, start[i]!, size, key, i * KEY_WORDS, host, null, i, version);
+        if (reason !== DropReason.NONE) drops[host * DROP_REASON_COUNT + reason]++;
+        exec.setInPort(inPort);
       }
       exec.end();
       return rxBytes;
@@ -138,36 +167,48 @@ export class Pipeline {
       const off = start[i]!;
       const size = len[i]!;
       rxBytes += size;
-      const k = i * KEY_WORDS;
-      const reason = extract(slab, off, size, key, k, inPort);
+      const reason = this.forward(slab, off, size, key, i * KEY_WORDS, inPort, tunneled ? tunKey : null, i, version);
       drop[i] = reason;
-      if (reason !== DropReason.NONE) {
-        drops[reasonBase + reason]++;
-        continue;
-      }
-      // A frame from a tunnel carries its key as tun_id (matchable, and what a `key: flow`
-      // tunnel sends it with unless set_tunnel changes it).
-      if (tunneled) key[k + K.TUN_ID] = tunKey[i]!;
-      tunnel[0] = key[k + K.TUN_ID_HI]!;
-      tunnel[1] = key[k + K.TUN_ID]!;
-      const h = emc.hash(key, k);
-      let e = emc.lookup(key, k, version, h);
-      if (e < 0) {
-        const progLen = xlate.translate(key, k);
-        if (progLen <= progWords) {
-          e = emc.insert(key, k, version, h);
-          xlate.writeProgram(emc.progs, e * progWords);
-        } else {
-          xlate.writeProgram(this.longProgram, 0);
-          this.nUncached++;
-          exec.run(this.longProgram, 0, off, size, key[k + K.L3_OFF]!, key[k + K.L4_OFF]!);
-          continue;
-        }
-      }
-      exec.run(emc.progs, e * progWords, off, size, key[k + K.L3_OFF]!, key[k + K.L4_OFF]!);
+      if (reason !== DropReason.NONE) drops[reasonBase + reason]++;
     }
     exec.end();
     return rxBytes;
+  }
+
+  /**
+   * One frame through the table: parse it into key row k, look it up in the EMC (translate
+   * on a miss), run its program. `tunKeys[i]` is the key it came from a tunnel with (null:
+   * not from a tunnel); passed as the column, not the value: a key of 2^30 or more would
+   * be boxed into a heap number on every call. Returns the parse drop reason (NONE when
+   * it was switched).
+   */
+  private forward(slab: Buffer, off: number, size: number, key: Uint32Array, k: number, inPort: number, tunKeys: Uint32Array | null, i: number, version: number): DropReason {
+    const reason = extract(slab, off, size, key, k, inPort);
+    if (reason !== DropReason.NONE) return reason;
+    const emc = this.emc;
+    const exec = this.exec;
+    const progWords = emc.progWords;
+    // A frame from a tunnel carries its key as tun_id (matchable, and what a `key: flow`
+    // tunnel sends it with unless set_tunnel changes it).
+    if (tunKeys !== null) key[k + K.TUN_ID] = tunKeys[i]!;
+    exec.tunnel[0] = key[k + K.TUN_ID_HI]!;
+    exec.tunnel[1] = key[k + K.TUN_ID]!;
+    const h = emc.hash(key, k);
+    let e = emc.lookup(key, k, version, h);
+    if (e < 0) {
+      const xlate = this.xlate;
+      const progLen = xlate.translate(key, k);
+      if (progLen > progWords) {
+        xlate.writeProgram(this.longProgram, 0);
+        this.nUncached++;
+        exec.run(this.longProgram, 0, off, size, key[k + K.L3_OFF]!, key[k + K.L4_OFF]!);
+        return DropReason.NONE;
+      }
+      e = emc.insert(key, k, version, h);
+      xlate.writeProgram(emc.progs, e * progWords);
+    }
+    exec.run(emc.progs, e * progWords, off, size, key[k + K.L3_OFF]!, key[k + K.L4_OFF]!);
+    return DropReason.NONE;
   }
 
   /**

@@ -26,6 +26,7 @@ import { MacTable } from './mac-table.js';
 import type { Mac } from '../util/addr.js';
 import type { PacketInHook } from './execute.js';
 import { Pipeline, type TraceResult } from './pipeline.js';
+import { INGRESS_TUNNEL_FLAG } from '../tunnel/logical.js';
 
 /**
  * What the switch needs of a port: its queue of frames to send, a way to send them, and
@@ -155,16 +156,27 @@ export class Switch {
    * Live migration: `interSitePort` is the tunnel to the peer site (0 = none; frames from
    * it are delivered to hosts, never switched, and floods do not go to it); `hosts` are the
    * logical ports with their tunnel ids and whether the host is here. Output to a host
-   * that is not here goes to the inter-site port with the host's tunnel id.
+   * that is not here goes to the inter-site port with the host's tunnel id. `switchAtPeer`
+   * (stop-and-copy, at the new site): the host's frames go unswitched to the peer's table.
    */
-  setLocations(interSitePort: number, hosts: readonly { port: number; tunnelId: number; here: boolean }[]): void {
+  setLocations(interSitePort: number, hosts: readonly { port: number; tunnelId: number; here: boolean; switchAtPeer?: boolean }[]): void {
     const exec = this.pipeline.exec;
     exec.interSitePort = interSitePort;
     exec.remoteVia.fill(0);
     exec.remoteKey.fill(0);
+    exec.ingressVia.fill(0);
+    exec.ingressKey.fill(0);
+    exec.isHost.fill(0);
     exec.hostByTunnelId.clear();
+    exec.anyHostByTunnelId.clear();
     const local: number[] = [];
     for (const h of hosts) {
+      exec.isHost[h.port] = 1;
+      exec.anyHostByTunnelId.set(h.tunnelId, h.port);
+      if (h.switchAtPeer === true && interSitePort !== 0) {
+        exec.ingressVia[h.port] = interSitePort;
+        exec.ingressKey[h.port] = INGRESS_TUNNEL_FLAG + h.tunnelId;
+      }
       if (h.here || interSitePort === 0) {
         exec.hostByTunnelId.set(h.tunnelId, h.port);
         local.push(h.port);
@@ -175,6 +187,31 @@ export class Switch {
     }
     exec.localHosts = Int32Array.from(local);
     this.refreshFloodList();
+  }
+
+  /**
+   * Start counting the bytes each of `hostPorts` sends to each other through this site's
+   * table (the migration planner's traffic matrix); `stopMeasuring` returns them,
+   * [from * n + to] in the order of `hostPorts`.
+   */
+  startMeasuring(hostPorts: readonly number[]): void {
+    const exec = this.pipeline.exec;
+    exec.hostIndex.fill(-1);
+    hostPorts.forEach((port, i) => (exec.hostIndex[port] = i));
+    exec.nHosts = hostPorts.length;
+    exec.pairBytes = new Float64Array(hostPorts.length * hostPorts.length);
+  }
+
+  stopMeasuring(): Float64Array {
+    const exec = this.pipeline.exec;
+    const out = exec.pairBytes ?? new Float64Array(0);
+    exec.pairBytes = undefined;
+    return out;
+  }
+
+  /** Stop-and-copy cut-over: drop every host's frames (and the peer's) while true. */
+  setFrozen(frozen: boolean): void {
+    this.pipeline.exec.frozen = frozen;
   }
 
   /** Sets (or removes) the consumer of packet-ins. */

@@ -512,7 +512,9 @@ export class ManagementServer {
         }
         if (r.action === 'finalize') return { body: 'migrate', migrate: await this.service.migrateFinalize() };
         if (r.action === 'abort') return { body: 'migrate', migrate: await this.service.migrateAbort() };
-        return errorBody('BAD_REQUEST', 'migrate: no action given (expected prepare, host, finalize, abort or status)');
+        if (r.action === 'plan') return { body: 'migrate', migrate: await this.service.migratePlan(r.plan) };
+        if (r.action === 'run') return { body: 'migrate', migrate: await this.service.migrateRun(r.run) };
+        return errorBody('BAD_REQUEST', 'migrate: no action given (expected prepare, host, plan, run, finalize, abort or status)');
       }
       case 'dump_flows': {
         const r = await this.service.dumpFlows(request.dump_flows);

@@ -21,6 +21,7 @@ import type {
   ReplaceFlowsRequest,
   SyncBarrierReply,
   TraceReply,
+  MigrateRunRequest,
   MigrateStatus,
   MigrationPhase,
   MoveHostRequest,
@@ -148,4 +149,8 @@ export interface ManagementService {
   migrateFinalize(): Promise<MigrateStatus>;
   /** Return every host to where it was at prepare and end the migration. */
   migrateAbort(): Promise<MigrateStatus>;
+  /** Measure host-to-host traffic for a window, then plan the moves (answer in `plan`). */
+  migratePlan(request: { window_ms: number; parallel: number }): Promise<MigrateStatus>;
+  /** Move the hosts of a plan step by step (prepare first when no migration is under way). */
+  migrateRun(request: MigrateRunRequest): Promise<MigrateStatus>;
 }

@@ -61,9 +61,10 @@ export enum DropReason {
   RX_OFFLOAD_UNSUPPORTED = 48, // a receive offload (GSO type) the port cannot segment
   // Live migration (datapath/execute.ts).
   TUNNEL_NO_HOST = 49, // a frame from the peer site whose tunnel id names no host at this site
+  MIGRATION_FROZEN = 50, // a host's frame while a stop-and-copy migration cuts over (forwarding frozen)
 }
 
-export const DROP_REASON_COUNT = 50;
+export const DROP_REASON_COUNT = 51;
 
 export const DROP_REASON_NAMES: readonly string[] = [
   'none',
@@ -116,4 +117,5 @@ export const DROP_REASON_NAMES: readonly string[] = [
   'tunnel_path_mtu',
   'rx_offload_unsupported',
   'tunnel_no_host',
+  'migration_frozen',
 ];

@@ -295,7 +295,28 @@ export type MigrateRequest =
   | { action: 'status'; status: Empty }
   | { action: 'prepare'; prepare: MigrationPhase }
   | { action: 'finalize'; finalize: Empty }
-  | { action: 'abort'; abort: Empty };
+  | { action: 'abort'; abort: Empty }
+  | { action: 'plan'; plan: { window_ms: number; parallel: number } }
+  | { action: 'run'; run: MigrateRunRequest };
+
+export interface PlanStep {
+  hosts: string[];
+}
+
+export interface MigrateRunRequest {
+  steps: PlanStep[];
+  to: string;
+  strategy: string;
+}
+
+export interface MigratePlan {
+  parallel: number;
+  steps: PlanStep[];
+  predicted_bytes: number;
+  random_order_bytes: number;
+  window_ms: number;
+  traffic: Array<{ from: string; to: string; bytes: number }>;
+}
 
 export interface MigrationPhase {
   /** "moving" or "idle". */
@@ -324,6 +345,8 @@ export interface MigrateStatus {
   migration: MigrationPhase;
   flows: number;
   seq: number;
+  plan: MigratePlan;
+  archived_flows: number;
 }
 
 export interface PeerShowReply {
@@ -525,7 +548,13 @@ export type ReplOp =
   | { op: 'flow_mods'; flow_mods: FlowModsRequest }
   | { op: 'replace_flows'; replace_flows: ReplaceFlowsRequest }
   | { op: 'move_host'; move_host: MoveHostRequest }
-  | { op: 'migration'; migration: MigrationPhase };
+  | { op: 'migration'; migration: MigrationPhase }
+  | { op: 'archive'; archive: CounterArchive };
+
+export interface CounterArchive {
+  from: string;
+  flows: Array<{ flow: string; n_packets: number; n_bytes: number }>;
+}
 
 export type ReplEntry = { seq: number; time: number } & ReplOp;
 
@@ -547,7 +576,8 @@ export type ForwardResult =
   | { result: 'flow_mods'; flow_mods: FlowModsReply }
   | { result: 'flow_diff'; flow_diff: FlowDiffReply }
   | { result: 'move_host'; move_host: MoveHostReply }
-  | { result: 'migration'; migration: MigrationPhase };
+  | { result: 'migration'; migration: MigrationPhase }
+  | { result: 'archive'; archive: { applied: number } };
 
 export type ForwardReply = { id: number; seq: number } & ForwardResult;
 
@@ -587,7 +617,7 @@ export function encodeReplEntry(entry: ReplEntry): Uint8Array {
 export function decodeReplEntry(bytes: Uint8Array): ReplEntry | ({ seq: number; time: number } & { op: undefined }) {
   const d = decodeMessage(ReplEntryType, bytes);
   const op = d['op'];
-  if (op === 'flow_mods' || op === 'replace_flows' || op === 'move_host' || op === 'migration') return d as unknown as ReplEntry;
+  if (op === 'flow_mods' || op === 'replace_flows' || op === 'move_host' || op === 'migration' || op === 'archive') return d as unknown as ReplEntry;
   return { seq: d['seq'] as number, time: d['time'] as number, op: undefined };
 }
 

@@ -58,7 +58,8 @@ export type ReplResult =
   | { op: 'flow_mods'; flow_mods: FlowModsReply }
   | { op: 'replace_flows'; flow_diff: FlowDiffReply }
   | { op: 'move_host'; move_host: MoveHostReply }
-  | { op: 'migration'; migration: MigrationPhase };
+  | { op: 'migration'; migration: MigrationPhase }
+  | { op: 'archive'; archive: { applied: number } };
 
 /** What a snapshot carries besides the flows: where the hosts are, and the migration under way. */
 export type Locations = Pick<ReplSnapshot, 'hosts' | 'migration'>;
@@ -157,6 +158,7 @@ function resultToForward(r: ReplResult): ForwardResult {
   if (r.op === 'flow_mods') return { result: 'flow_mods', flow_mods: r.flow_mods };
   if (r.op === 'move_host') return { result: 'move_host', move_host: r.move_host };
   if (r.op === 'migration') return { result: 'migration', migration: r.migration };
+  if (r.op === 'archive') return { result: 'archive', archive: r.archive };
   return { result: 'flow_diff', flow_diff: r.flow_diff };
 }
 
@@ -164,6 +166,7 @@ function forwardToResult(r: Exclude<ForwardResult, { result: 'error' }>): ReplRe
   if (r.result === 'flow_mods') return { op: 'flow_mods', flow_mods: r.flow_mods };
   if (r.result === 'move_host') return { op: 'move_host', move_host: r.move_host };
   if (r.result === 'migration') return { op: 'migration', migration: r.migration };
+  if (r.result === 'archive') return { op: 'archive', archive: r.archive };
   return { op: 'replace_flows', flow_diff: r.flow_diff };
 }
 
@@ -171,6 +174,7 @@ function opOf(e: ReplEntry): ReplOp {
   if (e.op === 'flow_mods') return { op: 'flow_mods', flow_mods: e.flow_mods };
   if (e.op === 'move_host') return { op: 'move_host', move_host: e.move_host };
   if (e.op === 'migration') return { op: 'migration', migration: e.migration };
+  if (e.op === 'archive') return { op: 'archive', archive: e.archive };
   return { op: 'replace_flows', replace_flows: e.replace_flows };
 }
 

@@ -27,6 +27,7 @@ import type {
   FlowModsReply,
   FlowModsRequest,
   MgmtEvent,
+  MigrateRunRequest,
   MigrateStatus,
   MigrationPhase,
   MoveHostRequest,
@@ -132,6 +133,8 @@ export class FakeManagementService implements ManagementService {
     migration: { phase: 'idle', from: '', to: '', strategy: '', before: [], ended: '' },
     flows: 12,
     seq: 0,
+    plan: { parallel: 0, steps: [], predicted_bytes: 0, random_order_bytes: 0, window_ms: 0, traffic: [] },
+    archived_flows: 0,
   };
 
   async migrateHost(request: MoveHostRequest): Promise<MigrateStatus> {
@@ -153,13 +156,28 @@ export class FakeManagementService implements ManagementService {
   async migrateFinalize(): Promise<MigrateStatus> {
     this.calls.push(['migrateFinalize']);
     this.migration.migration = { ...this.migration.migration, phase: 'idle', ended: 'finalized' };
-    return { ...this.migration, seq: 45 };
+    return { ...this.migration, seq: 45, archived_flows: 3 };
   }
 
   async migrateAbort(): Promise<MigrateStatus> {
     this.calls.push(['migrateAbort']);
     this.migration.migration = { ...this.migration.migration, phase: 'idle', ended: 'aborted' };
     return { ...this.migration, seq: 46 };
+  }
+
+  async migratePlan(request: { window_ms: number; parallel: number }): Promise<MigrateStatus> {
+    this.calls.push(['migratePlan', request]);
+    const plan = {
+      parallel: request.parallel || 1, steps: [{ hosts: ['vm1'] }], predicted_bytes: 0, random_order_bytes: 0,
+      window_ms: request.window_ms || 5000, traffic: [{ from: 'vm1', to: 'vm2', bytes: 1000 }],
+    };
+    return { ...this.migration, plan };
+  }
+
+  async migrateRun(request: MigrateRunRequest): Promise<MigrateStatus> {
+    this.calls.push(['migrateRun', request]);
+    this.migration.migration = { phase: 'moving', from: 'paris', to: request.to || 'berlin', strategy: request.strategy, before: [], ended: '' };
+    return { ...this.migration };
   }
 
   migrateStatus(): MigrateStatus {

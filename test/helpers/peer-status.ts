@@ -24,3 +24,19 @@ export async function waitPeered(l: LimedProcess, timeoutMs = 15_000): Promise<v
   }
   throw new Error('the sites did not peer');
 }
+
+/**
+ * `limectl sync barrier` at `l` once the sites are peered. A connection that drops again
+ * between the two (a loaded machine: a slow peer declared dead and reconnecting) makes the
+ * barrier refuse with "not connected", which is the documented answer: wait and ask again.
+ * Returns the last result (code 0 on success).
+ */
+export async function barrierWhenPeered(l: LimedProcess, timeoutMs = 60_000): Promise<{ code: number; stdout: string; stderr: string }> {
+  const until = Date.now() + timeoutMs;
+  for (;;) {
+    await waitPeered(l, Math.max(1000, until - Date.now()));
+    const r = await l.ctl(['--timeout', String(timeoutMs), 'sync', 'barrier'], timeoutMs + 30_000);
+    if (r.code === 0 || !r.stderr.includes('not connected') || Date.now() > until) return r;
+    await new Promise((res) => setTimeout(res, 200));
+  }
+}

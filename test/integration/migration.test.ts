@@ -10,7 +10,7 @@
  * the same MAC and IP — plus `limectl migrate host`.
  */
 import { spawn, type ChildProcess } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -78,7 +78,7 @@ function detach(r: Rig, h: number): void {
   run('ip', ['-n', ns, 'link', 'set', 'dev', r.tap(h, side), 'netns', r.site[side]]);
 }
 
-async function buildRig(prefix: string): Promise<Rig> {
+async function buildRig(prefix: string, home: (h: number) => 'a' | 'b' = homeOf): Promise<Rig> {
   Netns.cleanupStale(prefix);
   const net = new Netns(prefix);
   const site = { a: net.add('a'), b: net.add('b') };
@@ -101,7 +101,7 @@ async function buildRig(prefix: string): Promise<Rig> {
       site: me,
       netns: site[side],
       ports: [
-        ...HOSTS.map((h) => ({ name: `h${h}`, device: tap(h, side), mac: macOf(h), tunnel_id: 100 + h, site: homeOf(h) === 'a' ? 'site-a' : 'site-b' })),
+        ...HOSTS.map((h) => ({ name: `h${h}`, device: tap(h, side), mac: macOf(h), tunnel_id: 100 + h, site: home(h) === 'a' ? 'site-a' : 'site-b' })),
         { name: 'wan', type: 'gre' as const, remote_ip: side === 'a' ? WAN_B : WAN_A, key: 'flow' },
       ],
       config: {
@@ -133,7 +133,7 @@ async function buildRig(prefix: string): Promise<Rig> {
   await limed.b.start();
   await waitPeered(limed.a);
   await waitPeered(limed.b);
-  for (const h of HOSTS) attach(r, h, homeOf(h));
+  for (const h of HOSTS) attach(r, h, home(h));
   return r;
 }
 
@@ -326,8 +326,18 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'live migration of hosts
     expect(allPairsPing(r)).toEqual([]);
     await moveHost(r, 2, 'b', r.limed.b);
     expect(allPairsPing(r)).toEqual([]);
+    // Counters before finalize: the logical table sums both sites.
+    type Flow = { priority: number; match: string; n_packets: number; n_bytes: number };
+    const dump = async (l: LimedProcess, site: string): Promise<Flow[]> => JSON.parse(await ctlOk(l, ['dump-flows', '--json', '--site', site])) as Flow[];
+    const packetsOf = (flows: Flow[]): number => flows.reduce((acc, f) => acc + f.n_packets, 0);
+    const [atA, atB] = [await dump(r.limed.a, 'local'), await dump(r.limed.b, 'local')];
+    expect(packetsOf(atA)).toBeGreaterThan(0); // h1, h2 were at A for a while
     const fin = JSON.parse(await ctlOk(r.limed.a, ['migrate', 'finalize', '--json']));
     expect(fin.migration).toMatchObject({ phase: 'idle', ended: 'finalized' });
+    expect(fin.archived_flows).toBeGreaterThan(0);
+    // The old site's counters moved to the new one: A holds none, B holds both sites' (and more since).
+    expect(packetsOf(await dump(r.limed.a, 'local'))).toBe(0);
+    expect(packetsOf(await dump(r.limed.b, 'local'))).toBeGreaterThanOrEqual(packetsOf(atA) + packetsOf(atB));
     expect((await status(r.limed.b)).migration).toMatchObject({ phase: 'idle', ended: 'finalized' });
 
     // Every host is at B: nothing crosses any more.
@@ -390,6 +400,83 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'live migration of hosts
     await ctlOk(r.limed.b, ['migrate', 'finalize']);
     expect(allPairsPing(r)).toEqual([]);
   }, 90_000);
+
+  it('migrate plan measures who talks to whom and moves talking pairs together; migrate run executes the plan', async () => {
+    const r = await buildRig('limemp', () => 'a'); // every host at A
+    expect(allPairsPing(r)).toEqual([]);
+    // h1 ↔ h3 and h2 ↔ h4 talk (UDP both ways) while the plan measures.
+    const rx = [[3, 9003], [1, 9001], [4, 9004], [2, 9002]].map(([h, port]) => startIn(r.host[h!]!, [UDP_SEQ, 'recv', String(port), '6'], 'READY'));
+    await Promise.all(rx.map((x) => x.ready));
+    const senders = ([[1, 3], [3, 1], [2, 4], [4, 2]] as const).map(([from, to]) => startIn(r.host[from]!, [UDP_SEQ, 'send', ipOf(to), String(9000 + to), '4000', '1']));
+    const file = join(dir, 'limemp-plan.json');
+    const planned = JSON.parse(await ctlOk(r.limed.a, ['migrate', 'plan', '--window', '2', '--parallel', '2', '-o', file, '--json']));
+    const pairs = new Set(planned.traffic.map((t: { from: string; to: string }) => `${t.from}>${t.to}`));
+    for (const p of ['h1>h3', 'h3>h1', 'h2>h4', 'h4>h2']) expect(pairs.has(p), p).toBe(true);
+    expect(pairs.has('h1>h2')).toBe(false);
+    const steps = planned.steps.map((st: { hosts: string[] }) => [...st.hosts].sort().join('+')).sort();
+    expect(steps).toEqual(['h1+h3', 'h2+h4']);
+    expect(planned.predicted_bytes).toBe(0); // each talking pair moves at once: nothing needs to cross
+    expect(planned.random_order_bytes).toBeGreaterThanOrEqual(planned.predicted_bytes);
+
+    // A plan that names an unknown host is refused whole, before anything moves.
+    const bad = join(dir, 'limemp-bad.json');
+    writeFileSync(bad, JSON.stringify({ version: 1, parallel: 1, steps: [['h1'], ['h9']] }));
+    const refused = await r.limed.a.ctl(['migrate', 'run', '--plan', bad, '--to', 'site-b']);
+    expect(refused.code).not.toBe(0);
+    expect(refused.stderr).toMatch(/step 2: no host named h9/);
+    expect((await status(r.limed.a)).migration.phase).toBe('idle');
+    expect((await status(r.limed.a)).hosts.every((h) => h.site === 'site-a')).toBe(true);
+
+    // The traffic ends first: the hosts' NICs stay at A, and a host heard at A after its
+    // move would be detected there and moved back.
+    await Promise.all(senders.map((x) => x.out));
+    await ctlOk(r.limed.a, ['migrate', 'run', '--plan', file, '--to', 'site-b']);
+    for (const l of [r.limed.a, r.limed.b]) {
+      const st = await status(l);
+      expect(st.hosts.every((h) => h.site === 'site-b')).toBe(true);
+      expect(st.migration).toMatchObject({ phase: 'moving', from: 'site-a', to: 'site-b' });
+    }
+  }, 90_000);
+
+  it('stop-and-copy, against LIME on the same moves: more bytes over the link (the old table switches everything), and frames lost while it cuts over', async () => {
+    /** All four hosts start at A and move to B one by one under UDP both ways between h1↔h2 and h3↔h4. */
+    const scenario = async (prefix: string, strategy: string): Promise<{ crossed: number; frozen: number; lost: number }> => {
+      const r = await buildRig(prefix, () => 'a');
+      expect(allPairsPing(r)).toEqual([]);
+      // A table of some size: the state stop-and-copy copies while it holds both sites frozen.
+      const file = join(dir, `${prefix}-flows`);
+      writeFileSync(file, Array.from({ length: 20_000 }, (_, i) => `priority=50,udp,nw_dst=10.99.${i >> 8}.${i & 255},actions=drop`).join('\n') + '\n');
+      await ctlOk(r.limed.a, ['--timeout', '60000', 'add-flows', file]);
+      const pairs = [[1, 2], [2, 1], [3, 4], [4, 3]] as const;
+      const rx = pairs.map(([, to]) => startIn(r.host[to]!, [UDP_SEQ, 'recv', String(9100 + to), '12'], 'READY'));
+      await Promise.all(rx.map((x) => x.ready));
+      const tx = pairs.map(([from, to]) => startIn(r.host[from]!, [UDP_SEQ, 'send', ipOf(to), String(9100 + to), '10000', '1']));
+      const crossed = async (): Promise<number> => (await status(r.limed.a)).inter_site_tx_bytes + (await status(r.limed.b)).inter_site_tx_bytes;
+      const c0 = await crossed();
+      await ctlOk(r.limed.a, ['migrate', 'prepare', '--to', 'site-b', '--strategy', strategy]);
+      for (const h of HOSTS) {
+        await moveHost(r, h, 'b', r.limed.a);
+        await new Promise((res) => setTimeout(res, 700));
+      }
+      await ctlOk(r.limed.b, ['migrate', 'finalize']);
+      const c1 = await crossed();
+      const sent = (await Promise.all(tx.map((x) => x.out))).map((o) => JSON.parse(o).sent as number);
+      const got = (await Promise.all(rx.map((x) => x.out))).map((o) => JSON.parse(o) as number[]);
+      let frozen = 0;
+      for (const l of [r.limed.a, r.limed.b]) for (const port of (await l.showJson()).ports) frozen += port.drops.migration_frozen ?? 0;
+      expect(allPairsPing(r)).toEqual([]);
+      const lost = sent.reduce((acc, n, i) => acc + n - new Set(got[i]!.filter((q) => q < n)).size, 0);
+      await r.destroy();
+      rig = undefined;
+      return { crossed: c1 - c0, frozen, lost };
+    };
+    const lime = await scenario('limesl', 'lime');
+    const snc = await scenario('limess', 'stop-and-copy');
+    console.log(`LIME: ${lime.crossed} bytes crossed, ${lime.lost} probes lost, ${lime.frozen} frozen; stop-and-copy: ${snc.crossed} bytes, ${snc.lost} lost, ${snc.frozen} frozen`);
+    expect(snc.crossed).toBeGreaterThan(lime.crossed);
+    expect(lime.frozen).toBe(0);
+    expect(snc.frozen).toBeGreaterThan(0);
+  }, 120_000);
 
   it('refuses bad moves with a clear error and changes nothing', async () => {
     const r = await buildRig('limemx');

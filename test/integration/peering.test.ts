@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, expect, it } from 'vitest';
 import { LimedProcess } from '../../src/demo/limed-process.js';
 import { fileURLToPath } from 'node:url';
 import { describeWhen, ROOT } from '../helpers/root.js';
-import { peerStatus, waitPeered } from '../helpers/peer-status.js';
+import { barrierWhenPeered, peerStatus, waitPeered } from '../helpers/peer-status.js';
 import { monitorJson, type Monitor } from '../helpers/monitor.js';
 import { haveOpenssl, makeTestCerts, writeSiteTls, type TestCerts } from '../helpers/certs.js';
 import { baseSites, HOST_A, HOST_B, startLimed, WAN_A, WAN_B, type Sites } from '../helpers/sites.js';
@@ -192,8 +192,7 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'peered sites', () => {
       stop = true;
       await stream;
       await waitPeered(s.limedA!);
-      await waitPeered(s.limedB!);
-      const b = await s.limedB!.ctl(['sync', 'barrier']);
+      const b = await barrierWhenPeered(s.limedB!);
       expect(b.code, b.stderr).toBe(0);
       const [fa, fb] = [await flowsOf(s.limedA!), await flowsOf(s.limedB!)];
       expect(fb).toEqual(fa);
@@ -226,8 +225,7 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'peered sites', () => {
     expect(r.code, r.stderr).toBe(0);
     stop = true;
     await singles;
-    await waitPeered(s.limedB!);
-    const barrier = await s.limedB!.ctl(['--timeout', '60000', 'sync', 'barrier'], 90_000);
+    const barrier = await barrierWhenPeered(s.limedB!);
     expect(barrier.code, barrier.stderr).toBe(0);
     const [fa, fb] = [await flowsOf(s.limedA!), await flowsOf(s.limedB!)];
     expect(fa.length).toBeGreaterThan(50_000);
@@ -258,8 +256,7 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'peered sites', () => {
     expect(s.limedB!.stdout.slice(logged)).toContain('receiving a snapshot');
     expect(s.limedB!.stdout.slice(logged)).not.toContain('snapshot loaded');
     await startRelay(s);
-    await waitPeered(s.limedB!, 30_000);
-    const barrier = await s.limedB!.ctl(['--timeout', '60000', 'sync', 'barrier'], 90_000);
+    const barrier = await barrierWhenPeered(s.limedB!);
     expect(barrier.code, barrier.stderr).toBe(0);
     const [fa, fb] = [await flowsOf(s.limedA!), await flowsOf(s.limedB!)];
     expect(fa.filter((f) => f.includes('nw_src=13.'))).toHaveLength(50_000);

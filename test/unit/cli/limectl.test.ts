@@ -1,5 +1,6 @@
 import net from 'node:net';
 import { spawnSync } from 'node:child_process';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connectMessage } from '../../../src/cli/client.js';
@@ -442,7 +443,7 @@ describe('limectl migrate prepare / finalize / abort', () => {
     expect(again.code).not.toBe(0);
     expect(again.stderr).toContain('already under way');
     const f = await ctl('migrate', 'finalize');
-    expect(f.stdout).toBe('migration from site paris to site berlin finalized (log entry 45)\n');
+    expect(f.stdout).toBe('migration from site paris to site berlin finalized: the counters of 3 flows moved to site berlin (log entry 45)\n');
     expect((await ctl('migrate', 'status')).stdout).toContain('  no migration under way (the last, from site paris to site berlin, was finalized)\n');
   });
 
@@ -453,5 +454,51 @@ describe('limectl migrate prepare / finalize / abort', () => {
     const u = await ctl('migrate', 'prepare');
     expect(u.code).not.toBe(0);
     expect(u.stderr).toMatch(/--to/);
+  });
+});
+
+describe('limectl migrate plan / run', () => {
+  it('prints the plan and writes the plan file that migrate run reads', async () => {
+    const file = join(tmp.dir, 'plan.json');
+    const r = await ctl('migrate', 'plan', '--window', '2', '--parallel', '2', '-o', file);
+    expect(r.code, r.stderr).toBe(0);
+    expect(service.calls.at(-1)).toEqual(['migratePlan', { window_ms: 2000, parallel: 2 }]);
+    expect(r.stdout).toBe(['plan from 2 s of traffic at site paris, at most 2 host(s) at once:', '  step 1: vm1', 'predicted inter-site bytes: 0 (a random order: 0)', `plan written to ${file}`, ''].join('\n'));
+    expect(JSON.parse(readFileSync(file, 'utf8'))).toMatchObject({ version: 1, parallel: 2, steps: [['vm1']] });
+    const run = await ctl('migrate', 'run', '--plan', file, '--to', 'berlin');
+    expect(run.code, run.stderr).toBe(0);
+    expect(service.calls.at(-1)).toEqual(['migrateRun', { steps: [{ hosts: ['vm1'] }], to: 'berlin', strategy: 'lime' }]);
+  });
+
+  it('regroups the plan\'s order with --parallel', async () => {
+    const file = join(tmp.dir, 'plan3.json');
+    writeFileSync(file, JSON.stringify({ version: 1, parallel: 1, steps: [['vm1'], ['vm2'], ['vm3']] }));
+    const r = await ctl('migrate', 'run', '--plan', file, '--parallel', '2');
+    expect(r.code, r.stderr).toBe(0);
+    expect(service.calls.at(-1)).toEqual(['migrateRun', { steps: [{ hosts: ['vm1', 'vm2'] }, { hosts: ['vm3'] }], to: '', strategy: 'lime' }]);
+  });
+
+  it.each([
+    ['not json', 'not { json'],
+    ['another version', JSON.stringify({ version: 9, parallel: 1, steps: [['vm1']] })],
+    ['a host twice', JSON.stringify({ version: 1, parallel: 1, steps: [['vm1'], ['vm1']] })],
+    ['an empty step', JSON.stringify({ version: 1, parallel: 1, steps: [[]] })],
+  ])('refuses a plan file with %s before sending anything', async (_what, text) => {
+    const file = join(tmp.dir, 'bad-plan.json');
+    writeFileSync(file, text);
+    const before = service.calls.length;
+    const r = await ctl('migrate', 'run', '--plan', file);
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(/^limectl: invalid plan: /);
+    expect(service.calls.length).toBe(before);
+  });
+
+  it('says which plan file it cannot read, and checks --window', async () => {
+    const r = await ctl('migrate', 'run', '--plan', join(tmp.dir, 'nosuch.json'));
+    expect(r.code).toBe(1);
+    expect(r.stderr).toContain('cannot read plan file');
+    const w = await ctl('migrate', 'plan', '--window', 'soon');
+    expect(w.code).toBe(2);
+    expect(w.stderr).toContain("invalid --window 'soon'");
   });
 });

@@ -35,7 +35,7 @@ class FakeSite implements ReplicaIo {
 
   apply(op: ReplOp, time: number): ReplResult {
     this.applyTimes.push(time);
-    if (op.op === 'move_host' || op.op === 'migration') throw new Error('no hosts in this table');
+    if (op.op === 'move_host' || op.op === 'migration' || op.op === 'archive') throw new Error('no hosts in this table');
     const texts = op.op === 'flow_mods' ? op.flow_mods.text.flows : op.replace_flows.text.flows;
     if (texts.some((t) => t.includes('bad'))) throw Object.assign(new Error(`bad flow: ${texts.join(';')}`), { code: 'BAD_REQUEST' });
     if (op.op === 'replace_flows') {
