@@ -15,7 +15,9 @@
 import { PerformanceObserver } from 'node:perf_hooks';
 import { FrameBatch, HEADROOM, DEFAULT_SLOT_SIZE } from '../packet/batch.js';
 import { DROP_REASON_NAMES } from '../packet/drop.js';
-import { formatMac, parseIpv4 } from '../util/addr.js';
+import { formatMac, parseIpv4, parseMac } from '../util/addr.js';
+import { buildRarp } from '../packet/build.js';
+import type { Action } from '../flow/types.js';
 import { Switch } from '../datapath/switch.js';
 import type { Port, PortState } from '../io/port.js';
 import { TapPort, loopNow } from '../io/tap.js';
@@ -152,6 +154,7 @@ export class Daemon implements ManagementService {
         return peering.submitSequenced({ op: 'move_host', move_host: request });
       },
       publish: (event) => this.flows.publish(event),
+      announce: (host, mac) => this.announce(host, mac),
       log,
     });
   }
@@ -446,6 +449,27 @@ export class Daemon implements ManagementService {
   }
 
   // Live migration ----------------------------------------------------------------------
+
+  /** RARP for a host that arrived here, out of every port that is not a host's or the tunnel. */
+  private announce(host: string, mac: string): void {
+    const from = this.records.get(host)?.port.number;
+    if (from === undefined) return;
+    const hosts = new Set(this.migration.map.list().map((h) => h.name));
+    const outputs: Action[] = [];
+    for (const rec of this.records.values()) {
+      if (hosts.has(rec.port.name) || rec.port.name === this.migration.tunnelPort) continue;
+      outputs.push({ type: 'output', port: rec.port.number });
+    }
+    if (outputs.length === 0) return;
+    const frame = Buffer.alloc(60);
+    buildRarp(frame, 0, { mac: parseMac(mac) });
+    try {
+      this.switch.packetOut(frame, from, outputs);
+      this.log.info({ host, mac, ports: outputs.length }, `announced host ${host} (RARP) on ${outputs.length} port(s)`);
+    } catch (err) {
+      this.log.warn({ host, err: (err as Error).message }, `could not announce host ${host}`);
+    }
+  }
 
   async migrateHost(request: MoveHostRequest): Promise<MigrateStatus> {
     const peering = this.migrationPeering('migrate host');

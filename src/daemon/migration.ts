@@ -17,6 +17,7 @@
  * whatever this site's map says (Executor.deliverFromPeer): it is never sent back.
  */
 import type { Switch } from '../datapath/switch.js';
+import { parseMac } from '../util/addr.js';
 import { LocationError, LocationMap, type HostSpec } from '../migrate/location.js';
 import type { MgmtEvent, MigrateStatus, MigrationPhase, MoveHostReply, MoveHostRequest } from '../proto/schema.js';
 import type { Locations } from '../sync/replication.js';
@@ -34,6 +35,12 @@ export interface MigrationDeps {
   submitMove(request: MoveHostRequest): Promise<unknown>;
   /** Hand an event to this site's monitors (mobility events). */
   publish(event: MgmtEvent): void;
+  /**
+   * Announce a host that just arrived (RARP from its MAC, as a hypervisor does after a
+   * live migration) on this site's ports other than hosts', so that L2 switches behind
+   * them re-learn where it is.
+   */
+  announce(host: string, mac: string): void;
   log: Logger;
 }
 
@@ -96,7 +103,7 @@ export class Migration {
       if (port === undefined) continue;
       this.hostByPort.set(port, h.name);
       const here = h.site === this.site || this.leaving.has(h.name) || this.arriving.has(h.name);
-      hosts.push({ port, tunnelId: h.tunnel_id, here, switchAtPeer: switchAtPeer && here });
+      hosts.push({ port, tunnelId: h.tunnel_id, here, switchAtPeer: switchAtPeer && here, ...(h.mac !== '' ? { mac: parseMac(h.mac) } : {}) });
     }
     sw.setLocations(tunnel, hosts);
     sw.pipeline.exec.onHostArrived = this.onHostArrived;
@@ -167,6 +174,8 @@ export class Migration {
     this.deps.log.info({ host: request.host, from, to, cause }, `host ${request.host} moved from site ${from} to site ${to}`);
     // Each site applies each move once, so each site's monitors hear of it once.
     const mac = this.map.list().find((h) => h.name === request.host)?.mac ?? '';
+    // A host that moved here by command has not necessarily spoken yet (detected: it has).
+    if (to === this.site && cause !== 'detected' && mac !== '') this.deps.announce(request.host, mac);
     this.deps.publish({ kind: 'host_moved', time: Date.now() / 1000, reason: cause, dropped: 0, host_moved: { host: request.host, mac, from, to, cause } });
     return { host: request.host, from, to, seq: 0 };
   }

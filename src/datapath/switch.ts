@@ -87,6 +87,9 @@ export class Switch {
   readonly pipeline: Pipeline;
   private readonly now: () => number;
 
+  /** Hosts' MACs and ports (live migration), learned at both sites. */
+  private hostMacs: { mac: Mac; port: number }[] = [];
+
   /** Current time (ms), shared with the MAC table: the batch's stamp, or now() in tick(). */
   readonly clock = new Float64Array(1);
 
@@ -159,8 +162,13 @@ export class Switch {
    * that is not here goes to the inter-site port with the host's tunnel id. `switchAtPeer`
    * (stop-and-copy, at the new site): the host's frames go unswitched to the peer's table.
    */
-  setLocations(interSitePort: number, hosts: readonly { port: number; tunnelId: number; here: boolean; switchAtPeer?: boolean }[]): void {
+  setLocations(interSitePort: number, hosts: readonly { port: number; tunnelId: number; here: boolean; switchAtPeer?: boolean; mac?: Mac }[]): void {
     const exec = this.pipeline.exec;
+    // Hosts' MACs are known at both sites: unicast to a host at the other site goes to it
+    // (through the tunnel, with its tunnel id) instead of being flooded there, although
+    // its frames never enter this site's table to be learned. Kept learned by tick().
+    this.hostMacs = hosts.filter((h) => h.mac !== undefined).map((h) => ({ mac: h.mac!, port: h.port }));
+    this.learnHostMacs(this.now());
     exec.interSitePort = interSitePort;
     exec.remoteVia.fill(0);
     exec.remoteKey.fill(0);
@@ -245,7 +253,12 @@ export class Switch {
   /** Periodic housekeeping (MAC aging); the daemon calls it about once a second. */
   tick(): void {
     this.clock[0] = this.now();
+    this.learnHostMacs(this.clock[0]);
     this.macTable.expire();
+  }
+
+  private learnHostMacs(now: number): void {
+    for (const h of this.hostMacs) this.macTable.learn(h.mac.hi, h.mac.lo, 0, h.port, now);
   }
 
   /** The housekeeping clock (ms), the same clock batches are stamped with. */

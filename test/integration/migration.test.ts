@@ -21,6 +21,7 @@ import { Netns, run } from '../../src/demo/netns.js';
 import { describeWhen, ROOT } from '../helpers/root.js';
 import { waitPeered } from '../helpers/peer-status.js';
 import { haveOpenssl, makeTestCerts, writeSiteTls, type TestCerts } from '../helpers/certs.js';
+import { startTshark } from '../helpers/proc.js';
 
 const WAN_A = '192.168.251.1';
 const WAN_B = '192.168.251.2';
@@ -31,6 +32,7 @@ const homeOf = (h: number): 'a' | 'b' => (h <= 2 ? 'a' : 'b');
 
 const UDP_SEQ = fileURLToPath(new URL('../helpers/udp-seq.mjs', import.meta.url));
 const TCP_PATTERN = fileURLToPath(new URL('../helpers/tcp-pattern.mjs', import.meta.url));
+const UDP_MESH = fileURLToPath(new URL('../helpers/udp-mesh.mjs', import.meta.url));
 
 const dir = mkdtempSync(join(tmpdir(), 'lime-migration-'));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -78,7 +80,7 @@ function detach(r: Rig, h: number): void {
   run('ip', ['-n', ns, 'link', 'set', 'dev', r.tap(h, side), 'netns', r.site[side]]);
 }
 
-async function buildRig(prefix: string, home: (h: number) => 'a' | 'b' = homeOf): Promise<Rig> {
+async function buildRig(prefix: string, home: (h: number) => 'a' | 'b' = homeOf, opts: { uplinkB?: boolean } = {}): Promise<Rig> {
   Netns.cleanupStale(prefix);
   const net = new Netns(prefix);
   const site = { a: net.add('a'), b: net.add('b') };
@@ -103,6 +105,8 @@ async function buildRig(prefix: string, home: (h: number) => 'a' | 'b' = homeOf)
       ports: [
         ...HOSTS.map((h) => ({ name: `h${h}`, device: tap(h, side), mac: macOf(h), tunnel_id: 100 + h, site: home(h) === 'a' ? 'site-a' : 'site-b' })),
         { name: 'wan', type: 'gre' as const, remote_ip: side === 'a' ? WAN_B : WAN_A, key: 'flow' },
+        // An L2 switch's port behind site B (not a host): where B announces hosts that arrive.
+        ...(opts.uplinkB === true && side === 'b' ? [{ name: 'uplink', device: `${prefix}up` }] : []),
       ],
       config: {
         listen: `${side === 'a' ? WAN_A : WAN_B}:6640`,
@@ -262,6 +266,72 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'live migration of hosts
     expect(await siteOfHost(r.limed.b, 1)).toBe('site-b');
     expect(allPairsPing(r)).toEqual([]);
   }, 60_000);
+
+  it('a whole network moves host by host under probes between every pair and a TCP stream: short gaps, bytes intact, each frame crosses once and only to its host\'s site, nothing after finalize', async () => {
+    const r = await buildRig('limemm', () => 'a');
+    expect(allPairsPing(r)).toEqual([]);
+    const ROUNDS = 12_000; // 1,000 probes per second to each other host, 12 s
+    const startAt = String(Date.now() + 3000); // all bound by then
+    const mesh = HOSTS.map((h) => startIn(r.host[h]!, [UDP_MESH, String(h), '9200', String(ROUNDS), '1', startAt, ...HOSTS.filter((o) => o !== h).map((o) => `${o}@${ipOf(o)}`)], 'READY'));
+    await Promise.all(mesh.map((m) => m.ready));
+    const tcpRx = startIn(r.host[4]!, [TCP_PATTERN, 'recv', '9300'], 'READY');
+    await tcpRx.ready;
+    const tcpTx = startIn(r.host[1]!, [TCP_PATTERN, 'send', ipOf(4), '9300', String(4 * 1024 * 1024), '512']);
+    await ctlOk(r.limed.a, ['migrate', 'prepare', '--to', 'site-b']);
+    await new Promise((res) => setTimeout(res, Math.max(0, Number(startAt) - Date.now())));
+    const detachedMs: Record<number, number> = {};
+    let wire: string[][] = [];
+    for (const h of HOSTS) {
+      await new Promise((res) => setTimeout(res, 700));
+      const t0 = performance.now();
+      await moveHost(r, h, 'b', h % 2 === 0 ? r.limed.a : r.limed.b);
+      detachedMs[h] = performance.now() - t0;
+      if (h === 2) {
+        // h1, h2 at B; h3, h4 at A: look at what crosses, with tshark's dissectors.
+        const cap = await startTshark(r.site.a, 'limemmwa', 'ip proto 47', ['ip.src', 'ip.dst', 'gre.key', 'udp.dstport', 'data.data'], 1.5);
+        wire = await cap.done;
+      }
+    }
+    await new Promise((res) => setTimeout(res, 500));
+    await ctlOk(r.limed.b, ['migrate', 'finalize']);
+    const crossed = async (): Promise<number> => (await status(r.limed.a)).inter_site_tx_bytes + (await status(r.limed.b)).inter_site_tx_bytes;
+    const c0 = await crossed();
+    await new Promise((res) => setTimeout(res, 700)); // probes go on, all at B
+    expect(await crossed()).toBe(c0);
+
+    // Between the moves: every GRE packet carries a frame for a host at the receiving site,
+    // with that host's tunnel id, and no frame crossed twice.
+    const at = { a: new Set([ipOf(3), ipOf(4)]), b: new Set([ipOf(1), ipOf(2)]) };
+    const probes = wire.filter((f) => f[3]!.split(',').includes('9200'));
+    expect(probes.length).toBeGreaterThan(1000);
+    const seen = new Set<string>();
+    for (const [src, dst, key, , data] of wire) {
+      const [outerSrc, innerSrc] = src!.split(',');
+      const innerDst = dst!.split(',')[1]!;
+      const toSite = outerSrc === WAN_A ? 'b' : 'a';
+      expect(at[toSite].has(innerDst), `${innerSrc} → ${innerDst} crossed to site ${toSite}`).toBe(true);
+      expect(Number(key)).toBe(100 + Number(innerDst.split('.')[3]));
+      if (data !== undefined && data !== '') {
+        const id = `${innerSrc}>${innerDst}:${data}`;
+        expect(seen.has(id), `crossed twice: ${id}`).toBe(false);
+        seen.add(id);
+      }
+    }
+
+    // Probes: the longest run lost between two hosts is no longer than the longer of their
+    // detach times, plus 5 ms (1 probe per ms).
+    const results = (await Promise.all(mesh.map((m) => m.out))).map((o) => JSON.parse(o) as { sent: number; received: Record<string, number[]> });
+    for (const h of HOSTS) {
+      for (const from of HOSTS) {
+        if (from === h) continue;
+        const gap = longestGap(results[h - 1]!.received[from]!, ROUNDS - 200);
+        const bound = Math.ceil(Math.max(detachedMs[h]!, detachedMs[from]!)) + 5;
+        expect(gap, `h${from} → h${h}: ${gap} probes lost in a row (bound ${bound})`).toBeLessThanOrEqual(bound);
+      }
+    }
+    const sentTcp = JSON.parse(await tcpTx.out);
+    expect(JSON.parse(await tcpRx.out)).toEqual({ bytes: 4 * 1024 * 1024, sha256: sentTcp.sha256 });
+  }, 120_000);
 
   it('frames between hosts at the same site never cross the link; a moved host is reached through it', async () => {
     const r = await buildRig('limemh');
@@ -477,6 +547,18 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'live migration of hosts
     expect(lime.frozen).toBe(0);
     expect(snc.frozen).toBeGreaterThan(0);
   }, 120_000);
+
+  it('announces a host moved here by command (RARP from its MAC) on the site\'s other ports', async () => {
+    const r = await buildRig('limemr', homeOf, { uplinkB: true });
+    const sw = r.net.add('sw');
+    run('ip', ['-n', r.site.b, 'link', 'set', 'dev', 'limemrup', 'netns', sw]);
+    r.net.exec(sw, 'ip', ['link', 'set', 'limemrup', 'up']);
+    const cap = await startTshark(sw, 'limemrup', 'ether proto 0x8035', ['eth.src', 'eth.dst', 'arp.opcode', 'arp.src.hw_mac', 'arp.dst.hw_mac'], 4);
+    await new Promise((res) => setTimeout(res, 300));
+    await moveHost(r, 1, 'b', r.limed.a);
+    const frames = await cap.done;
+    expect(frames).toEqual([[macOf(1), 'ff:ff:ff:ff:ff:ff', '3', macOf(1), macOf(1)]]);
+  }, 60_000);
 
   it('refuses bad moves with a clear error and changes nothing', async () => {
     const r = await buildRig('limemx');
