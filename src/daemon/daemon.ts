@@ -297,12 +297,16 @@ export class Daemon implements ManagementService {
     const dropCounts = this.switch.dropCounts(n);
     const drops: Record<string, number> = {};
     for (let r = 1; r < dropCounts.length; r++) if (dropCounts[r]! > 0) drops[DROP_REASON_NAMES[r]!] = dropCounts[r]!;
+    // A host's port is up only where the host is: at the other site it is "remote".
+    const hostSite = this.migration.map.siteOf(rec.port.name);
+    const options = this.portOptions(rec);
+    if (hostSite !== undefined) options['host_site'] = hostSite;
     return {
       name: rec.port.name,
       number: n,
       type: rec.port.type,
       device: rec.port.device,
-      state: rec.port.state,
+      state: hostSite !== undefined && hostSite !== this.config.site ? 'remote' : rec.port.state,
       mtu: rec.port.mtu,
       mac: rec.mac,
       rx_packets: this.switch.rxPackets[n]!,
@@ -310,7 +314,7 @@ export class Daemon implements ManagementService {
       tx_packets: io.txPackets,
       tx_bytes: io.txBytes,
       drops,
-      options: this.portOptions(rec),
+      options,
     };
   }
 

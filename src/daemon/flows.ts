@@ -665,10 +665,11 @@ export class FlowService {
   }
 
   /** The switch's packet-in hook (datapath/execute.ts): copy, truncate, queue. */
-  readonly onPacketIn: PacketInHook = (slab, offset, size, inPort, reason, table, ruleId, maxLen) => {
+  readonly onPacketIn: PacketInHook = (slab, offset, size, inPort, reason, table, ruleId, maxLen, held) => {
     this.nPacketIns++;
     if (this.sinks.size === 0 && this.role?.forward === undefined) {
       this.nPacketInsUnwatched++;
+      if (held === true) this.release(slab.subarray(offset, offset + size), inPort, ruleId);
       return;
     }
     const n = Math.min(size, maxLen);
@@ -694,7 +695,28 @@ export class FlowService {
     if (this.sinks.size > 0) this.emit(event);
     // A packet-in is an event of the logical switch: the peer site's monitors see it too.
     this.role?.forward?.(event);
+    // After the event (queued for the monitors before this, sent to the peer above).
+    if (held === true) this.release(slab.subarray(offset, offset + size), inPort, ruleId);
   };
+
+  /**
+   * A frame held for its packet-in during a migration (execute.ts holdFor): forwarded by
+   * the rule's other actions at this site — the one that held it — once the event is out
+   * (monitors are flushed, and the peer sent to, in earlier microtasks).
+   */
+  private release(frame: Uint8Array, inPort: number, ruleId: number): void {
+    const rule = ruleId >= 0 ? this.table.rule(ruleId) : undefined;
+    if (rule === undefined) return;
+    const actions = rule.actions.filter((a) => a.type !== 'controller');
+    const copy = Uint8Array.from(frame); // the batch slab is reused after this batch
+    queueMicrotask(() => {
+      try {
+        this.components.datapath?.()?.packetOut(copy, inPort, actions);
+      } catch (err) {
+        this.components.log?.('warn', 'could not forward a frame held for its packet-in', { error: (err as Error).message });
+      }
+    });
+  }
 
   private wallSeconds(): number {
     return (this.components.wallNow ?? Date.now)() / 1000;

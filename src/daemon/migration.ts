@@ -96,6 +96,7 @@ export class Migration {
     const p = this.phase;
     const switchAtPeer = p.strategy === 'stop-and-copy' && p.phase === 'moving' && this.site === p.to;
     sw.setFrozen(p.phase === 'cutover');
+    sw.setHoldWithController(p.phase !== 'idle');
     const hosts: { port: number; tunnelId: number; here: boolean; switchAtPeer: boolean }[] = [];
     this.hostByPort = new Map();
     for (const h of this.map.list()) {

@@ -50,7 +50,7 @@ import { FLOOD_EXCEPT_FLAG, FLOOD_TUNNEL_ID } from '../tunnel/logical.js';
 import type { TableView } from '../table/types.js';
 import type { MacTable } from './mac-table.js';
 import type { SwitchPort } from './switch.js';
-import { FIRST_WRITE_OP, L4_ICMPV6, L4_TCP, L4_UDP, OP, PACKET_IN_NO_MATCH, PROG_LEN, PROG_N_RULES, PROG_RULES } from './xlate.js';
+import { FIRST_WRITE_OP, L4_ICMPV6, L4_TCP, L4_UDP, OP, OP_OPERANDS, PACKET_IN_NO_MATCH, PROG_LEN, PROG_N_RULES, PROG_RULES } from './xlate.js';
 
 export type PacketInReason = 'action' | 'no_match';
 
@@ -68,6 +68,11 @@ export type PacketInHook = (
   table: number,
   ruleId: number,
   maxLen: number,
+  /**
+   * During a migration, a rule that both forwards and sends to the controller only sends
+   * (LIME §4.2.2): the frame is held, and the hook forwards it once the event is out.
+   */
+  held?: boolean,
 ) => void;
 
 export interface ExecutorOptions {
@@ -171,6 +176,12 @@ export class Executor {
   readonly ingressKey: Uint32Array;
   /** Stop-and-copy cut-over: hosts' frames and the peer's are dropped (migration_frozen). */
   frozen = false;
+  /**
+   * A migration is under way: a program that both outputs and sends to the controller only
+   * sends to the controller, with the frame marked held (PacketInHook), so that the event
+   * reaches the controller before the frame reaches anyone (LIME §4.2.2).
+   */
+  holdWithController = false;
   readonly isHost: Uint8Array;
   /**
    * Called (before the batch is switched) when frames arrive on the port of a host the map
@@ -245,6 +256,7 @@ export class Executor {
     const nRules = prog[base + PROG_N_RULES]!;
     let q = base + PROG_RULES;
     for (let r = 0; r < nRules; r++) this.credit(prog[q++]!, size);
+    if (this.holdWithController && this.holdFor(prog, q, end, off, size)) return;
 
     const drops = this.drops;
     const dropBase = this.dropBase;
@@ -729,6 +741,28 @@ export class Executor {
     return at;
   }
 
+  /**
+   * During a migration: when the program both outputs and sends to the controller (for
+   * an action, not a table miss), send only the packet-in, of the frame held; true when
+   * it did (the program is not run).
+   */
+  private holdFor(prog: Uint32Array, q: number, end: number, off: number, size: number): boolean {
+    let controller = -1;
+    let outputs = false;
+    for (let i = q; i < end; ) {
+      const op = prog[i]!;
+      if (op === OP.CONTROLLER && prog[i + 4] !== PACKET_IN_NO_MATCH) controller = i;
+      else if (op === OP.OUTPUT || op === OP.NORMAL || op === OP.FLOOD || op === OP.ALL) outputs = true;
+      const n = OP_OPERANDS[op];
+      if (n === undefined) return false;
+      i += 1 + n;
+    }
+    if (controller < 0 || !outputs) return false;
+    const ruleId = prog[controller + 3]!;
+    this.packetIn(this.slab, off, size, 'action', prog[controller + 2]!, ruleId > MAX_SIGNED_RULE ? -1 : ruleId, prog[controller + 1]!, true);
+    return true;
+  }
+
   private packetIn(
     buf: Buffer,
     off: number,
@@ -737,6 +771,7 @@ export class Executor {
     table: number,
     ruleId: number,
     maxLen: number,
+    held = false,
   ): void {
     const hook = this.onPacketIn;
     if (hook === undefined) {
@@ -757,7 +792,7 @@ export class Executor {
     this.tokens -= 1;
     this.nPacketIns++;
     try {
-      hook(buf, off, size, this.inPort, reason, table, ruleId, maxLen);
+      hook(buf, off, size, this.inPort, reason, table, ruleId, maxLen, held);
     } catch {
       this.nPacketInErrors++;
     }

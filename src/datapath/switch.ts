@@ -217,6 +217,11 @@ export class Switch {
     return out;
   }
 
+  /** A migration is under way: forward-and-controller rules send to the controller first (Executor.holdWithController). */
+  setHoldWithController(hold: boolean): void {
+    this.pipeline.exec.holdWithController = hold;
+  }
+
   /** Stop-and-copy cut-over: drop every host's frames (and the peer's) while true. */
   setFrozen(frozen: boolean): void {
     this.pipeline.exec.frozen = frozen;

@@ -56,7 +56,8 @@ export interface PortInfo {
   number: number;
   type: string;
   device: string;
-  state: 'up' | 'down';
+  /** "remote": a host's port at the site the host is not at (its state is the other site's). */
+  state: 'up' | 'down' | 'remote';
   mtu: number;
   mac: string;
   rx_packets: number;

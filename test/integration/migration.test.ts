@@ -341,12 +341,18 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'live migration of hosts
     // h1 ↔ h2 (both at A), h3 ↔ h4 (both at B): the link carries nothing.
     for (let i = 0; i < 3; i++) expect(ping(r, 1, 2, 5) && ping(r, 3, 4, 5)).toBe(true);
     expect(await crossed()).toBe(c0);
+    // A host's port is up only at the site where the host is.
+    const states = async (l: LimedProcess): Promise<string[]> => (await l.showJson()).ports.filter((p: { name: string }) => p.name.startsWith('h')).map((p: { name: string; state: string; options: { host_site: string } }) => `${p.name}:${p.state}@${p.options.host_site}`);
+    expect(await states(r.limed.a)).toEqual(['h1:up@site-a', 'h2:up@site-a', 'h3:remote@site-b', 'h4:remote@site-b']);
+    expect(await states(r.limed.b)).toEqual(['h1:remote@site-a', 'h2:remote@site-a', 'h3:up@site-b', 'h4:up@site-b']);
     // Move h2 to B: now h1 ↔ h2 crosses, h2 ↔ h3 does not.
     detach(r, 2);
     const moved = await r.limed.b.ctl(['migrate', 'host', 'h2', '--to', 'site-b']);
     expect(moved.code, moved.stderr).toBe(0);
     expect(moved.stdout).toContain('host h2 moved from site site-a to site site-b');
     attach(r, 2, 'b');
+    expect((await states(r.limed.a))[1]).toBe('h2:remote@site-b');
+    expect((await states(r.limed.b))[1]).toBe('h2:up@site-b');
     expect(ping(r, 2, 3, 3)).toBe(true);
     const c1 = await crossed();
     expect(ping(r, 2, 3, 5) && ping(r, 4, 2, 5)).toBe(true);
