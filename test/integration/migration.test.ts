@@ -441,6 +441,13 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'live migration of hosts
     await moveHost(r, 1, 'b', r.limed.a);
     await moveHost(r, 3, 'a', r.limed.b); // (against the grain: abort puts it back too)
     expect(allPairsPing(r)).toEqual([]);
+    // The logical table's counters (both sites summed) before the abort.
+    const counted = async (): Promise<Map<string, number>> => {
+      const dumped = JSON.parse(await ctlOk(r.limed.a, ['dump-flows', '--json'])) as Array<{ priority: number; match: string; n_packets: number }>;
+      return new Map(dumped.map((f) => [`${f.priority},${f.match}`, f.n_packets]));
+    };
+    const countedBefore = await counted();
+    expect([...countedBefore.values()].some((n) => n > 0)).toBe(true);
     // The hypervisors bring h1 and h3 back as abort returns them.
     detach(r, 1);
     detach(r, 3);
@@ -450,6 +457,9 @@ describeWhen(ROOT && haveOpenssl(), 'root and openssl', 'live migration of hosts
     expect(ab.migration).toMatchObject({ phase: 'idle', ended: 'aborted' });
     for (const l of [r.limed.a, r.limed.b]) expect((await status(l)).hosts.map((h) => `${h.name}@${h.site}`)).toEqual(['h1@site-a', 'h2@site-a', 'h3@site-b', 'h4@site-b']);
     expect([await flows(r.limed.a), await flows(r.limed.b)]).toEqual(before);
+    // Counters preserved: no flow counts less than before the abort.
+    const countedAfter = await counted();
+    for (const [flow, n] of countedBefore) expect(countedAfter.get(flow), flow).toBeGreaterThanOrEqual(n);
     expect(allPairsPing(r)).toEqual([]);
     const none = await r.limed.a.ctl(['migrate', 'abort']);
     expect(none.code).not.toBe(0);
