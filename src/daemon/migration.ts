@@ -48,7 +48,7 @@ export interface MigrationDeps {
 const DETECT_RETRY_MS = 1000;
 
 /** The hosts a config declares (ports with a tunnel_id). */
-export function hostSpecs(config: Config): HostSpec[] {
+function hostSpecs(config: Config): HostSpec[] {
   const out: HostSpec[] = [];
   for (const p of config.ports) {
     if (p.type === 'gre' || p.tunnel_id === undefined) continue;
@@ -70,7 +70,6 @@ export class Migration {
   private retryTimer: NodeJS.Timeout | undefined;
   /** Host name by port number, as of the last refresh (the detection hook's lookup). */
   private hostByPort = new Map<number, string>();
-  nDetected = 0;
   private phase: MigrationPhase = idlePhase();
 
   constructor(
@@ -120,7 +119,6 @@ export class Migration {
     const from = name === undefined ? undefined : this.map.siteOf(name);
     if (name === undefined || from === this.site || this.arriving.has(name)) return;
     this.arriving.add(name);
-    this.nDetected++;
     this.refresh();
     this.deps.log.info({ host: name, from, to: this.site }, `host ${name} detected at this site (frames on its port); moving it here`);
     this.logDetected(name);
@@ -243,6 +241,6 @@ export class Migration {
 }
 
 /** No ensemble migration under way. */
-export function idlePhase(): MigrationPhase {
+function idlePhase(): MigrationPhase {
   return { phase: 'idle', from: '', to: '', strategy: '', before: [], ended: '' };
 }
