@@ -93,6 +93,10 @@ typedef struct lime_tap {
   /* AF_PACKET handles only: */
   double rx_link_down; /* ENETDOWN reports (the interface went down, or is being deleted):
                         * each one onBatch(-ENETDOWN), polling goes on */
+  double busy_ns; /* time spent in poll callbacks (reads, onBatch, its sends), uv_hrtime():
+                   * the data path's share of the event loop, for the daemon's control policer */
+  double rx_full_polls; /* poll callbacks that stopped after LIME_TAP_DRAIN_ROUNDS with frames
+                         * possibly still queued: the port offers more than one wake-up drains */
 
   uv_poll_t poll;
   napi_env env;
@@ -1203,8 +1207,9 @@ drain_packet (lime_tap_t *t, napi_value cb) {
       if (t->state != LIME_TAP_POLLING) return 0; /* stopped or closed by onBatch */
     }
     if (err) return err;
-    if (drained) break;
+    if (drained) return 0;
   }
+  t->rx_full_polls++;
   return 0;
 }
 
@@ -1295,6 +1300,8 @@ on_poll (uv_poll_t *poll, int status, int events) {
   const size_t cap = slot - headroom;
   uint32_t total = 0;
   int err = 0;
+  int drained = 0;
+  const uint64_t began = uv_hrtime();
   (void) events;
 
   if (t->state != LIME_TAP_POLLING) return;
@@ -1325,7 +1332,7 @@ on_poll (uv_poll_t *poll, int status, int events) {
 
   for (int round = 0; round < LIME_TAP_DRAIN_ROUNDS; round++) {
     uint32_t n = 0, reads = 0;
-    int drained = 0;
+    drained = 0;
     if (t->dgram) {
       /* A raw IPv4 socket: up to `max` datagrams in one recvmmsg. */
       int got = dgram_read(t, max, &n, &err, &drained);
@@ -1371,6 +1378,7 @@ on_poll (uv_poll_t *poll, int status, int events) {
     if (drained) break;
   }
   t->last_drain = total;
+  if (!drained) t->rx_full_polls++;
   goto out;
 
 down:
@@ -1380,6 +1388,7 @@ down:
 
 out:
   napi_close_handle_scope(env, scope);
+  t->busy_ns += (double) (uv_hrtime() - began);
 }
 
 /*
@@ -1653,6 +1662,8 @@ init (napi_env env, napi_value exports) {
   EXPORT_OFFSET(rx_gso_dropped);
   EXPORT_OFFSET(vnet_hdr);
   EXPORT_OFFSET(rx_link_down);
+  EXPORT_OFFSET(busy_ns);
+  EXPORT_OFFSET(rx_full_polls);
   export_uint32(env, exports, "LIME_TAP_F_VNET_HDR", LIME_TAP_F_VNET_HDR);
   export_uint32(env, exports, "LIME_PACKET_F_VNET_HDR", LIME_PACKET_F_VNET_HDR);
   export_uint32(env, exports, "LIME_TAP_MODE_PLAIN", LIME_TAP_MODE_PLAIN);

@@ -852,6 +852,10 @@ export function formatShow(reply: ShowReply): string {
   }
   const t = reply.mac_table;
   out += `mac table: ${t.size} of ${t.capacity} entries, ${t.evictions} evictions, aging ${t.aging_seconds} s\n`;
+  const c = reply.control;
+  if (c !== undefined && c.share_percent < 100) {
+    out += `control plane: ${c.share_percent} % of the event loop while the data path is saturated (${c.saturated ? 'saturated now' : 'not saturated now'}); ${c.deferred} requests deferred, ${c.waiting} waiting\n`;
+  }
   return out;
 }
 

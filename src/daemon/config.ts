@@ -8,6 +8,8 @@
  *   mac_table: { capacity: 8192, aging_seconds: 300 }
  *   table_miss: normal            # default table-miss rule: normal | drop
  *   packet_in: { rate: 1000, burst: 100 }  # packet-ins per second / bucket depth (per daemon)
+ *   control_share_percent: 5      # share of the event loop management requests get while
+ *                                 # the data path is saturated (100: no policing)
  *   ports:
  *     - { name: vm1, type: tap, mtu: 1500, mac: "02:00:00:00:00:01", device: lime-vm1 }
  *     - { name: uplink, type: system, device: eth1 }          # an existing interface
@@ -188,6 +190,11 @@ export const configSchema = z.strictObject({
         .default(100),
     }, { error: 'expected a mapping like { rate: 1000, burst: 100 }' })
     .default({ rate: 1000, burst: 100 }),
+  control_share_percent: z
+    .number({ error: 'expected a number from 1 to 100 (percent of the event loop)' })
+    .min(1, 'expected a number from 1 to 100 (percent of the event loop)')
+    .max(100, 'expected a number from 1 to 100 (percent of the event loop)')
+    .default(5),
   ports: z.array(portSchema, { error: 'expected a list of ports' }).default([]),
   listen: hostPort.optional(),
   peer: z

@@ -37,6 +37,7 @@ import type { Logger } from './log.js';
 import { FlowService, sumFlowCounters } from './flows.js';
 import { Peering, stateDirOf } from './peering.js';
 import { Migration } from './migration.js';
+import { ControlPolicing } from './control-policing.js';
 import { LocationError } from '../migrate/location.js';
 import { makePlan, trafficMatrix } from '../migrate/planner.js';
 import { ReplicationError } from '../sync/replication.js';
@@ -101,6 +102,8 @@ export class Daemon implements ManagementService {
   readonly migration: Migration;
   /** A `migrate plan` is measuring traffic. */
   private measuring = false;
+  /** Management requests get a bounded share of the loop while the data path is saturated. */
+  private readonly policing: ControlPolicing;
   private tick: NodeJS.Timeout | undefined;
   private gcObserver: PerformanceObserver | undefined;
   private gcCount = 0;
@@ -157,6 +160,19 @@ export class Daemon implements ManagementService {
       announce: (host, mac) => this.announce(host, mac),
       log,
     });
+    this.policing = new ControlPolicing(config.control_share_percent, {
+      dataPathNs: () => {
+        let ns = 0;
+        for (const r of this.records.values()) ns += r.port.busyNs?.() ?? 0;
+        return ns;
+      },
+      backlogPolls: () => {
+        let n = 0;
+        for (const r of this.records.values()) n += r.port.backlogPolls?.() ?? 0;
+        return n;
+      },
+      log: (msg, fields) => this.log.info(fields, msg),
+    });
   }
 
   async start(): Promise<void> {
@@ -173,6 +189,7 @@ export class Daemon implements ManagementService {
         path: this.config.socket,
         service: this,
         log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
+        admit: () => this.policing.policer.admit(),
       });
       await this.mgmt.start();
     } catch (err) {
@@ -180,6 +197,7 @@ export class Daemon implements ManagementService {
       throw this.asStartupError(err);
     }
     this.flows.start();
+    this.policing.start();
     this.tick = setInterval(() => this.switch.tick(), TICK_MS);
     this.tick.unref();
     this.gcObserver = new PerformanceObserver((list) => {
@@ -217,6 +235,9 @@ export class Daemon implements ManagementService {
       this.mgmt = undefined;
       await m.stop();
     }
+    // After the management server: requests still waiting for admission find their
+    // connection closed and are dropped, not run during shutdown.
+    this.policing.stop();
   }
 
   private openPort(pc: PortConfig): PortRecord {
@@ -353,6 +374,19 @@ export class Daemon implements ManagementService {
         rss: mem.rss,
         gc_count: this.gcCount,
       },
+      control: this.controlInfo(),
+    };
+  }
+
+  private controlInfo(): ShowReply['control'] {
+    const s = this.policing.policer.status();
+    return {
+      share_percent: s.share * 100,
+      saturated: s.saturated,
+      deferred: s.deferred,
+      waiting: s.waiting,
+      cost_ms: s.costMs,
+      saturated_windows: s.saturatedWindows,
     };
   }
 

@@ -64,6 +64,8 @@ export interface NativeCounters extends PortIoCounters {
   rxGsoDropped: number;
   /** AF_PACKET handles (system ports): times the interface was reported down (ENETDOWN). */
   rxLinkDown: number;
+  /** Wake-ups that read their most batches and left frames possibly queued (the port is saturated). */
+  rxFullPolls: number;
 }
 
 /** Write errors after which the device will never work again (it was deleted). */
@@ -227,7 +229,18 @@ export abstract class NativePort implements Port {
       rxGsoSegmented: c[i.rxGsoSegmented]!,
       rxGsoDropped: c[i.rxGsoDropped]!,
       rxLinkDown: c[i.rxLinkDown]!,
+      rxFullPolls: c[i.rxFullPolls]!,
     };
+  }
+
+  /** Nanoseconds this port's receive path (reads, the data path, its sends) spent on the event loop. */
+  busyNs(): number {
+    return this.counters[this.counterIndex.busyNs]!;
+  }
+
+  /** Wake-ups that stopped at the drain limit with frames possibly still queued. */
+  backlogPolls(): number {
+    return this.counters[this.counterIndex.rxFullPolls]!;
   }
 
   /** Stop receiving and close the fd. Idempotent; no onStatus. */

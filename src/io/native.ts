@@ -55,6 +55,10 @@ export interface LimeTapBinding {
   readonly offsetof_lime_tap_vnet_hdr: number;
   /** AF_PACKET handles: ENETDOWN reports (the interface went down); polling went on after each. */
   readonly offsetof_lime_tap_rx_link_down: number;
+  /** Nanoseconds spent in the handle's poll callbacks (reads, onBatch and the sends it makes). */
+  readonly offsetof_lime_tap_busy_ns: number;
+  /** Poll callbacks that read their most batches and stopped with frames possibly still queued. */
+  readonly offsetof_lime_tap_rx_full_polls: number;
   /** Reserved flag for virtio-net headers (not implemented: open rejects it with EINVAL). */
   readonly LIME_TAP_F_VNET_HDR: number;
   /** `lime_packet_open` flag: PACKET_VNET_HDR (see lime_packet_open). */
@@ -234,6 +238,10 @@ export interface TapCounterIndex {
   readonly vnetHdr: number;
   /** AF_PACKET handles: ENETDOWN reports (see LimeTapBinding.offsetof_lime_tap_rx_link_down). */
   readonly rxLinkDown: number;
+  /** Nanoseconds in poll callbacks: the data path's time on the event loop. */
+  readonly busyNs: number;
+  /** Poll callbacks that stopped at their drain limit with frames possibly still queued. */
+  readonly rxFullPolls: number;
 }
 
 const ADDON_PATH = join('native', 'build', 'Release', 'lime_tap.node');
@@ -266,7 +274,8 @@ export function loadNative(): LimeTapBinding {
     loaded.LIME_PACKET_F_VNET_HDR !== LIME_PACKET_F_VNET_HDR ||
     loaded.LIME_TAP_MODE_PLAIN !== LIME_TAP_MODE_PLAIN ||
     loaded.LIME_TAP_MODE_VNET !== LIME_TAP_MODE_VNET ||
-    typeof loaded.offsetof_lime_tap_rx_link_down !== 'number'
+    typeof loaded.offsetof_lime_tap_rx_link_down !== 'number' ||
+    typeof loaded.offsetof_lime_tap_rx_full_polls !== 'number'
   ) {
     throw new Error(`lime native addon ${file} is out of date or does not match src/io/native.ts (rebuild it: \`npm run build\`)`);
   }
@@ -295,6 +304,8 @@ export function tapCounterIndex(): TapCounterIndex {
     rxGsoDropped: b.offsetof_lime_tap_rx_gso_dropped / 8,
     vnetHdr: b.offsetof_lime_tap_vnet_hdr / 8,
     rxLinkDown: b.offsetof_lime_tap_rx_link_down / 8,
+    busyNs: b.offsetof_lime_tap_busy_ns / 8,
+    rxFullPolls: b.offsetof_lime_tap_rx_full_polls / 8,
   });
   return counterIndex;
 }

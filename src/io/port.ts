@@ -55,6 +55,14 @@ export interface Port {
   /** Send everything queued in `tx` (offsets into `slab`), then clear the queue. Returns frames sent. */
   flush(slab: Buffer): number;
   ioCounters(): PortIoCounters;
+  /**
+   * Nanoseconds the port's receive path (reads, the data path it runs, the sends it makes)
+   * has spent on the event loop since it started; absent for ports that read nothing of
+   * their own. The daemon's control policer compares it with the loop's busy time.
+   */
+  busyNs?(): number;
+  /** Wake-ups whose reads stopped at the drain limit with frames still queued (a backlog). */
+  backlogPolls?(): number;
   close(): void;
   /**
    * A tunnel port that does not fragment: the largest inner frame it carries. Larger ones

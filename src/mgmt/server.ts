@@ -66,6 +66,11 @@ export interface ManagementServerOptions {
   log?: LogFn;
   /** Bytes a monitor connection may have waiting to be read before it is dropped (default 4 MiB). */
   monitorQueueBytes?: number;
+  /**
+   * Admission of each request before it is served (the daemon's control policer, see
+   * daemon/control-policer.ts): undefined = serve now, a promise = serve once it resolves.
+   */
+  admit?: () => Promise<void> | undefined;
 }
 
 /** Default bound of a monitor connection's unread events, in bytes. */
@@ -126,6 +131,7 @@ export class ManagementServer {
   private readonly service: ManagementService;
   private readonly log: LogFn;
   private readonly monitorQueueBytes: number;
+  private readonly admit: (() => Promise<void> | undefined) | undefined;
   private server: net.Server | undefined;
   private readonly connections = new Set<net.Socket>();
   private nextConnectionId = 1;
@@ -135,6 +141,7 @@ export class ManagementServer {
     this.service = opts.service;
     this.log = opts.log ?? (() => {});
     this.monitorQueueBytes = opts.monitorQueueBytes ?? MONITOR_QUEUE_BYTES;
+    this.admit = opts.admit;
   }
 
   async start(): Promise<void> {
@@ -262,6 +269,11 @@ export class ManagementServer {
         if (state.monitor !== undefined) {
           close(`request '${request.body ?? 'unknown'}' on a monitor connection`);
           break;
+        }
+        const admitted = this.admit?.();
+        if (admitted !== undefined) {
+          await admitted;
+          if (socket.destroyed) break;
         }
         const frames = await this.replyTo(request, state);
         if (socket.destroyed) break;

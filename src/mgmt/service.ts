@@ -10,6 +10,7 @@
  * throw and must not block (the server queues per connection).
  */
 import type {
+  ControlInfo,
   DumpFlowsRequest,
   FlowDiffReply,
   FlowEntry,
@@ -76,7 +77,10 @@ export interface ShowReply {
   mac_table: { size: number; capacity: number; evictions: number; aging_seconds: number };
   /** Heap statistics of the daemon (bytes), for the allocation checks in bench/. */
   process: { pid: number; uptime_seconds: number; heap_used: number; rss: number; gc_count: number };
+  /** Control-plane policing (see daemon/control-policer.ts). */
+  control: ControlInfo;
 }
+
 
 export interface FdbEntry {
   port: string;

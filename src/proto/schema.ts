@@ -68,11 +68,21 @@ export interface ProcessInfo {
   gc_count: number;
 }
 
+export interface ControlInfo {
+  share_percent: number;
+  saturated: boolean;
+  deferred: number;
+  waiting: number;
+  cost_ms: number;
+  saturated_windows: number;
+}
+
 export interface ShowReply {
   site: string;
   ports: PortInfo[];
   mac_table: MacTableInfo;
   process: ProcessInfo;
+  control: ControlInfo;
 }
 
 export interface FdbEntry {

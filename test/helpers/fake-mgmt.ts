@@ -104,6 +104,7 @@ export class FakeManagementService implements ManagementService {
       ports: this.ports.map((p) => ({ ...p })),
       mac_table: { size: this.fdb.length, capacity: 8192, evictions: 7, aging_seconds: 300 },
       process: { pid: 4242, uptime_seconds: 61.5, heap_used: 5_000_000, rss: 40_000_000, gc_count: 3 },
+      control: { share_percent: 10, saturated: false, deferred: 12, waiting: 0, cost_ms: 0.8, saturated_windows: 40 },
     };
   }
 

@@ -273,6 +273,20 @@ describeAsRoot(SUITE, () => {
       expect(a.ioCounters()).toMatchObject({ txPackets: 200, txBytes: 200 * 98, rxTooLong: 0 });
     });
 
+    it('counts its time on the event loop, and a wake-up that leaves frames queued as a backlog', async () => {
+      const busy0 = a.busyNs();
+      const full0 = a.tapCounters().rxFullPolls;
+      expect(busy0).toBeGreaterThan(0); // the previous test's drains took time
+      // Queued while the loop is busy here: more replies than one wake-up reads (4 rounds
+      // of a full batch), so the first wake-up stops with frames still queued.
+      const n = 4 * batch.capacity + 64;
+      const seen0 = replies.size;
+      expect(sendEchoes(a, txSlab, a.mac, PEER_IP, NS_IP, 5000, n)).toBe(n);
+      await waitFor(`${n} more echo replies`, () => replies.size === seen0 + n);
+      expect(a.tapCounters().rxFullPolls).toBeGreaterThan(full0);
+      expect(a.busyNs()).toBeGreaterThan(busy0);
+    });
+
     it('counts a frame too long for its slot as rx_too_long instead of delivering it', async () => {
       ip('-n', NS, 'link', 'set', a.device, 'mtu', '9000');
       const bigSlab = Buffer.alloc(8192);

@@ -68,6 +68,7 @@ describe('limectl show', () => {
     expect(lines[2]).toMatch(/^\s*1\s+vm1\s+tap\s+vm1\s+up\s+1500\s+02:00:00:00:00:01\s+12\s+1008\s+10\s+840\s+runt=3,too_long=1$/);
     expect(lines[3]).toMatch(/^\s*2\s+vm2\s+tap\s+vm2\s+down\s+9000\s+02:00:00:00:00:02\s+0\s+0\s+0\s+0\s+-$/);
     expect(lines[4]).toBe('mac table: 2 of 8192 entries, 7 evictions, aging 300 s');
+    expect(lines[5]).toBe('control plane: 10 % of the event loop while the data path is saturated (not saturated now); 12 requests deferred, 0 waiting');
     // columns line up: every row's MAC starts where the header's MAC does
     const col = lines[1]!.indexOf('MAC');
     expect(lines[2]!.indexOf('02:00')).toBe(col);

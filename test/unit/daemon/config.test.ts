@@ -17,6 +17,9 @@ describe('limed configuration', () => {
     expect(c.site).toBe('a');
     expect(c.socket).toBe(DEFAULT_SOCKET);
     expect(c.mac_table).toEqual({ capacity: 8192, aging_seconds: 300 });
+    expect(c.control_share_percent).toBe(5);
+    expect(parseConfig('site: a\ncontrol_share_percent: 100\n').control_share_percent).toBe(100);
+    expect(parseConfig('site: a\ncontrol_share_percent: 2.5\n').control_share_percent).toBe(2.5);
     expect(c.ports[0]).toEqual({ name: 'vm1', type: 'tap', mtu: 1500 });
     expect(c.ports[1]).toMatchObject({ mtu: 9000, mac: '02:00:00:00:00:02', device: 'lime-vm2' });
   });
@@ -71,6 +74,9 @@ describe('limed configuration', () => {
     ['site: a\nport: []\n', 'limed.yaml: unknown field "port"'],
     ['site: a\nports: {}\n', 'limed.yaml: ports: expected a list of ports, got {}'],
     ['site: a\nmac_table: { capacity: 3 }\n', 'limed.yaml: mac_table.capacity: expected at least 16, got 3'],
+    ['site: a\ncontrol_share_percent: 0\n', 'limed.yaml: control_share_percent: expected a number from 1 to 100 (percent of the event loop), got 0'],
+    ['site: a\ncontrol_share_percent: 101\n', 'limed.yaml: control_share_percent: expected a number from 1 to 100 (percent of the event loop), got 101'],
+    ['site: a\ncontrol_share_percent: lots\n', 'limed.yaml: control_share_percent: expected a number from 1 to 100 (percent of the event loop), got "lots"'],
     ['site: a\nports:\n  - { name: vm1, type: tap }\n  - { name: vm1, type: tap }\n', 'limed.yaml: ports[1].name: duplicate port name "vm1" (also ports[0])'],
     ['site: a\nports:\n  - { name: vm1, type: tap, device: d }\n  - { name: vm2, type: tap, device: d }\n', 'limed.yaml: ports[1].device: device "d" is already used by ports[0]'],
     ['- just\n- a list\n', 'limed.yaml: expected a mapping with at least "site" and "ports"'],

@@ -142,6 +142,57 @@ describe('ManagementServer start/stop', () => {
   });
 });
 
+describe('ManagementServer admission (control policing)', () => {
+  it('serves a request only once admit() lets it in, in order, and serves at once when admit() says so', async () => {
+    const gates: Array<() => void> = [];
+    let hold = true;
+    const server = new ManagementServer({
+      path: join(tmp.dir, 'limed.sock'),
+      service,
+      admit: () => (hold ? new Promise<void>((resolve) => gates.push(resolve)) : undefined),
+    });
+    await server.start();
+    servers.push(server);
+    const a = await connect(server.path);
+    const b = await connect(server.path);
+    a.send({ version: 1, id: 1, body: 'show', show: {} });
+    b.send({ version: 1, id: 2, body: 'fdb_show', fdb_show: {} });
+    await new Promise((r) => setTimeout(r, 50));
+    expect(gates).toHaveLength(2);
+    expect(a.replies).toHaveLength(0);
+    expect(b.replies).toHaveLength(0);
+    expect(service.calls).toEqual([]); // nothing reached the service yet
+    gates[1]!();
+    expect((await b.waitReplies(1))[0]!.body).toBe('fdb_show');
+    expect(a.replies).toHaveLength(0);
+    gates[0]!();
+    expect((await a.waitReplies(1))[0]!.body).toBe('show');
+    hold = false;
+    a.send({ version: 1, id: 3, body: 'show', show: {} });
+    expect((await a.waitReplies(2))[1]!.id).toBe(3);
+    expect(gates).toHaveLength(2);
+  });
+
+  it('drops a request still waiting for admission when the server stops', async () => {
+    let release: () => void = () => {};
+    const server = new ManagementServer({
+      path: join(tmp.dir, 'limed.sock'),
+      service,
+      admit: () => new Promise<void>((resolve) => (release = resolve)),
+    });
+    await server.start();
+    servers.push(server);
+    const c = await connect(server.path);
+    c.send({ version: 1, id: 1, body: 'add_port', add_port: { name: 'vm9', type: 'tap' } });
+    await new Promise((r) => setTimeout(r, 50));
+    await server.stop();
+    release();
+    await new Promise((r) => setTimeout(r, 50));
+    expect(service.calls).toEqual([]);
+    expect(service.ports.map((p) => p.name)).toEqual(['vm1', 'vm2']);
+  });
+});
+
 describe('ManagementServer requests', () => {
   it('answers each request with the same id, in order, for pipelined requests', async () => {
     const server = await startServer();

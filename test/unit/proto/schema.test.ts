@@ -56,6 +56,7 @@ const replies: MgmtReply[] = [
       ports: [port, { ...port, name: 'vm2', number: 2, state: 'down', drops: {} }],
       mac_table: { size: 2, capacity: 8192, evictions: 5, aging_seconds: 300 },
       process: { pid: 4242, uptime_seconds: 12.5, heap_used: 5_000_000, rss: 40_000_000, gc_count: 3 },
+      control: { share_percent: 10, saturated: true, deferred: 3, waiting: 1, cost_ms: 0.75, saturated_windows: 9 },
     },
   },
   {
@@ -164,6 +165,7 @@ describe('MgmtReply', () => {
         ports: [],
         mac_table: { size: 0, capacity: 0, evictions: 0, aging_seconds: 0 },
         process: { pid: 0, uptime_seconds: 0, heap_used: 0, rss: 0, gc_count: 0 },
+        control: { share_percent: 0, saturated: false, deferred: 0, waiting: 0, cost_ms: 0, saturated_windows: 0 },
       },
     });
   });
