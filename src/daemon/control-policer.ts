@@ -5,7 +5,7 @@
  * the forwarding. Routers call this control-plane policing; limed's data path and control
  * plane share one thread, so the share is enforced by admission, not by a scheduler.
  *
- * The daemon feeds one sample per window (default 10 ms): the window's wall time, the
+ * The daemon feeds one sample per window (10 ms while the loop is busy, else 100 ms): the window's wall time, the
  * loop's busy time (Node's event-loop utilisation) and the data path's busy time (the
  * native ports' time in their poll callbacks) and whether any port had a backlog (a
  * wake-up that stopped at its drain limit with frames still queued). Control work is
@@ -30,8 +30,8 @@
 export interface PolicerOptions {
   /** Share of the loop control work may use while the data path is saturated, (0, 1]. */
   share: number;
-  /** Most credit that carries over, in windows' worth of the share (default 2). */
-  burstWindows?: number;
+  /** Most credit that carries over, ms of control work (default: the share of 20 ms). */
+  burstMs?: number;
   /** The cost of a request assumed before any was measured, ms (default 1). */
   initialCostMs?: number;
 }
@@ -56,6 +56,8 @@ export interface PolicerStatus {
   costMs: number;
   /** Requests waiting now. */
   waiting: number;
+  /** The loop's busy share in the last window. */
+  loopBusy: number;
   /** Requests that had to wait, since start. */
   deferred: number;
   /** Windows the data path was saturated in, since start. */
@@ -69,7 +71,7 @@ const COST_WEIGHT = 0.2;
 
 export class ControlPolicer {
   readonly share: number;
-  private readonly burstWindows: number;
+  private readonly capMs: number;
   private creditMs = 0;
   private costMs: number;
   private saturated = false;
@@ -78,12 +80,13 @@ export class ControlPolicer {
   private readonly waiters: Array<() => void> = [];
   private nDeferred = 0;
   private nSaturated = 0;
+  private loopBusy = 0;
 
   constructor(opts: PolicerOptions) {
     if (!(opts.share > 0 && opts.share <= 1)) throw new RangeError(`control share must be in (0, 1], got ${opts.share}`);
     this.share = opts.share;
     this.costMs = opts.initialCostMs ?? 1;
-    this.burstWindows = opts.burstWindows ?? 2;
+    this.capMs = opts.burstMs ?? opts.share * 20;
   }
 
   /**
@@ -100,8 +103,9 @@ export class ControlPolicer {
   /** Account one window and admit the waiting requests its credit covers. */
   account(s: PolicerSample): void {
     if (this.share >= 1 || !(s.wallMs > 0)) return;
-    const cap = this.share * s.wallMs * this.burstWindows;
+    const cap = this.capMs;
     const controlMs = Math.max(0, s.loopBusyMs - s.dataPathMs);
+    this.loopBusy = Math.min(1, s.loopBusyMs / s.wallMs);
     const wasSaturated = this.saturated;
     this.saturated = s.backlogged && s.loopBusyMs >= LOOP_BUSY * s.wallMs;
     if (this.saturated) {
@@ -131,6 +135,7 @@ export class ControlPolicer {
       creditMs: this.creditMs,
       costMs: this.costMs,
       waiting: this.waiters.length,
+      loopBusy: this.loopBusy,
       deferred: this.nDeferred,
       saturatedWindows: this.nSaturated,
     };

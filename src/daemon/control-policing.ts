@@ -8,7 +8,11 @@
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import { ControlPolicer } from './control-policer.js';
 
+/** Window while the loop is busy or requests wait, and while it is mostly idle. */
 export const POLICING_WINDOW_MS = 10;
+export const IDLE_WINDOW_MS = 100;
+/** Loop busy share from which the short window is used. */
+const BUSY = 0.5;
 const LOG_EVERY_MS = 10_000;
 
 export interface PolicingIo {
@@ -22,6 +26,7 @@ export interface PolicingIo {
 export class ControlPolicing {
   readonly policer: ControlPolicer;
   private timer: NodeJS.Timeout | undefined;
+  private stopped = false;
   private lastLoggedDeferred = 0;
   private lastLogAt = -Infinity;
 
@@ -29,17 +34,20 @@ export class ControlPolicing {
     sharePercent: number,
     private readonly io: PolicingIo,
     private readonly windowMs = POLICING_WINDOW_MS,
+    private readonly idleWindowMs = IDLE_WINDOW_MS,
   ) {
     this.policer = new ControlPolicer({ share: sharePercent / 100 });
   }
 
   start(): void {
-    if (this.timer !== undefined || this.policer.share >= 1) return;
+    if (this.timer !== undefined || this.stopped || this.policer.share >= 1) return;
     let elu: EventLoopUtilization = performance.eventLoopUtilization();
     let dataNs = this.io.dataPathNs();
     let backlog = this.io.backlogPolls();
     let at = performance.now();
-    this.timer = setInterval(() => {
+    // Short windows only while the loop is busy (or requests wait): an idle daemon wakes
+    // ten times a second for this, not a hundred.
+    const sample = (): void => {
       const now = performance.now();
       const nowElu = performance.eventLoopUtilization();
       const d = performance.eventLoopUtilization(nowElu, elu);
@@ -51,12 +59,21 @@ export class ControlPolicing {
       backlog = nowBacklog;
       at = now;
       this.maybeLog(now);
-    }, this.windowMs);
+      const st = this.policer.status();
+      this.schedule(sample, st.loopBusy >= BUSY || st.waiting > 0 ? this.windowMs : this.idleWindowMs);
+    };
+    this.schedule(sample, this.idleWindowMs);
+  }
+
+  private schedule(fn: () => void, ms: number): void {
+    if (this.stopped) return;
+    this.timer = setTimeout(fn, ms);
     this.timer.unref();
   }
 
   stop(): void {
-    if (this.timer !== undefined) clearInterval(this.timer);
+    this.stopped = true;
+    if (this.timer !== undefined) clearTimeout(this.timer);
     this.timer = undefined;
     this.policer.releaseAll();
   }
