@@ -4,7 +4,7 @@
 // datapath and limed; then limed's flow table (issue 3), and site-to-site tunnels: limed GRE,
 // OVS GRE and OpenVPN (issue 4). See bench/README.md. Must run as root.
 import { spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
@@ -546,6 +546,11 @@ async function main() {
     } catch (err) {
       log(`sync: failed: ${err.message}`);
       results.sync = { error: err.message };
+      // The sites' logs go away with the run's temp dir: keep them next to the results.
+      for (const f of ['sync-a.log', 'sync-b.log']) {
+        if (existsSync(join(ctx.tmp, f))) copyFileSync(join(ctx.tmp, f), join(outDir, f));
+      }
+      log(`sync: the sites' logs are in ${outDir}`);
     }
     teardownSync();
     saveResults(true);

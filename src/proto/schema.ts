@@ -597,7 +597,7 @@ export type PeerBody =
   | { body: 'heartbeat'; heartbeat: Heartbeat }
   | { body: 'entries'; entries: { entries: Uint8Array[] } }
   | { body: 'entry_part'; entry_part: { seq: number; total: number; data: Uint8Array } }
-  | { body: 'ack'; ack: { applied_seq: number } }
+  | { body: 'ack'; ack: { applied_seq: number; durable_seq: number } }
   | { body: 'snapshot'; snapshot: ReplSnapshot }
   | { body: 'forward'; forward: { id: number; request: ReplEntry } }
   | { body: 'forward_reply'; forward_reply: ForwardReply }

@@ -13,10 +13,15 @@
  *
  * The log: each operation (ReplEntry: the operator's flow-mods request as text, the
  * writer's wall clock when applied, a sequence number) is applied to the local table,
- * written to the local journal, and streamed to the follower, which applies it, journals
- * it and acknowledges it (ReplAck). The writer answers the operator when the entry is
- * durable locally and, while a follower is connected, acknowledged by it. `barrier()`
- * waits for that of everything submitted before it.
+ * written to the local journal, and streamed to the follower, which applies it,
+ * acknowledges it (ReplAck) and journals it. The writer answers the operator when the
+ * entry is durable locally and, while a follower is connected, applied there (issue 5's
+ * rule: "durable locally and applied at the peer"); the follower's own journal write is
+ * off that path, so one disk write, not two in a row, sets a flow-mod's latency. An
+ * operator's command at the follower is answered there once the entry is also durable in
+ * the follower's journal. `barrier()` waits until everything submitted before it is
+ * applied at both sites. A follower that crashes before its journal caught up resumes from
+ * its last durable entry: the writer holds the rest (or resyncs it).
  *
  * Reconnection. The follower's hello carries its position: the log id (a random name of
  * the writer's log lineage, fixed when the writer's state directory is created) and its
@@ -552,7 +557,12 @@ export class Writer extends Replica {
 
   private persistInOrder(item: WindowEntry): Promise<void> {
     const seq = item.entry.seq;
-    const p = this.persistChain.then(() => this.io.persist(seq, item.bytes));
+    // Issued now, not after the previous write: the journal keeps call order and writes
+    // the appends that queue behind an in-flight write together (group commit). The chain
+    // only keeps `durableSeq` advancing in order.
+    const write = this.io.persist(seq, item.bytes);
+    write.catch(() => undefined); // observed through the chain below
+    const p = this.persistChain.then(() => write);
     this.persistChain = p.then(
       () => {
         this.durableSeq = seq;
@@ -613,6 +623,9 @@ export class Follower extends Replica {
   private part: { seq: number; total: number; pieces: Uint8Array[]; received: number } | undefined;
   private readonly maxEntryBytes: number;
   private persistChain: Promise<void> = Promise.resolve();
+  private durableWaiters: Array<Waiter & { reject: (err: Error) => void }> = [];
+  /** Per snapshot still being written (journal resets), the appends waiting for it. */
+  private readonly afterSnapshot: Array<Array<() => void>> = [];
   private ackScheduled = false;
   private failed = false;
   nResyncs = 0;
@@ -643,14 +656,28 @@ export class Follower extends Replica {
     this.barriers.clear();
   }
 
-  /** An operator's operation at the follower: the writer sequences it. */
+  /**
+   * An operator's operation at the follower: the writer sequences it. Answered once the
+   * writer has it durable and applied here, and it is durable in this site's journal too.
+   */
   submit(op: ReplOp): Promise<{ seq: number; result: ReplResult }> {
-    const link = this.unavailable('flow-mods');
+    const link = this.unavailable('flow-mods'); // throws now, not in the promise
     const id = this.nextId++;
-    return new Promise((resolve, reject) => {
+    const forwarded = new Promise<{ seq: number; result: ReplResult }>((resolve, reject) => {
       this.forwards.set(id, { resolve, reject });
       link.send(msg({ body: 'forward', forward: { id, request: { seq: 0, time: 0, ...op } as ReplEntry } }));
     });
+    return forwarded.then(async (done) => {
+      await this.waitDurable(done.seq);
+      return done;
+    });
+  }
+
+  /** Resolves once every entry up to `seq` is in this site's journal; rejects if it failed. */
+  private waitDurable(seq: number): Promise<void> {
+    if (this.durableSeq >= seq) return Promise.resolve();
+    if (this.failed) return Promise.reject(new ReplicationError('FAILED', 'the local journal failed; this site cannot make changes durable'));
+    return new Promise((resolve, reject) => this.durableWaiters.push({ seq, resolve, reject }));
   }
 
   barrier(): Promise<number> {
@@ -750,8 +777,21 @@ export class Follower extends Replica {
     }
     this.applyEntry(e);
     this.lastSeq = e.seq;
-    const copy = Uint8Array.from(bytes); // persisted after this turn: keep our own copy
-    this.persistInOrder(() => this.io.persist(e.seq, copy), e.seq);
+    this.scheduleAck(); // applied: the writer may answer its operator
+    // Appends are issued at once (the journal copies the bytes, keeps call order and writes
+    // what queues behind an in-flight write together), except behind a snapshot still being
+    // written (a journal reset refuses to run with appends waiting): those are issued, in
+    // order, the moment it is done.
+    const waitFor = this.afterSnapshot.at(-1);
+    let write: Promise<void>;
+    if (waitFor === undefined) {
+      write = this.io.persist(e.seq, bytes);
+    } else {
+      const copy = Uint8Array.from(bytes);
+      write = new Promise<void>((resolve, reject) => waitFor.push(() => this.io.persist(e.seq, copy).then(resolve, reject)));
+    }
+    write.catch(() => undefined); // observed through the chain
+    this.persistInOrder(() => write, e.seq);
     return true;
   }
 
@@ -784,30 +824,48 @@ export class Follower extends Replica {
     this.nResyncs++;
     this.lastResyncAt = this.io.now();
     this.io.log('info', `replication: snapshot loaded (${snap.flows.length + snap.nPacked} flows${snap.packed.length > 0 ? ', packed' : ''}, seq ${snap.seq})`);
-    this.persistInOrder(() => this.io.persistSnapshot({ log_id: snap.logId, seq: snap.seq, time: snap.time, flows: snap.flows, packed: snap.packed, more: false, ...snap.locations }), snap.seq);
+    this.scheduleAck();
+    // Written once every earlier append is durable (a reset refuses to run with appends
+    // waiting); entries that arrive meanwhile wait in `queue` (see onEntry).
+    const queue: Array<() => void> = [];
+    this.afterSnapshot.push(queue);
+    const release = (): void => {
+      this.afterSnapshot.splice(this.afterSnapshot.indexOf(queue), 1);
+      for (const issue of queue) issue();
+    };
+    const snapshot: ReplSnapshot = { log_id: snap.logId, seq: snap.seq, time: snap.time, flows: snap.flows, packed: snap.packed, more: false, ...snap.locations };
+    this.persistInOrder(() => this.io.persistSnapshot(snapshot).finally(release), snap.seq);
   }
 
-  /** Persist in log order; acknowledge the highest durable seq once per turn of the loop. */
+  /** Persist in log order; the position (what a reconnect resumes from) is the durable seq. */
   private persistInOrder(write: () => Promise<void>, seq: number): void {
     this.persistChain = this.persistChain.then(write).then(
       () => {
         this.durableSeq = seq;
-        this.scheduleAck();
+        const ready = this.durableWaiters.filter((w) => w.seq <= seq);
+        if (ready.length > 0) {
+          this.durableWaiters = this.durableWaiters.filter((w) => w.seq > seq);
+          for (const w of ready) w.resolve();
+        }
       },
       (err: Error) => {
         if (!this.failed) this.io.log('error', `replication: the journal failed; no more acknowledgements (${err.message})`);
         this.failed = true;
+        const failed = new ReplicationError('FAILED', `the local journal failed (${err.message}); this site cannot make changes durable`);
+        for (const w of this.durableWaiters.splice(0)) w.reject(failed);
         this.link?.close('the follower journal failed');
       },
     );
   }
 
+  /** Acknowledge the highest applied seq once per turn of the loop (not per entry). */
   private scheduleAck(): void {
     if (this.ackScheduled) return;
     this.ackScheduled = true;
     queueMicrotask(() => {
       this.ackScheduled = false;
-      this.link?.send(msg({ body: 'ack', ack: { applied_seq: this.durableSeq } }));
+      if (this.failed) return;
+      this.link?.send(msg({ body: 'ack', ack: { applied_seq: this.lastSeq, durable_seq: this.durableSeq } }));
     });
   }
 }

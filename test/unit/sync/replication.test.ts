@@ -30,6 +30,8 @@ class FakeSite implements ReplicaIo {
   snapshots: ReplSnapshot[] = [];
   readonly logs: string[] = [];
   failPersist = false;
+  /** While set, journal writes wait for it (a slow disk). */
+  persistGate: Promise<void> | undefined;
   clock = 1_000_000;
   applyTimes: number[] = [];
 
@@ -72,8 +74,15 @@ class FakeSite implements ReplicaIo {
       },
     };
   }
+  /** While set, snapshot writes wait for it. */
+  snapshotGate: Promise<void> | undefined;
+  /** Like the real journal: an append must come after the last one (or the snapshot), checked when issued. */
+  private lastIssued = 0;
   async persist(seq: number, bytes: Uint8Array): Promise<void> {
+    if (seq <= this.lastIssued) throw new Error(`append refused: seq ${seq} is not greater than the last seq ${this.lastIssued}`);
+    this.lastIssued = seq;
     await tick();
+    if (this.persistGate !== undefined) await this.persistGate;
     if (this.failPersist) throw new Error('disk full');
     const entry = decodeReplEntry(bytes) as ReplEntry;
     if (entry.seq !== seq) throw new Error(`persist: seq ${seq} but the bytes hold entry ${entry.seq}`);
@@ -81,6 +90,8 @@ class FakeSite implements ReplicaIo {
   }
   async persistSnapshot(snapshot: ReplSnapshot): Promise<void> {
     await tick();
+    if (this.snapshotGate !== undefined) await this.snapshotGate;
+    this.lastIssued = snapshot.seq;
     this.snapshots.push(snapshot);
     this.journal.length = 0;
   }
@@ -186,19 +197,90 @@ describe('replication: the writer alone', () => {
 });
 
 describe('replication: writer and follower', () => {
-  it('answers the operator only once the follower has applied and persisted the entry', async () => {
+  it('answers the operator only once the follower has applied the entry; the follower journals it after', async () => {
     const p = pair();
     p.connect();
     await settle();
     for (let i = 0; i < 20; i++) {
       const { seq } = await p.writer.submit(add(`f${i}`));
-      // Acknowledged: the follower has it in its table and its journal.
+      // Acknowledged: durable here, and the follower has it in its table.
+      expect(p.a.journal.at(-1)?.seq).toBe(seq);
       expect(p.b.table.has(`f${i}`)).toBe(true);
-      expect(p.b.journal.at(-1)?.seq).toBe(seq);
     }
+    await settle();
+    expect(p.b.journal.map((e) => e.seq)).toEqual(p.a.journal.map((e) => e.seq));
+    expect(p.follower.position.applied_seq).toBe(20);
     expect([...p.b.table]).toEqual([...p.a.table]);
     expect(p.b.applyTimes).toEqual(p.a.applyTimes); // the writer's clock travels with each entry
     expect(p.writer.status()).toMatchObject({ seq: 20, acked_seq: 20, lag: 0, live: true });
+  });
+
+  it('a slow follower journal does not hold the writer\'s operator, but holds the follower\'s own', async () => {
+    const p = pair();
+    p.connect();
+    await settle();
+    let open: () => void = () => {};
+    p.b.persistGate = new Promise<void>((r) => (open = r));
+    const atWriter = await p.writer.submit(add('w1'));
+    expect(p.b.table.has('w1')).toBe(true);
+    expect(p.b.journal).toHaveLength(0); // not yet durable at the follower
+    let answered = false;
+    const atFollower = p.follower.submit(add('f1')).then((r) => {
+      answered = true;
+      return r;
+    });
+    await settle();
+    expect(p.b.table.has('f1')).toBe(true); // applied at both sites ...
+    expect(p.a.journal.map((e) => e.seq)).toEqual([1, 2]);
+    expect(answered).toBe(false); // ... but the follower's operator waits for its own journal
+    p.b.persistGate = undefined;
+    open();
+    expect(await atFollower).toMatchObject({ seq: 2 });
+    expect(p.b.journal.map((e) => e.seq)).toEqual([1, 2]);
+    expect(atWriter.seq).toBe(1);
+    // The position a reconnect resumes from is the durable one.
+    expect(p.follower.position.applied_seq).toBe(2);
+  });
+
+  it('a follower whose journal fails answers its operator with the failure', async () => {
+    const p = pair();
+    p.connect();
+    await settle();
+    p.b.failPersist = true;
+    const err = await p.follower.submit(add('f1')).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(ReplicationError);
+    expect((err as Error).message).toMatch(/journal failed/);
+    expect(p.b.logs.some((l) => l.startsWith('error: replication: the journal failed'))).toBe(true);
+  });
+
+  it('appends behind a snapshot still being written wait for it, then go in order with the later ones', async () => {
+    const p = pair();
+    for (let i = 1; i <= 5; i++) await p.writer.submit(add(`s${i}`));
+    let snapshotDone: () => void = () => {};
+    p.b.snapshotGate = new Promise<void>((r) => (snapshotDone = r));
+    p.connect(); // the follower starts empty: a snapshot at seq 5
+    await settle();
+    expect(p.follower.status().seq).toBe(5);
+    // Applied at the follower while its snapshot is still being written: answered.
+    expect((await p.writer.submit(add('x6'))).seq).toBe(6);
+    expect((await p.writer.submit(add('x7'))).seq).toBe(7);
+    expect(p.b.journal).toHaveLength(0);
+    // The snapshot is written; 6 and 7 go to a slow disk, and 8 and 9 arrive meanwhile.
+    let disk: () => void = () => {};
+    p.b.persistGate = new Promise<void>((r) => (disk = r));
+    p.b.snapshotGate = undefined;
+    snapshotDone();
+    await settle();
+    expect((await p.writer.submit(add('x8'))).seq).toBe(8);
+    expect((await p.writer.submit(add('x9'))).seq).toBe(9);
+    p.b.persistGate = undefined;
+    disk();
+    await settle(50);
+    expect(p.b.logs.filter((l) => l.startsWith('error'))).toEqual([]);
+    expect(p.b.snapshots.map((x) => x.seq)).toEqual([5]);
+    expect(p.b.journal.map((e) => e.seq)).toEqual([6, 7, 8, 9]);
+    expect(p.follower.position.applied_seq).toBe(9);
+    expect([...p.b.table]).toEqual([...p.a.table]);
   });
 
   it('forwards an operator command at the follower to the writer, errors included', async () => {
@@ -254,6 +336,7 @@ describe('replication: writer and follower', () => {
     expect(p.writer.status()).toMatchObject({ resumes: 1, resyncs: 1, acked_seq: 60, live: true });
     expect([...p.b.table]).toEqual([...p.a.table]);
     expect(p.b.snapshots).toHaveLength(1); // the first connection's, of the empty table
+    await settle(200); // the barrier means applied there; its journal follows, a write per turn
     expect(p.b.journal.map((e) => e.seq)).toEqual(Array.from({ length: 60 }, (_, i) => i + 1));
   });
 
@@ -305,7 +388,7 @@ describe('replication: writer and follower', () => {
     expect(p.b.table.size).toBe(0);
     p.connect();
     await settle();
-    await p.writer.receive({ version: 1, body: 'ack', ack: { applied_seq: 99 } });
+    await p.writer.receive({ version: 1, body: 'ack', ack: { applied_seq: 99, durable_seq: 0 } });
     expect(p.link.ends[0]!.closed).toMatch(/acknowledged seq 99, beyond the log's end \(0\)/);
   });
 
