@@ -7,7 +7,7 @@
 //             time from B's peer session coming up to the snapshot installed (B's log), and
 //             from B's start to `sync barrier` answering at B (process start-up included)
 //   rtt       1,000 flow-mods one at a time over the management socket (what limectl sends,
-//             without node's start-up), each answered once applied and journaled at both
+//             without node's start-up), each answered once journaled at A and applied at B
 //             sites: at A (the writer) and at B (the follower, which forwards to A)
 //   load      udpgen h1 → h2 above limed's capacity for a few seconds, alternately alone and
 //             with a stream of flow-mods at A (16 outstanding): the data path's delivered
@@ -269,7 +269,7 @@ export function renderSync(s) {
   if (!s) return '';
   if (s.error) return `## Control channel (issue 5)\n\nerror: ${s.error}\n`;
   const lines = ['## Control channel (issue 5)', '',
-    `Two sites peered over TLS on loopback; A forwards h1 → h2 with ${s.flows} flows; every flow-mod is answered once journaled at A and applied and journaled at B.`, '',
+    `Two sites peered over TLS on loopback; A forwards h1 → h2 with ${s.flows} flows; every flow-mod is answered once journaled at the writer (and at the site asked) and applied at the other site; the follower journals right after applying.`, '',
     '| measure | value |', '|---|---:|',
     `| clone ${s.flows} flows to an empty peer: session up → table installed (ms, each run) | ${s.clone.map((c) => c.session_to_installed_ms).join(', ')} |`,
     `| clone: B's start → \`sync barrier\` answers at B (ms, each run) | ${s.clone.map((c) => c.start_to_barrier_ms).join(', ')} |`,
