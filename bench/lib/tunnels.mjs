@@ -144,7 +144,9 @@ async function startLimedSite(ctx, side, L) {
     `  - { name: limeb-gre, type: gre, remote_ip: ${s.remote}, local_ip: ${s.local}, key: ${GRE_KEY}, path_mtu: ${WAN_MTU} }`,
     '',
   ].join('\n'));
-  const e = startBg(`limed (site ${side.toUpperCase()})`, process.execPath, [ctx.limedJs, '--config', cfg], { ns: s.ns, logFile });
+  // LIMEB_NODE_ARGS: extra node options for limed (e.g. --cpu-prof), for profiling by hand.
+  const nodeArgs = (process.env.LIMEB_NODE_ARGS ?? '').split(' ').filter(Boolean);
+  const e = startBg(`limed (site ${side.toUpperCase()})`, process.execPath, [...nodeArgs, ctx.limedJs, '--config', cfg], { ns: s.ns, logFile });
   const died = diedCheck(e, `limed (site ${side.toUpperCase()})`, logFile);
   await attachHostTap(s, tap, died);
   let pid = e.pid;
