@@ -20,7 +20,10 @@
  * many per window as the credit covers at the measured cost of a request (an average over
  * saturated windows: a flow-mod's work continues after admission, in journal writes and
  * replies, so the cost is learned, not known up front). Requests that are not admitted
- * wait, in arrival order, for a later window; none is refused. Outside saturation every
+ * wait, in arrival order, for a later window; none is refused, and none waits longer than
+ * MAX_WAIT_MS of wall time: work the policer does not admit (the peer's replication, a
+ * follower's forwarded flow-mods, timers) also spends the credit, and could otherwise
+ * keep it below zero for good. Outside saturation every
  * request is admitted at once and the credit refills, so an idle or lightly loaded switch
  * answers exactly as without policing. `share` 1 turns policing off.
  *
@@ -62,12 +65,16 @@ export interface PolicerStatus {
   deferred: number;
   /** Windows the data path was saturated in, since start. */
   saturatedWindows: number;
+  /** Requests admitted without credit after waiting MAX_WAIT_MS. */
+  forced: number;
 }
 
 /** Loop busy share from which a window counts as saturated. */
 const LOOP_BUSY = 0.9;
 /** Weight of the newest window in the cost average. */
 const COST_WEIGHT = 0.2;
+/** Longest a request waits: then the oldest is admitted whatever the credit (progress). */
+export const MAX_WAIT_MS = 1000;
 
 export class ControlPolicer {
   readonly share: number;
@@ -80,7 +87,10 @@ export class ControlPolicer {
   private readonly waiters: Array<() => void> = [];
   private nDeferred = 0;
   private nSaturated = 0;
+  private nForced = 0;
   private loopBusy = 0;
+  /** Wall time the oldest waiting request has waited (ms). */
+  private headWaitedMs = 0;
 
   constructor(opts: PolicerOptions) {
     if (!(opts.share > 0 && opts.share <= 1)) throw new RangeError(`control share must be in (0, 1], got ${opts.share}`);
@@ -120,7 +130,23 @@ export class ControlPolicer {
     }
     this.admittedThisWindow = 0;
     this.allowedThisWindow = this.saturated ? Math.max(0, Math.ceil(this.creditMs / Math.max(this.costMs, 1e-3))) : Infinity;
-    while (this.waiters.length > 0 && (!this.saturated || this.takeSlot())) this.waiters.shift()!();
+    const hadWaiters = this.waiters.length > 0;
+    while (this.waiters.length > 0 && (!this.saturated || this.takeSlot())) this.release();
+    if (this.waiters.length === 0) {
+      this.headWaitedMs = 0;
+    } else if (hadWaiters) {
+      this.headWaitedMs += s.wallMs;
+      if (this.headWaitedMs >= MAX_WAIT_MS) {
+        this.nForced++;
+        this.admittedThisWindow++;
+        this.release();
+      }
+    }
+  }
+
+  private release(): void {
+    this.waiters.shift()!();
+    this.headWaitedMs = 0;
   }
 
   /** Release every waiting request (the daemon is stopping). */
@@ -138,6 +164,7 @@ export class ControlPolicer {
       loopBusy: this.loopBusy,
       deferred: this.nDeferred,
       saturatedWindows: this.nSaturated,
+      forced: this.nForced,
     };
   }
 

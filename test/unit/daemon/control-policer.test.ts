@@ -106,6 +106,31 @@ describe('ControlPolicer', () => {
     expect(p.status().costMs).toBeCloseTo(costMs, 1);
   });
 
+  it('admits the oldest waiting request after a second even when other control work keeps the credit below zero', async () => {
+    const p = new ControlPolicer({ share: 0.05 });
+    p.account(saturated(2)); // 2 ms of control work a window, four times the share: credit only falls
+    const r = ask(p, 3);
+    expect(r.now).toBe(0);
+    let windows = 0;
+    while (r.later.length === 0 && windows < 500) {
+      p.account(saturated(2));
+      windows++;
+      await flush();
+    }
+    // The first waited one second of windows (10 ms each), not forever.
+    expect(windows).toBe(100);
+    expect(r.later).toEqual([0]);
+    expect(p.status()).toMatchObject({ forced: 1, waiting: 2 });
+    expect(p.status().creditMs).toBeLessThan(0);
+    // The next one waits its own second.
+    for (let i = 0; i < 99; i++) p.account(saturated(2));
+    await flush();
+    expect(r.later).toEqual([0]);
+    p.account(saturated(2));
+    await flush();
+    expect(r.later).toEqual([0, 1]);
+  });
+
   it('share 1 turns policing off', () => {
     const p = new ControlPolicer({ share: 1 });
     p.account(saturated(10));
