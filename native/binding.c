@@ -62,6 +62,7 @@
 #include <string.h>
 #include <uv.h>
 
+#include "extract.h"
 #include "sock.h"
 #include "tap.h"
 
@@ -1625,6 +1626,36 @@ done:
   return result;
 }
 
+/* ------------------------------------------------------------------ flow key (extract.c) */
+
+/*
+ * lime_extract_key(frame: Uint8Array, key: Uint32Array, inPort: number) -> dropReason.
+ * The C flow key of one frame (extract.h), for tests that hold it against
+ * src/packet/extract.ts. `key` must have room for LIME_KEY_WORDS words.
+ */
+static napi_value
+lime_extract_key (napi_env env, napi_callback_info info) {
+  ARGS(3)
+  size_t frame_len = 0, key_len = 0;
+  uint8_t *frame;
+  uint32_t *key;
+  uint32_t in_port = 0;
+  napi_value result;
+  bool pending = false;
+  frame = get_bytes(env, argv[0], &frame_len);
+  if (frame == NULL) {
+    /* An empty Buffer has no data pointer; anything else that failed threw. */
+    napi_is_exception_pending(env, &pending);
+    if (pending) return NULL;
+    frame_len = 0;
+  }
+  if ((key = get_u32_array(env, argv[1], &key_len)) == NULL) return NULL;
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[2], &in_port));
+  if (key_len < LIME_KEY_WORDS) return throw_type(env, "lime_extract_key: the key needs LIME_KEY_WORDS words");
+  NAPI_CALL(env, napi_create_int32(env, lime_extract(frame, frame_len, key, in_port), &result));
+  return result;
+}
+
 /* ------------------------------------------------------------------ module */
 
 static void
@@ -1688,6 +1719,8 @@ init (napi_env env, napi_value exports) {
   export_function(env, exports, "lime_packet_open", lime_packet_open);
   export_function(env, exports, "lime_if_info", lime_if_info);
   export_function(env, exports, "lime_if_set_offloads", lime_if_set_offloads);
+  export_function(env, exports, "lime_extract_key", lime_extract_key);
+  export_uint32(env, exports, "LIME_KEY_WORDS", LIME_KEY_WORDS);
   return exports;
 }
 

@@ -59,6 +59,14 @@ export interface LimeTapBinding {
   readonly offsetof_lime_tap_busy_ns: number;
   /** Poll callbacks that read their most batches and stopped with frames possibly still queued. */
   readonly offsetof_lime_tap_rx_full_polls: number;
+  /** Words of the C flow key (native/extract.h); equals packet/key.ts KEY_WORDS. */
+  readonly LIME_KEY_WORDS: number;
+  /**
+   * The C flow key of one frame (native/extract.c, the same as packet/extract.ts) into
+   * `key` (at least LIME_KEY_WORDS words); returns the drop reason (0 = none). The first
+   * part of a native fast path; used by its tests only so far.
+   */
+  lime_extract_key(frame: Buffer, key: Uint32Array, inPort: number): number;
   /** Reserved flag for virtio-net headers (not implemented: open rejects it with EINVAL). */
   readonly LIME_TAP_F_VNET_HDR: number;
   /** `lime_packet_open` flag: PACKET_VNET_HDR (see lime_packet_open). */

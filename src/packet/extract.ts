@@ -38,6 +38,9 @@
  * every offset it stores is ≤ len. On a drop the key is filled up to the failing layer.
  * The caller guarantees keyOff + KEY_WORDS ≤ key.length (the batch's key rows do).
  *
+ * native/extract.c is the same parser in C (for the native fast path to come): a change
+ * here must be made there too; test/unit/native/extract.test.ts holds the two equal.
+ *
  * Cost model: straight-line code, one pass over the headers, no loops except over IPv6
  * extension headers; a UDP/IPv4 frame is ~40 byte loads, one 144-byte row copy (zeroing)
  * and ~15 word stores — about 45 ns on the 2-core development machine (Node 20).
