@@ -63,6 +63,9 @@
 #include <uv.h>
 
 #include "extract.h"
+#include "flowcache.h"
+#include <pthread.h>
+#include <stdatomic.h>
 #include "sock.h"
 #include "tap.h"
 
@@ -1656,6 +1659,236 @@ lime_extract_key (napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* ------------------------------------------------------------------ flow cache (flowcache.c)
+ *
+ * Bindings for the cache's tests; the fast path that will use it lives in C. A cache is
+ * an external value freed with it. The stress pair runs a reader thread against the
+ * JavaScript writer: the programs the test installs are a function of their key and a
+ * version (word 0), so the reader can tell a torn copy from a whole one.
+ */
+
+static void
+fc_finalize (napi_env env, void *data, void *hint) {
+  (void) env;
+  (void) hint;
+  lime_fc_free((lime_fc_t *) data);
+}
+
+static lime_fc_t *
+get_fc (napi_env env, napi_value v) {
+  void *p = NULL;
+  napi_valuetype t;
+  if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
+    napi_throw_type_error(env, "EINVAL", "lime_fc: not a flow cache");
+    return NULL;
+  }
+  return (lime_fc_t *) p;
+}
+
+static uint32_t *
+get_key (napi_env env, napi_value v) {
+  size_t n = 0;
+  uint32_t *key = get_u32_array(env, v, &n);
+  if (key == NULL) return NULL;
+  if (n < LIME_KEY_WORDS) {
+    napi_throw_type_error(env, "EINVAL", "lime_fc: a key needs LIME_KEY_WORDS words");
+    return NULL;
+  }
+  return key;
+}
+
+/* lime_fc_new(entries) -> cache */
+static napi_value
+lime_fc_new_js (napi_env env, napi_callback_info info) {
+  ARGS(1)
+  uint32_t entries = 0;
+  lime_fc_t *fc;
+  napi_value v;
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[0], &entries));
+  if ((fc = lime_fc_new(entries)) == NULL) return throw_type(env, "lime_fc_new: out of memory");
+  NAPI_CALL(env, napi_create_external(env, fc, fc_finalize, NULL, &v));
+  return v;
+}
+
+/* lime_fc_insert(cache, key, prog: Uint32Array) -> boolean (false: program too long or empty) */
+static napi_value
+lime_fc_insert_js (napi_env env, napi_callback_info info) {
+  ARGS(3)
+  lime_fc_t *fc = get_fc(env, argv[0]);
+  uint32_t *key, *prog;
+  size_t n = 0;
+  napi_value v;
+  bool pending = false;
+  if (fc == NULL || (key = get_key(env, argv[1])) == NULL) return NULL;
+  if ((prog = get_u32_array(env, argv[2], &n)) == NULL) {
+    /* An empty typed array has no data pointer; anything else that failed threw. */
+    napi_is_exception_pending(env, &pending);
+    if (pending) return NULL;
+    n = 0;
+  }
+  NAPI_CALL(env, napi_get_boolean(env, n > 0 && n <= LIME_FC_PROG_MAX && lime_fc_insert(fc, key, prog, (uint32_t) n) == 0, &v));
+  return v;
+}
+
+/* lime_fc_lookup(cache, key, bytes) -> Uint32Array (the program) or null */
+static napi_value
+lime_fc_lookup_js (napi_env env, napi_callback_info info) {
+  ARGS(3)
+  lime_fc_t *fc = get_fc(env, argv[0]);
+  uint32_t *key, bytes = 0, prog[LIME_FC_PROG_MAX], len;
+  napi_value ab, arr;
+  void *data;
+  if (fc == NULL || (key = get_key(env, argv[1])) == NULL) return NULL;
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[2], &bytes));
+  len = lime_fc_lookup(fc, key, prog, bytes);
+  if (len == 0) {
+    NAPI_CALL(env, napi_get_null(env, &arr));
+    return arr;
+  }
+  NAPI_CALL(env, napi_create_arraybuffer(env, len * sizeof(uint32_t), &data, &ab));
+  memcpy(data, prog, len * sizeof(uint32_t));
+  NAPI_CALL(env, napi_create_typedarray(env, napi_uint32_array, len, ab, 0, &arr));
+  return arr;
+}
+
+/* lime_fc_invalidate(cache) */
+static napi_value
+lime_fc_invalidate_js (napi_env env, napi_callback_info info) {
+  ARGS(1)
+  lime_fc_t *fc = get_fc(env, argv[0]);
+  if (fc != NULL) lime_fc_invalidate(fc);
+  return NULL;
+}
+
+/* lime_fc_counters(cache, key) -> [packets, bytes] or null */
+static napi_value
+lime_fc_counters_js (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  lime_fc_t *fc = get_fc(env, argv[0]);
+  uint32_t *key;
+  uint64_t packets = 0, bytes = 0;
+  napi_value arr, v;
+  if (fc == NULL || (key = get_key(env, argv[1])) == NULL) return NULL;
+  if (!lime_fc_counters(fc, key, &packets, &bytes)) {
+    NAPI_CALL(env, napi_get_null(env, &arr));
+    return arr;
+  }
+  NAPI_CALL(env, napi_create_array_with_length(env, 2, &arr));
+  NAPI_CALL(env, napi_create_double(env, (double) packets, &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 0, v));
+  NAPI_CALL(env, napi_create_double(env, (double) bytes, &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 1, v));
+  return arr;
+}
+
+/* The test's programs: word 0 a version, the length and the other words from key and version. */
+static inline uint32_t
+stress_len (const uint32_t *key, uint32_t version) {
+  return 2 + (key[LIME_K_NW_DST] + version) % (LIME_FC_PROG_MAX - 1);
+}
+
+static inline uint32_t
+stress_word (const uint32_t *key, uint32_t version, uint32_t i) {
+  return key[LIME_K_NW_DST] * 2654435761u + version * 40503u + i;
+}
+
+static struct {
+  pthread_t thread;
+  int running;
+  _Atomic int stop;
+  lime_fc_t *fc;
+  uint32_t *keys; /* n keys of LIME_KEY_WORDS words, our copy */
+  uint32_t n;
+  uint64_t lookups, hits, torn;
+} stress;
+
+static void *
+stress_reader (void *arg) {
+  uint32_t prog[LIME_FC_PROG_MAX];
+  (void) arg;
+  for (uint32_t i = 0; !atomic_load_explicit(&stress.stop, memory_order_relaxed); i = (i + 1) % stress.n) {
+    const uint32_t *key = stress.keys + (size_t) i * LIME_KEY_WORDS;
+    uint32_t len = lime_fc_lookup(stress.fc, key, prog, 100);
+    stress.lookups++;
+    if (len == 0) continue;
+    stress.hits++;
+    if (len != stress_len(key, prog[0])) {
+      stress.torn++;
+      continue;
+    }
+    for (uint32_t w = 1; w < len; w++) {
+      if (prog[w] != stress_word(key, prog[0], w)) {
+        stress.torn++;
+        break;
+      }
+    }
+  }
+  return NULL;
+}
+
+/* lime_fc_stress_start(cache, keys: Uint32Array (n × LIME_KEY_WORDS)) */
+static napi_value
+lime_fc_stress_start_js (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  lime_fc_t *fc = get_fc(env, argv[0]);
+  size_t n = 0;
+  uint32_t *keys;
+  if (fc == NULL || (keys = get_u32_array(env, argv[1], &n)) == NULL) return NULL;
+  if (stress.running) return throw_type(env, "lime_fc_stress_start: already running");
+  if (n < LIME_KEY_WORDS || n % LIME_KEY_WORDS != 0) return throw_type(env, "lime_fc_stress_start: keys must be whole keys");
+  stress.keys = malloc(n * sizeof(uint32_t));
+  if (stress.keys == NULL) return throw_type(env, "lime_fc_stress_start: out of memory");
+  memcpy(stress.keys, keys, n * sizeof(uint32_t));
+  stress.n = (uint32_t) (n / LIME_KEY_WORDS);
+  stress.fc = fc;
+  stress.lookups = stress.hits = stress.torn = 0;
+  atomic_store(&stress.stop, 0);
+  if (pthread_create(&stress.thread, NULL, stress_reader, NULL) != 0) {
+    free(stress.keys);
+    return throw_type(env, "lime_fc_stress_start: cannot start a thread");
+  }
+  stress.running = 1;
+  return NULL;
+}
+
+/* lime_fc_stress_stop() -> [lookups, hits, torn] */
+static napi_value
+lime_fc_stress_stop_js (napi_env env, napi_callback_info info) {
+  napi_value arr, v;
+  (void) info;
+  if (!stress.running) return throw_type(env, "lime_fc_stress_stop: not running");
+  atomic_store(&stress.stop, 1);
+  pthread_join(stress.thread, NULL);
+  stress.running = 0;
+  free(stress.keys);
+  stress.keys = NULL;
+  NAPI_CALL(env, napi_create_array_with_length(env, 3, &arr));
+  NAPI_CALL(env, napi_create_double(env, (double) stress.lookups, &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 0, v));
+  NAPI_CALL(env, napi_create_double(env, (double) stress.hits, &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 1, v));
+  NAPI_CALL(env, napi_create_double(env, (double) stress.torn, &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 2, v));
+  return arr;
+}
+
+/* lime_fc_stress_program(key, version) -> Uint32Array: the program the reader expects. */
+static napi_value
+lime_fc_stress_program_js (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  uint32_t *key, version = 0, len;
+  napi_value ab, arr;
+  uint32_t *data;
+  if ((key = get_key(env, argv[0])) == NULL) return NULL;
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &version));
+  len = stress_len(key, version);
+  NAPI_CALL(env, napi_create_arraybuffer(env, len * sizeof(uint32_t), (void **) &data, &ab));
+  data[0] = version;
+  for (uint32_t w = 1; w < len; w++) data[w] = stress_word(key, version, w);
+  NAPI_CALL(env, napi_create_typedarray(env, napi_uint32_array, len, ab, 0, &arr));
+  return arr;
+}
+
 /* ------------------------------------------------------------------ module */
 
 static void
@@ -1720,6 +1953,15 @@ init (napi_env env, napi_value exports) {
   export_function(env, exports, "lime_if_info", lime_if_info);
   export_function(env, exports, "lime_if_set_offloads", lime_if_set_offloads);
   export_function(env, exports, "lime_extract_key", lime_extract_key);
+  export_function(env, exports, "lime_fc_new", lime_fc_new_js);
+  export_function(env, exports, "lime_fc_insert", lime_fc_insert_js);
+  export_function(env, exports, "lime_fc_lookup", lime_fc_lookup_js);
+  export_function(env, exports, "lime_fc_invalidate", lime_fc_invalidate_js);
+  export_function(env, exports, "lime_fc_counters", lime_fc_counters_js);
+  export_function(env, exports, "lime_fc_stress_start", lime_fc_stress_start_js);
+  export_function(env, exports, "lime_fc_stress_stop", lime_fc_stress_stop_js);
+  export_function(env, exports, "lime_fc_stress_program", lime_fc_stress_program_js);
+  export_uint32(env, exports, "LIME_FC_PROG_MAX", LIME_FC_PROG_MAX);
   export_uint32(env, exports, "LIME_KEY_WORDS", LIME_KEY_WORDS);
   return exports;
 }

@@ -26,6 +26,9 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
+/** A native flow cache (an N-API external; see LimeTapBinding.lime_fc_new). */
+export type NativeFlowCache = { readonly __brand: 'NativeFlowCache' };
+
 /** The raw binding. Every function throws only for bad arguments or (open/link control) OS errors. */
 export interface LimeTapBinding {
   /** Bytes to allocate for a handle (a multiple of 8). */
@@ -67,6 +70,28 @@ export interface LimeTapBinding {
    * part of a native fast path; used by its tests only so far.
    */
   lime_extract_key(frame: Buffer, key: Uint32Array, inPort: number): number;
+  /** Longest program the native flow cache holds (words). */
+  readonly LIME_FC_PROG_MAX: number;
+  /**
+   * The native flow cache (native/flowcache.h): key → program, one writer (this thread),
+   * readers on native threads. Exposed for its tests so far; `entries` is rounded up to a
+   * power of two. The value is opaque and freed with the cache's last reference.
+   */
+  lime_fc_new(entries: number): NativeFlowCache;
+  /** Install a program for a key in the current epoch; false if it is empty or too long. */
+  lime_fc_insert(cache: NativeFlowCache, key: Uint32Array, program: Uint32Array): boolean;
+  /** The key's program (and one packet of `bytes` counted), or null on a miss. */
+  lime_fc_lookup(cache: NativeFlowCache, key: Uint32Array, bytes: number): Uint32Array | null;
+  /** Every entry so far becomes a miss. */
+  lime_fc_invalidate(cache: NativeFlowCache): void;
+  /** [packets, bytes] of the key's entry in the current epoch, or null. */
+  lime_fc_counters(cache: NativeFlowCache, key: Uint32Array): [number, number] | null;
+  /** Test support: a reader thread looking `keys` (n × KEY_WORDS) up until stopped. */
+  lime_fc_stress_start(cache: NativeFlowCache, keys: Uint32Array): void;
+  /** Stop the reader: [lookups, hits, torn copies]. */
+  lime_fc_stress_stop(): [number, number, number];
+  /** Test support: the program (version, words from key and version) the stress reader checks. */
+  lime_fc_stress_program(key: Uint32Array, version: number): Uint32Array;
   /** Reserved flag for virtio-net headers (not implemented: open rejects it with EINVAL). */
   readonly LIME_TAP_F_VNET_HDR: number;
   /** `lime_packet_open` flag: PACKET_VNET_HDR (see lime_packet_open). */
