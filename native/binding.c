@@ -64,6 +64,9 @@
 
 #include "extract.h"
 #include "flowcache.h"
+#include "engine.h"
+#include <sys/socket.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdatomic.h>
 #include "sock.h"
@@ -1674,15 +1677,21 @@ fc_finalize (napi_env env, void *data, void *hint) {
   lime_fc_free((lime_fc_t *) data);
 }
 
-static lime_fc_t *
-get_fc (napi_env env, napi_value v) {
+/* The pointer of an external value, or NULL with a TypeError "<message>" thrown. */
+static void *
+get_external (napi_env env, napi_value v, const char *message) {
   void *p = NULL;
   napi_valuetype t;
   if (napi_typeof(env, v, &t) != napi_ok || t != napi_external || napi_get_value_external(env, v, &p) != napi_ok || p == NULL) {
-    napi_throw_type_error(env, "EINVAL", "lime_fc: not a flow cache");
+    napi_throw_type_error(env, "EINVAL", message);
     return NULL;
   }
-  return (lime_fc_t *) p;
+  return p;
+}
+
+static lime_fc_t *
+get_fc (napi_env env, napi_value v) {
+  return get_external(env, v, "lime_fc: not a flow cache");
 }
 
 static uint32_t *
@@ -1889,6 +1898,237 @@ lime_fc_stress_program_js (napi_env env, napi_callback_info info) {
   return arr;
 }
 
+/* ------------------------------------------------------------------ engine (engine.c)
+ *
+ * Bindings for the engine's tests (the daemon does not use it yet): an engine is an
+ * external; frames it hands over reach `onMiss(port, frame: Buffer)` on this thread.
+ * The lime_test_* helpers give tests frame fds without root: AF_UNIX datagram socket
+ * pairs keep frame boundaries as a TAP device does.
+ */
+
+typedef struct {
+  napi_env env;
+  napi_ref cb;
+  napi_async_context async;
+  lime_engine_t *engine;
+  int closed;
+} engine_js_t;
+
+static void
+engine_miss_to_js (void *arg, uint32_t port, const uint8_t *frame, uint32_t len) {
+  engine_js_t *w = arg;
+  napi_env env = w->env;
+  napi_handle_scope scope;
+  napi_value cb, global, argv[2], result;
+  void *data;
+  if (w->closed || napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (napi_get_reference_value(env, w->cb, &cb) == napi_ok && cb != NULL &&
+      napi_create_uint32(env, port, &argv[0]) == napi_ok &&
+      napi_create_buffer_copy(env, len, frame, &data, &argv[1]) == napi_ok &&
+      napi_get_global(env, &global) == napi_ok) {
+    if (napi_make_callback(env, w->async, global, cb, 2, argv, &result) == napi_pending_exception) {
+      napi_value error;
+      napi_get_and_clear_last_exception(env, &error);
+      napi_fatal_exception(env, error);
+    }
+  }
+  napi_close_handle_scope(env, scope);
+}
+
+static void
+engine_js_close (engine_js_t *w) {
+  if (w->closed) return;
+  lime_engine_stop(w->engine); /* hands over what is still waiting, while onMiss still runs */
+  w->closed = 1;
+  lime_engine_free(w->engine);
+  w->engine = NULL;
+  napi_delete_reference(w->env, w->cb);
+  napi_async_destroy(w->env, w->async);
+}
+
+static void
+engine_finalize (napi_env env, void *data, void *hint) {
+  engine_js_t *w = data;
+  (void) env;
+  (void) hint;
+  /* Not closed by the test: stop the thread; the handle goes with the environment. */
+  if (!w->closed && w->engine != NULL) lime_engine_stop(w->engine);
+  if (w->closed) free(w);
+}
+
+static engine_js_t *
+get_engine (napi_env env, napi_value v) {
+  engine_js_t *p = get_external(env, v, "lime_engine: not an engine");
+  if (p == NULL) return NULL;
+  if (p->closed) {
+    napi_throw_error(env, "EBADF", "lime_engine: the engine is closed");
+    return NULL;
+  }
+  return p;
+}
+
+/* lime_engine_new(cache, onMiss) -> engine */
+static napi_value
+lime_engine_new_js (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  lime_fc_t *fc = get_fc(env, argv[0]);
+  engine_js_t *w;
+  uv_loop_t *loop;
+  napi_value v, name;
+  napi_valuetype t;
+  if (fc == NULL) return NULL;
+  NAPI_CALL(env, napi_typeof(env, argv[1], &t));
+  if (t != napi_function) return throw_type(env, "lime_engine_new: onMiss must be a function");
+  NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
+  w = calloc(1, sizeof(*w));
+  if (w == NULL) return throw_type(env, "lime_engine_new: out of memory");
+  w->env = env;
+  w->engine = lime_engine_new(fc, loop, engine_miss_to_js, w);
+  if (w->engine == NULL) {
+    free(w);
+    return throw_type(env, "lime_engine_new: cannot create the engine");
+  }
+  NAPI_CALL(env, napi_create_reference(env, argv[1], 1, &w->cb));
+  NAPI_CALL(env, napi_create_string_utf8(env, "lime_engine", NAPI_AUTO_LENGTH, &name));
+  NAPI_CALL(env, napi_async_init(env, NULL, name, &w->async));
+  NAPI_CALL(env, napi_create_external(env, w, engine_finalize, NULL, &v));
+  return v;
+}
+
+/* lime_engine_add_port(engine, port, fd) */
+static napi_value
+lime_engine_add_port_js (napi_env env, napi_callback_info info) {
+  ARGS(3)
+  engine_js_t *w = get_engine(env, argv[0]);
+  uint32_t port = 0;
+  int32_t fd = -1;
+  int err;
+  if (w == NULL) return NULL;
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &port));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[2], &fd));
+  err = lime_engine_add_port(w->engine, port, fd);
+  if (err < 0) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "%s: lime_engine_add_port: cannot add the port %u", errno_name(-err), port);
+    throw_errno(env, -err, "", msg);
+  }
+  return NULL;
+}
+
+/* lime_engine_start(engine) */
+static napi_value
+lime_engine_start_js (napi_env env, napi_callback_info info) {
+  ARGS(1)
+  engine_js_t *w = get_engine(env, argv[0]);
+  int err;
+  if (w == NULL) return NULL;
+  err = lime_engine_start(w->engine);
+  if (err < 0) {
+    char msg[128];
+    snprintf(msg, sizeof(msg), "%s: lime_engine_start: cannot start the engine", errno_name(-err));
+    throw_errno(env, -err, "", msg);
+  }
+  return NULL;
+}
+
+/* lime_engine_close(engine): stop the thread, deliver what is waiting, free; idempotent. */
+static napi_value
+lime_engine_close_js (napi_env env, napi_callback_info info) {
+  ARGS(1)
+  void *p = NULL;
+  engine_js_t *w;
+  NAPI_CALL(env, napi_get_value_external(env, argv[0], &p));
+  w = p;
+  if (w != NULL) engine_js_close(w);
+  return NULL;
+}
+
+/* lime_engine_stats(engine) -> { rx, hits, upcalls, upcallDrops, tx, txErrors } */
+static napi_value
+lime_engine_stats_js (napi_env env, napi_callback_info info) {
+  ARGS(1)
+  engine_js_t *w = get_engine(env, argv[0]);
+  lime_engine_stats_t st;
+  napi_value o, v;
+  if (w == NULL) return NULL;
+  lime_engine_stats(w->engine, &st);
+  NAPI_CALL(env, napi_create_object(env, &o));
+#define STAT(name, field) \
+  NAPI_CALL(env, napi_create_double(env, (double) st.field, &v)); \
+  NAPI_CALL(env, napi_set_named_property(env, o, name, v));
+  STAT("rx", rx)
+  STAT("hits", hits)
+  STAT("upcalls", upcalls)
+  STAT("upcallDrops", upcall_drops)
+  STAT("tx", tx)
+  STAT("txErrors", tx_errors)
+#undef STAT
+  return o;
+}
+
+/* lime_test_socketpair() -> [fd, fd]: an AF_UNIX datagram pair, both ends non-blocking. */
+static napi_value
+lime_test_socketpair (napi_env env, napi_callback_info info) {
+  int sv[2];
+  napi_value arr, v;
+  (void) info;
+  if (socketpair(AF_UNIX, SOCK_DGRAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0) {
+    throw_errno(env, errno, "", "socketpair failed");
+    return NULL;
+  }
+  NAPI_CALL(env, napi_create_array_with_length(env, 2, &arr));
+  for (uint32_t i = 0; i < 2; i++) {
+    NAPI_CALL(env, napi_create_int32(env, sv[i], &v));
+    NAPI_CALL(env, napi_set_element(env, arr, i, v));
+  }
+  return arr;
+}
+
+/* lime_test_fd_write(fd, frame: Buffer) -> bytes written (or -errno) */
+static napi_value
+lime_test_fd_write (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  int32_t fd = -1;
+  size_t len = 0;
+  uint8_t *data;
+  ssize_t r;
+  napi_value v;
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  if ((data = get_bytes(env, argv[1], &len)) == NULL) return NULL;
+  r = write(fd, data, len);
+  NAPI_CALL(env, napi_create_int32(env, r < 0 ? -errno : (int32_t) r, &v));
+  return v;
+}
+
+/* lime_test_fd_read(fd) -> Buffer, or null when nothing is waiting */
+static napi_value
+lime_test_fd_read (napi_env env, napi_callback_info info) {
+  ARGS(1)
+  int32_t fd = -1;
+  uint8_t buf[LIME_ENGINE_FRAME_MAX];
+  ssize_t r;
+  void *data;
+  napi_value v;
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  r = read(fd, buf, sizeof(buf));
+  if (r < 0) {
+    NAPI_CALL(env, napi_get_null(env, &v));
+    return v;
+  }
+  NAPI_CALL(env, napi_create_buffer_copy(env, (size_t) r, buf, &data, &v));
+  return v;
+}
+
+/* lime_test_fd_close(fd) */
+static napi_value
+lime_test_fd_close (napi_env env, napi_callback_info info) {
+  ARGS(1)
+  int32_t fd = -1;
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  if (fd >= 0) close(fd);
+  return NULL;
+}
+
 /* ------------------------------------------------------------------ module */
 
 static void
@@ -1962,6 +2202,15 @@ init (napi_env env, napi_value exports) {
   export_function(env, exports, "lime_fc_stress_stop", lime_fc_stress_stop_js);
   export_function(env, exports, "lime_fc_stress_program", lime_fc_stress_program_js);
   export_uint32(env, exports, "LIME_FC_PROG_MAX", LIME_FC_PROG_MAX);
+  export_function(env, exports, "lime_engine_new", lime_engine_new_js);
+  export_function(env, exports, "lime_engine_add_port", lime_engine_add_port_js);
+  export_function(env, exports, "lime_engine_start", lime_engine_start_js);
+  export_function(env, exports, "lime_engine_close", lime_engine_close_js);
+  export_function(env, exports, "lime_engine_stats", lime_engine_stats_js);
+  export_function(env, exports, "lime_test_socketpair", lime_test_socketpair);
+  export_function(env, exports, "lime_test_fd_write", lime_test_fd_write);
+  export_function(env, exports, "lime_test_fd_read", lime_test_fd_read);
+  export_function(env, exports, "lime_test_fd_close", lime_test_fd_close);
   export_uint32(env, exports, "LIME_KEY_WORDS", LIME_KEY_WORDS);
   return exports;
 }

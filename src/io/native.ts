@@ -28,6 +28,8 @@ import { fileURLToPath } from 'node:url';
 
 /** A native flow cache (an N-API external; see LimeTapBinding.lime_fc_new). */
 export type NativeFlowCache = { readonly __brand: 'NativeFlowCache' };
+/** A native forwarding engine (see LimeTapBinding.lime_engine_new). */
+export type NativeEngine = { readonly __brand: 'NativeEngine' };
 
 /** The raw binding. Every function throws only for bad arguments or (open/link control) OS errors. */
 export interface LimeTapBinding {
@@ -92,6 +94,23 @@ export interface LimeTapBinding {
   lime_fc_stress_stop(): [number, number, number];
   /** Test support: the program (version, words from key and version) the stress reader checks. */
   lime_fc_stress_program(key: Uint32Array, version: number): Uint32Array;
+  /**
+   * The native forwarding engine (native/engine.h): a thread that reads the ports' frame
+   * fds, runs flow-cache hits (OUTPUT, DROP) itself and hands every other frame to
+   * `onMiss` on this thread. Exposed for its tests so far.
+   */
+  lime_engine_new(cache: NativeFlowCache, onMiss: (port: number, frame: Buffer) => void): NativeEngine;
+  /** Before start: a frame fd (made non-blocking) as port `port` (1 .. 63). */
+  lime_engine_add_port(engine: NativeEngine, port: number, fd: number): void;
+  lime_engine_start(engine: NativeEngine): void;
+  /** Stop the thread, hand over what is waiting, free; idempotent. */
+  lime_engine_close(engine: NativeEngine): void;
+  lime_engine_stats(engine: NativeEngine): { rx: number; hits: number; upcalls: number; upcallDrops: number; tx: number; txErrors: number };
+  /** Test support: an AF_UNIX datagram socket pair (frame boundaries kept), non-blocking. */
+  lime_test_socketpair(): [number, number];
+  lime_test_fd_write(fd: number, frame: Buffer): number;
+  lime_test_fd_read(fd: number): Buffer | null;
+  lime_test_fd_close(fd: number): void;
   /** Reserved flag for virtio-net headers (not implemented: open rejects it with EINVAL). */
   readonly LIME_TAP_F_VNET_HDR: number;
   /** `lime_packet_open` flag: PACKET_VNET_HDR (see lime_packet_open). */
