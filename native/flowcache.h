@@ -15,7 +15,10 @@
  *   - an epoch, bumped by the writer whenever what the programs depend on changes (a
  *     flow-mod, the MAC table, a port): entries of an older epoch are misses;
  *   - per-entry packet and byte counters, added to by readers with atomic adds and read
- *     by the writer to credit rules and ports.
+ *     by the writer to credit rules and ports. Not yet exact across an overwrite: a reader
+ *     that passed its sequence check just before the writer replaced the entry adds to the
+ *     new flow's counters. Before the counters credit anything, entries are to be retired
+ *     and reclaimed only after the readers pass a quiescent point (see the closing notes).
  * Only the match words of a key are compared (not L3_OFF .. L7_OFF: the same flow with
  * other IPv4 options has other offsets, and programs read offsets from the frame's key).
  */
