@@ -6,7 +6,7 @@
  * and logs when policing starts to hold requests back, at most once per LOG_EVERY_MS.
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
-import { ControlPolicer } from './control-policer.js';
+import { ControlPolicer, type PolicerStatus } from './control-policer.js';
 
 /** Window while the loop is busy or requests wait, and while it is mostly idle. */
 export const POLICING_WINDOW_MS = 10;
@@ -58,8 +58,8 @@ export class ControlPolicing {
       dataNs = nowNs;
       backlog = nowBacklog;
       at = now;
-      this.maybeLog(now);
       const st = this.policer.status();
+      this.maybeLog(now, st);
       this.schedule(sample, st.loopBusy >= BUSY || st.waiting > 0 ? this.windowMs : this.idleWindowMs);
     };
     this.schedule(sample, this.idleWindowMs);
@@ -78,8 +78,7 @@ export class ControlPolicing {
     this.policer.releaseAll();
   }
 
-  private maybeLog(now: number): void {
-    const s = this.policer.status();
+  private maybeLog(now: number, s: PolicerStatus): void {
     if (s.deferred === this.lastLoggedDeferred || now - this.lastLogAt < LOG_EVERY_MS) return;
     this.io.log(`data path saturated: management requests limited to ${(s.share * 100).toFixed(0)} % of the event loop`, {
       deferred: s.deferred - this.lastLoggedDeferred,

@@ -595,8 +595,9 @@ export class Writer extends Replica {
   }
 }
 
-function release(waiters: Waiter[], seq: number): Waiter[] {
-  const keep: Waiter[] = [];
+function release<W extends Waiter>(waiters: W[], seq: number): W[] {
+  if (waiters.length === 0) return waiters;
+  const keep: W[] = [];
   for (const w of waiters) {
     if (w.seq <= seq) w.resolve();
     else keep.push(w);
@@ -842,11 +843,7 @@ export class Follower extends Replica {
     this.persistChain = this.persistChain.then(write).then(
       () => {
         this.durableSeq = seq;
-        const ready = this.durableWaiters.filter((w) => w.seq <= seq);
-        if (ready.length > 0) {
-          this.durableWaiters = this.durableWaiters.filter((w) => w.seq > seq);
-          for (const w of ready) w.resolve();
-        }
+        this.durableWaiters = release(this.durableWaiters, seq);
       },
       (err: Error) => {
         if (!this.failed) this.io.log('error', `replication: the journal failed; no more acknowledgements (${err.message})`);
