@@ -1722,12 +1722,17 @@ lime_fc_new_js (napi_env env, napi_callback_info info) {
 /* lime_fc_insert(cache, key, prog: Uint32Array) -> boolean (false: program too long or empty) */
 static napi_value
 lime_fc_insert_js (napi_env env, napi_callback_info info) {
-  ARGS(3)
-  lime_fc_t *fc = get_fc(env, argv[0]);
-  uint32_t *key, *prog;
+  size_t argc = 4;
+  napi_value argv[4];
+  lime_fc_t *fc;
+  uint32_t *key, *prog, len = 0;
   size_t n = 0;
   napi_value v;
+  napi_valuetype t = napi_undefined;
   bool pending = false;
+  NAPI_CALL(env, napi_get_cb_info(env, info, &argc, argv, NULL, NULL));
+  if (argc < 3) return throw_type(env, "lime_fc_insert: expected (cache, key, program[, length])");
+  fc = get_fc(env, argv[0]);
   if (fc == NULL || (key = get_key(env, argv[1])) == NULL) return NULL;
   if ((prog = get_u32_array(env, argv[2], &n)) == NULL) {
     /* An empty typed array has no data pointer; anything else that failed threw. */
@@ -1735,8 +1740,60 @@ lime_fc_insert_js (napi_env env, napi_callback_info info) {
     if (pending) return NULL;
     n = 0;
   }
-  NAPI_CALL(env, napi_get_boolean(env, n > 0 && n <= LIME_FC_PROG_MAX && lime_fc_insert(fc, key, prog, (uint32_t) n) == 0, &v));
+  /* An optional length: the program is prog[0 .. length) (a scratch array, no subarray). */
+  if (argc >= 4) NAPI_CALL(env, napi_typeof(env, argv[3], &t));
+  if (t == napi_number) {
+    NAPI_CALL(env, napi_get_value_uint32(env, argv[3], &len));
+    if (len > n) return throw_type(env, "lime_fc_insert: length beyond the program array");
+    n = len;
+  }
+  NAPI_CALL(env, napi_create_int32(env, n > 0 && n <= LIME_FC_PROG_MAX ? lime_fc_insert(fc, key, prog, (uint32_t) n) : -1, &v));
   return v;
+}
+
+/*
+ * lime_fc_harvest(cache, out: Float64Array, flags, state: Uint32Array [cursor, quiesced])
+ * -> words written (see flowcache.h); state[0] = cursor in and out, state[1] = quiesced.
+ */
+static napi_value
+lime_fc_harvest_js (napi_env env, napi_callback_info info) {
+  ARGS(4)
+  lime_fc_t *fc = get_fc(env, argv[0]);
+  uint32_t flags = 0, *state, w;
+  size_t n_state = 0, out_len = 0;
+  napi_typedarray_type type;
+  napi_value ab, v;
+  void *data = NULL;
+  size_t off = 0;
+  bool is_ta = false;
+  int q = 0;
+  if (fc == NULL) return NULL;
+  NAPI_CALL(env, napi_is_typedarray(env, argv[1], &is_ta));
+  if (!is_ta) return throw_type(env, "lime_fc_harvest: out must be a Float64Array");
+  NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &type, &out_len, &data, &ab, &off));
+  if (type != napi_float64_array || out_len < 3 + LIME_FC_PROG_MAX) return throw_type(env, "lime_fc_harvest: out must be a Float64Array of at least 3 + LIME_FC_PROG_MAX");
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[2], &flags));
+  if ((state = get_u32_array(env, argv[3], &n_state)) == NULL) return NULL;
+  if (n_state < 2) return throw_type(env, "lime_fc_harvest: state must be a Uint32Array of 2");
+  w = lime_fc_harvest(fc, (double *) data, (uint32_t) out_len, flags, &state[0], &q);
+  state[1] = (uint32_t) q;
+  NAPI_CALL(env, napi_create_uint32(env, w, &v));
+  return v;
+}
+
+/* lime_fc_usage(cache) -> [slots in use, slots] */
+static napi_value
+lime_fc_usage_js (napi_env env, napi_callback_info info) {
+  ARGS(1)
+  lime_fc_t *fc = get_fc(env, argv[0]);
+  napi_value arr, v;
+  if (fc == NULL) return NULL;
+  NAPI_CALL(env, napi_create_array_with_length(env, 2, &arr));
+  NAPI_CALL(env, napi_create_uint32(env, lime_fc_used(fc), &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 0, v));
+  NAPI_CALL(env, napi_create_uint32(env, lime_fc_slots(fc), &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 1, v));
+  return arr;
 }
 
 /* lime_fc_lookup(cache, key, bytes) -> Uint32Array (the program) or null */
@@ -1808,7 +1865,7 @@ static struct {
   lime_fc_t *fc;
   uint32_t *keys; /* n keys of LIME_KEY_WORDS words, our copy */
   uint32_t n;
-  uint64_t lookups, hits, torn;
+  uint64_t lookups, hits, torn, bytes;
 } stress;
 
 static void *
@@ -1821,6 +1878,7 @@ stress_reader (void *arg) {
     stress.lookups++;
     if (len == 0) continue;
     stress.hits++;
+    stress.bytes += 100;
     if (len != stress_len(key, prog[0])) {
       stress.torn++;
       continue;
@@ -1850,7 +1908,7 @@ lime_fc_stress_start_js (napi_env env, napi_callback_info info) {
   memcpy(stress.keys, keys, n * sizeof(uint32_t));
   stress.n = (uint32_t) (n / LIME_KEY_WORDS);
   stress.fc = fc;
-  stress.lookups = stress.hits = stress.torn = 0;
+  stress.lookups = stress.hits = stress.torn = stress.bytes = 0;
   atomic_store(&stress.stop, 0);
   if (pthread_create(&stress.thread, NULL, stress_reader, NULL) != 0) {
     free(stress.keys);
@@ -1860,7 +1918,7 @@ lime_fc_stress_start_js (napi_env env, napi_callback_info info) {
   return NULL;
 }
 
-/* lime_fc_stress_stop() -> [lookups, hits, torn] */
+/* lime_fc_stress_stop() -> [lookups, hits, torn, bytes counted] */
 static napi_value
 lime_fc_stress_stop_js (napi_env env, napi_callback_info info) {
   napi_value arr, v;
@@ -1871,13 +1929,15 @@ lime_fc_stress_stop_js (napi_env env, napi_callback_info info) {
   stress.running = 0;
   free(stress.keys);
   stress.keys = NULL;
-  NAPI_CALL(env, napi_create_array_with_length(env, 3, &arr));
+  NAPI_CALL(env, napi_create_array_with_length(env, 4, &arr));
   NAPI_CALL(env, napi_create_double(env, (double) stress.lookups, &v));
   NAPI_CALL(env, napi_set_element(env, arr, 0, v));
   NAPI_CALL(env, napi_create_double(env, (double) stress.hits, &v));
   NAPI_CALL(env, napi_set_element(env, arr, 1, v));
   NAPI_CALL(env, napi_create_double(env, (double) stress.torn, &v));
   NAPI_CALL(env, napi_set_element(env, arr, 2, v));
+  NAPI_CALL(env, napi_create_double(env, (double) stress.bytes, &v));
+  NAPI_CALL(env, napi_set_element(env, arr, 3, v));
   return arr;
 }
 
@@ -1908,20 +1968,80 @@ lime_fc_stress_program_js (napi_env env, napi_callback_info info) {
 
 typedef struct {
   napi_env env;
-  napi_ref cb;
+  napi_ref cb; /* onMiss, or NULL */
   napi_async_context async;
   lime_engine_t *engine;
   int closed;
+  /* Ports whose frames the engine reads for a started TAP handle: upcalls are delivered
+   * through the handle, into its batch and to its onBatch, as if its own poll had read them. */
+  lime_tap_t *taps[LIME_ENGINE_MAX_PORTS];
+  uint32_t pending_port; /* the handle batch being filled (0: none) */
+  uint32_t pending;
 } engine_js_t;
 
+/* Deliver the batch being filled to its handle's onBatch. */
 static void
-engine_miss_to_js (void *arg, uint32_t port, const uint8_t *frame, uint32_t len) {
+engine_flush (engine_js_t *w) {
+  lime_tap_t *t;
+  napi_handle_scope scope;
+  napi_value cb;
+  uint32_t n = w->pending;
+  uint64_t began;
+  if (w->pending_port == 0) return;
+  t = w->taps[w->pending_port];
+  w->pending_port = 0;
+  w->pending = 0;
+  if (t == NULL || t->state != LIME_TAP_POLLING || n == 0 || t->teardown) return;
+  began = uv_hrtime();
+  if (napi_open_handle_scope(t->env, &scope) != napi_ok) return;
+  if (napi_get_reference_value(t->env, t->cb_ref, &cb) == napi_ok && cb != NULL) deliver(t, cb, n);
+  napi_close_handle_scope(t->env, scope);
+  t->busy_ns += (double) (uv_hrtime() - began);
+}
+
+static void
+engine_miss_to_tap (engine_js_t *w, lime_tap_t *t, uint32_t port, const uint8_t *frame, uint32_t len, int err) {
+  const size_t cap = t->slot_size - t->headroom;
+  uint32_t off;
+  if (w->pending_port != port || w->pending >= t->max_batch) engine_flush(w);
+  if (t->state != LIME_TAP_POLLING) return;
+  if (err != 0) {
+    napi_handle_scope scope;
+    napi_value cb;
+    t->last_errno = err;
+    if (napi_open_handle_scope(t->env, &scope) != napi_ok) return;
+    if (napi_get_reference_value(t->env, t->cb_ref, &cb) == napi_ok && cb != NULL) call_on_batch(t, cb, -err);
+    napi_close_handle_scope(t->env, scope);
+    return;
+  }
+  if (len >= cap) {
+    t->rx_too_long++;
+    return;
+  }
+  off = w->pending * t->slot_size + t->headroom;
+  memcpy(t->slab + off, frame, len);
+  t->start[w->pending] = off;
+  t->len[w->pending] = len;
+  t->rx_packets++;
+  t->rx_bytes += (double) len;
+  w->pending_port = port;
+  w->pending++;
+}
+
+static void
+engine_miss_to_js (void *arg, uint32_t port, const uint8_t *frame, uint32_t len, int err) {
   engine_js_t *w = arg;
   napi_env env = w->env;
   napi_handle_scope scope;
   napi_value cb, global, argv[2], result;
   void *data;
-  if (w->closed || napi_open_handle_scope(env, &scope) != napi_ok) return;
+  if (w->closed) return;
+  if (port < LIME_ENGINE_MAX_PORTS && w->taps[port] != NULL) {
+    engine_miss_to_tap(w, w->taps[port], port, frame, len, err);
+    return;
+  }
+  engine_flush(w);
+  if (w->cb == NULL || err != 0 || napi_open_handle_scope(env, &scope) != napi_ok) return;
   if (napi_get_reference_value(env, w->cb, &cb) == napi_ok && cb != NULL &&
       napi_create_uint32(env, port, &argv[0]) == napi_ok &&
       napi_create_buffer_copy(env, len, frame, &data, &argv[1]) == napi_ok &&
@@ -1936,13 +2056,25 @@ engine_miss_to_js (void *arg, uint32_t port, const uint8_t *frame, uint32_t len)
 }
 
 static void
+engine_done (void *arg) {
+  engine_js_t *w = arg;
+  if (!w->closed) engine_flush(w);
+}
+
+static void
 engine_js_close (engine_js_t *w) {
   if (w->closed) return;
   lime_engine_stop(w->engine); /* hands over what is still waiting, while onMiss still runs */
+  /* Hand the ports' fds back to their handles' own polls. */
+  for (uint32_t p = 1; p < LIME_ENGINE_MAX_PORTS; p++) {
+    lime_tap_t *t = w->taps[p];
+    w->taps[p] = NULL;
+    if (t != NULL && t->state == LIME_TAP_POLLING && !t->teardown) uv_poll_start(&t->poll, UV_READABLE, on_poll);
+  }
   w->closed = 1;
   lime_engine_free(w->engine);
   w->engine = NULL;
-  napi_delete_reference(w->env, w->cb);
+  if (w->cb != NULL) napi_delete_reference(w->env, w->cb);
   napi_async_destroy(w->env, w->async);
 }
 
@@ -1951,7 +2083,7 @@ engine_finalize (napi_env env, void *data, void *hint) {
   engine_js_t *w = data;
   (void) env;
   (void) hint;
-  /* Not closed by the test: stop the thread; the handle goes with the environment. */
+  /* Not closed: stop the thread; the handle goes with the environment. */
   if (!w->closed && w->engine != NULL) lime_engine_stop(w->engine);
   if (w->closed) free(w);
 }
@@ -1967,7 +2099,7 @@ get_engine (napi_env env, napi_value v) {
   return p;
 }
 
-/* lime_engine_new(cache, onMiss) -> engine */
+/* lime_engine_new(cache, onMiss | null) -> engine */
 static napi_value
 lime_engine_new_js (napi_env env, napi_callback_info info) {
   ARGS(2)
@@ -1978,20 +2110,180 @@ lime_engine_new_js (napi_env env, napi_callback_info info) {
   napi_valuetype t;
   if (fc == NULL) return NULL;
   NAPI_CALL(env, napi_typeof(env, argv[1], &t));
-  if (t != napi_function) return throw_type(env, "lime_engine_new: onMiss must be a function");
+  if (t != napi_function && t != napi_null) return throw_type(env, "lime_engine_new: onMiss must be a function or null");
   NAPI_CALL(env, napi_get_uv_event_loop(env, &loop));
   w = calloc(1, sizeof(*w));
   if (w == NULL) return throw_type(env, "lime_engine_new: out of memory");
   w->env = env;
-  w->engine = lime_engine_new(fc, loop, engine_miss_to_js, w);
+  w->engine = lime_engine_new(fc, loop, engine_miss_to_js, engine_done, w);
   if (w->engine == NULL) {
     free(w);
     return throw_type(env, "lime_engine_new: cannot create the engine");
   }
-  NAPI_CALL(env, napi_create_reference(env, argv[1], 1, &w->cb));
+  if (t == napi_function) NAPI_CALL(env, napi_create_reference(env, argv[1], 1, &w->cb));
   NAPI_CALL(env, napi_create_string_utf8(env, "lime_engine", NAPI_AUTO_LENGTH, &name));
   NAPI_CALL(env, napi_async_init(env, NULL, name, &w->async));
   NAPI_CALL(env, napi_create_external(env, w, engine_finalize, NULL, &v));
+  return v;
+}
+
+static napi_value
+engine_error (napi_env env, int err, const char *what, uint32_t port) {
+  char msg[160];
+  snprintf(msg, sizeof(msg), "%s: %s: port %u: %s", errno_name(-err), what, port, strerror(-err));
+  throw_errno(env, -err, "", msg);
+  return NULL;
+}
+
+/* A started handle whose fd the engine may take: its own poll stops (lime_engine_detach restarts it). */
+static lime_tap_t *
+engine_tap (napi_env env, engine_js_t *w, napi_value handle, uint32_t port, const char *what) {
+  lime_tap_t *t = get_handle(env, handle);
+  if (t == NULL) return NULL;
+  if (t->state != LIME_TAP_POLLING || t->packet || t->vnet || t->slab == NULL) {
+    throw_type(env, "lime_engine: the handle must be a started TAP or raw-socket handle");
+    return NULL;
+  }
+  if (port == 0 || port >= LIME_ENGINE_MAX_PORTS || w->taps[port] != NULL) {
+    engine_error(env, -EINVAL, what, port);
+    return NULL;
+  }
+  return t;
+}
+
+/* lime_engine_attach_tap(engine, port, handle, maxFrame): the engine reads and writes this TAP's frames. */
+static napi_value
+lime_engine_attach_tap_js (napi_env env, napi_callback_info info) {
+  ARGS(4)
+  engine_js_t *w = get_engine(env, argv[0]);
+  uint32_t port = 0, max_frame = 0;
+  lime_tap_t *t;
+  int err;
+  if (w == NULL) return NULL;
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &port));
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[3], &max_frame));
+  if ((t = engine_tap(env, w, argv[2], port, "lime_engine_attach_tap")) == NULL) return NULL;
+  err = lime_engine_add_port(w->engine, port, t->fd, max_frame);
+  if (err < 0) return engine_error(env, err, "lime_engine_attach_tap", port);
+  uv_poll_stop(&t->poll);
+  w->taps[port] = t;
+  return NULL;
+}
+
+/*
+ * lime_engine_attach_gre(engine, port, rxHandle, txFd, header: Uint8Array, remote, hasKey,
+ * key, maxFrame): the engine reads this tunnel's raw socket and sends on txFd.
+ */
+static napi_value
+lime_engine_attach_gre_js (napi_env env, napi_callback_info info) {
+  ARGS(9)
+  engine_js_t *w = get_engine(env, argv[0]);
+  uint32_t port = 0, has_key = 0;
+  int32_t tx_fd = -1;
+  lime_engine_gre_t g;
+  uint8_t *hdr;
+  size_t hdr_len = 0;
+  lime_tap_t *t;
+  int err;
+  if (w == NULL) return NULL;
+  memset(&g, 0, sizeof(g));
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &port));
+  NAPI_CALL(env, napi_get_value_int32(env, argv[3], &tx_fd));
+  if ((hdr = get_bytes(env, argv[4], &hdr_len)) == NULL) return NULL;
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[5], &g.remote));
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[6], &has_key));
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[7], &g.key));
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[8], &g.max_frame));
+  if (hdr_len > LIME_ENGINE_GRE_HDR_MAX) return throw_type(env, "lime_engine_attach_gre: header too long");
+  memcpy(g.hdr, hdr, hdr_len);
+  g.hdr_len = (uint32_t) hdr_len;
+  g.has_key = has_key != 0;
+  if ((t = engine_tap(env, w, argv[2], port, "lime_engine_attach_gre")) == NULL) return NULL;
+  err = lime_engine_add_gre(w->engine, port, t->fd, tx_fd, &g);
+  if (err < 0) return engine_error(env, err, "lime_engine_attach_gre", port);
+  uv_poll_stop(&t->poll);
+  w->taps[port] = t;
+  return NULL;
+}
+
+/* lime_engine_detach(engine, port): the port's handle polls its fd itself again (if it still polls). */
+static napi_value
+lime_engine_detach_js (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  engine_js_t *w = get_engine(env, argv[0]);
+  uint32_t port = 0;
+  lime_tap_t *t;
+  int err;
+  if (w == NULL) return NULL;
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &port));
+  err = lime_engine_remove_port(w->engine, port);
+  if (err < 0) return engine_error(env, err, "lime_engine_detach", port);
+  t = port < LIME_ENGINE_MAX_PORTS ? w->taps[port] : NULL;
+  if (t != NULL) {
+    if (w->pending_port == port) engine_flush(w);
+    w->taps[port] = NULL;
+    if (t->state == LIME_TAP_POLLING && !t->teardown) uv_poll_start(&t->poll, UV_READABLE, on_poll);
+  }
+  return NULL;
+}
+
+/* lime_engine_stop(engine): stop and join the thread (what waits is delivered); idempotent. */
+static napi_value
+lime_engine_stop_js (napi_env env, napi_callback_info info) {
+  ARGS(1)
+  engine_js_t *w = get_engine(env, argv[0]);
+  if (w != NULL) lime_engine_stop(w->engine);
+  return NULL;
+}
+
+/* lime_engine_set_slow(engine, port, slow: boolean) */
+static napi_value
+lime_engine_set_slow_js (napi_env env, napi_callback_info info) {
+  ARGS(3)
+  engine_js_t *w = get_engine(env, argv[0]);
+  uint32_t port = 0;
+  bool slow = false;
+  if (w == NULL) return NULL;
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &port));
+  NAPI_CALL(env, napi_get_value_bool(env, argv[2], &slow));
+  lime_engine_set_slow(w->engine, port, slow);
+  return NULL;
+}
+
+/*
+ * lime_engine_port_stats(engine, port, out: Float64Array(6)) -> boolean:
+ * out = [rxPackets, rxBytes, txPackets, txBytes, txErrors, upcalls] of the port's native traffic.
+ */
+static napi_value
+lime_engine_port_stats_js (napi_env env, napi_callback_info info) {
+  ARGS(3)
+  engine_js_t *w = get_engine(env, argv[0]);
+  uint32_t port = 0;
+  lime_engine_port_stats_t st;
+  napi_typedarray_type type;
+  napi_value ab, v;
+  void *data = NULL;
+  size_t len = 0, off = 0;
+  bool is_ta = false;
+  double *out;
+  if (w == NULL) return NULL;
+  NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &port));
+  NAPI_CALL(env, napi_is_typedarray(env, argv[2], &is_ta));
+  if (!is_ta) return throw_type(env, "lime_engine_port_stats: out must be a Float64Array(6)");
+  NAPI_CALL(env, napi_get_typedarray_info(env, argv[2], &type, &len, &data, &ab, &off));
+  if (type != napi_float64_array || len < 6) return throw_type(env, "lime_engine_port_stats: out must be a Float64Array(6)");
+  out = data;
+  if (lime_engine_port_stats(w->engine, port, &st) < 0) {
+    NAPI_CALL(env, napi_get_boolean(env, false, &v));
+    return v;
+  }
+  out[0] = (double) st.rx_packets;
+  out[1] = (double) st.rx_bytes;
+  out[2] = (double) st.tx_packets;
+  out[3] = (double) st.tx_bytes;
+  out[4] = (double) st.tx_errors;
+  out[5] = (double) st.upcalls;
+  NAPI_CALL(env, napi_get_boolean(env, true, &v));
   return v;
 }
 
@@ -2006,12 +2298,8 @@ lime_engine_add_port_js (napi_env env, napi_callback_info info) {
   if (w == NULL) return NULL;
   NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &port));
   NAPI_CALL(env, napi_get_value_int32(env, argv[2], &fd));
-  err = lime_engine_add_port(w->engine, port, fd);
-  if (err < 0) {
-    char msg[128];
-    snprintf(msg, sizeof(msg), "%s: lime_engine_add_port: cannot add the port %u", errno_name(-err), port);
-    throw_errno(env, -err, "", msg);
-  }
+  err = lime_engine_add_port(w->engine, port, fd, LIME_ENGINE_FRAME_MAX);
+  if (err < 0) return engine_error(env, err, "lime_engine_add_port", port);
   return NULL;
 }
 
@@ -2062,6 +2350,7 @@ lime_engine_stats_js (napi_env env, napi_callback_info info) {
   STAT("upcallDrops", upcall_drops)
   STAT("tx", tx)
   STAT("txErrors", tx_errors)
+  STAT("foreign", foreign)
 #undef STAT
   return o;
 }
@@ -2207,6 +2496,18 @@ init (napi_env env, napi_value exports) {
   export_function(env, exports, "lime_engine_start", lime_engine_start_js);
   export_function(env, exports, "lime_engine_close", lime_engine_close_js);
   export_function(env, exports, "lime_engine_stats", lime_engine_stats_js);
+  export_function(env, exports, "lime_engine_attach_tap", lime_engine_attach_tap_js);
+  export_function(env, exports, "lime_engine_attach_gre", lime_engine_attach_gre_js);
+  export_function(env, exports, "lime_engine_detach", lime_engine_detach_js);
+  export_function(env, exports, "lime_engine_stop", lime_engine_stop_js);
+  export_function(env, exports, "lime_engine_set_slow", lime_engine_set_slow_js);
+  export_function(env, exports, "lime_engine_port_stats", lime_engine_port_stats_js);
+  export_function(env, exports, "lime_fc_harvest", lime_fc_harvest_js);
+  export_function(env, exports, "lime_fc_usage", lime_fc_usage_js);
+  export_uint32(env, exports, "LIME_FC_RETIRE_ALL", LIME_FC_RETIRE_ALL);
+  export_uint32(env, exports, "LIME_FC_RETIRE_IDLE", LIME_FC_RETIRE_IDLE);
+  export_uint32(env, exports, "LIME_ENGINE_MAX_PORTS", LIME_ENGINE_MAX_PORTS);
+  export_uint32(env, exports, "LIME_OP_LEARN", LIME_OP_LEARN);
   export_function(env, exports, "lime_test_socketpair", lime_test_socketpair);
   export_function(env, exports, "lime_test_fd_write", lime_test_fd_write);
   export_function(env, exports, "lime_test_fd_read", lime_test_fd_read);

@@ -13,13 +13,28 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
-/* xlate.ts OP */
-#define OP_OUTPUT 1
-#define OP_DROP 7
+/* Bytes in front of every frame read: room for the outer header of a GRE output. */
+#define HEADROOM 64
+/* Frames one port may read per wake-up before the others get their turn. */
+#define DRAIN 64
+
+enum { KIND_NONE = 0, KIND_FRAME = 1, KIND_GRE = 2 };
+
+typedef struct {
+  int kind;
+  int rx_fd; /* -1 once a read failed (off the epoll) */
+  int tx_fd;
+  _Atomic int slow;
+  uint32_t max_frame; /* largest frame sent to it natively; larger ones go to JavaScript */
+  lime_engine_gre_t gre;
+  uint16_t ip_id;
+  _Atomic uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, tx_errors, upcalls;
+} eport_t;
 
 typedef struct {
   uint32_t port;
   uint32_t len;
+  int err;
   uint8_t data[LIME_ENGINE_FRAME_MAX];
 } slot_t;
 
@@ -28,74 +43,187 @@ struct lime_engine {
   uv_loop_t *loop;
   uv_async_t *async; /* heap: closed (and freed) on the loop, maybe after the engine */
   lime_engine_miss_cb cb;
+  lime_engine_done_cb done;
   void *arg;
-  int fds[LIME_ENGINE_MAX_PORTS]; /* -1: no such port */
+  eport_t ports[LIME_ENGINE_MAX_PORTS];
   int epfd;
   int stopfd; /* eventfd: wakes the thread to stop */
   pthread_t thread;
-  int started;
-  int stopped;
+  int running;
   /* The ring: the engine thread produces at head, the loop consumes at tail. */
   slot_t *ring;
   _Atomic uint32_t head;
   _Atomic uint32_t tail;
   /* Counters: written by the engine thread, read anywhere (relaxed). */
-  _Atomic uint64_t rx, hits, upcalls, upcall_drops, tx, tx_errors;
+  _Atomic uint64_t rx, hits, upcalls, upcall_drops, tx, tx_errors, foreign;
 };
 
-static void
-count (_Atomic uint64_t *c) {
-  atomic_fetch_add_explicit(c, 1, memory_order_relaxed);
+static inline void
+add (_Atomic uint64_t *c, uint64_t n) {
+  /* One writer (the engine thread): a plain load and store, no locked instruction. */
+  atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
 }
 
-/* Hand a frame to the loop's thread. */
+/* Hand a frame (or a read error) to the loop's thread. */
 static void
-upcall (lime_engine_t *e, uint32_t port, const uint8_t *frame, uint32_t len) {
+upcall (lime_engine_t *e, uint32_t port, const uint8_t *frame, uint32_t len, int err) {
   uint32_t head = atomic_load_explicit(&e->head, memory_order_relaxed);
   uint32_t tail = atomic_load_explicit(&e->tail, memory_order_acquire);
   slot_t *s;
   if (head - tail >= LIME_ENGINE_RING) {
-    count(&e->upcall_drops);
+    add(&e->upcall_drops, 1);
     return;
   }
   s = &e->ring[head % LIME_ENGINE_RING];
   s->port = port;
   s->len = len;
-  memcpy(s->data, frame, len);
+  s->err = err;
+  if (len > 0) memcpy(s->data, frame, len);
   atomic_store_explicit(&e->head, head + 1, memory_order_release);
-  count(&e->upcalls);
+  add(&e->upcalls, 1);
+  if (err == 0) add(&e->ports[port].upcalls, 1);
   uv_async_send(e->async);
 }
 
+static inline uint16_t
+rd16 (const uint8_t *p) {
+  return (uint16_t) ((p[0] << 8) | p[1]);
+}
+
+static inline uint32_t
+rd32 (const uint8_t *p) {
+  return ((uint32_t) p[0] << 24) | ((uint32_t) p[1] << 16) | ((uint32_t) p[2] << 8) | p[3];
+}
+
+static inline void
+wr16 (uint8_t *p, uint32_t v) {
+  p[0] = (uint8_t) (v >> 8);
+  p[1] = (uint8_t) v;
+}
+
+/* Whether GRE port p takes packets from src with this key (or none), as GrePort.accepts. */
+static inline int
+gre_accepts (const eport_t *p, uint32_t src, int has_key, uint32_t key) {
+  if (p->kind != KIND_GRE || src != p->gre.remote) return 0;
+  if (!p->gre.has_key) return !has_key;
+  return has_key && key == p->gre.key;
+}
+
 /*
- * Run a cached program: 1 when the engine did all of it, 0 when it holds an op the engine
- * does not run (the frame then goes to the JavaScript thread, which runs all of it).
+ * A GRE packet read on port `port`: 1 with the inner frame, its length and the key set when it is the
+ * tunnel's and plain; 0 when it goes to JavaScript; -1 when another GRE port takes it.
  */
 static int
-run (lime_engine_t *e, const uint32_t *prog, uint32_t len, const uint8_t *frame, uint32_t frame_len) {
+gre_decap (lime_engine_t *e, uint32_t port, uint8_t *pkt, uint32_t len, uint8_t **inner, uint32_t *inner_len, uint32_t *key) {
+  uint32_t ihl, src, flags, glen, k = 0;
+  int has_key, plain;
+  if (len < 20 + 4 || (pkt[0] >> 4) != 4) return 0;
+  ihl = (uint32_t) (pkt[0] & 0x0f) << 2;
+  if (ihl < 20 || len < ihl + 4) return 0;
+  src = rd32(pkt + 12);
+  flags = rd16(pkt + ihl);
+  has_key = (flags & 0x2000) != 0;
+  glen = 4 + ((flags & 0x8000) ? 4 : 0) + (has_key ? 4 : 0) + ((flags & 0x1000) ? 4 : 0);
+  if (len < ihl + glen) return 0;
+  if (has_key) k = rd32(pkt + ihl + ((flags & 0x8000) ? 8 : 4));
+  if (!gre_accepts(&e->ports[port], src, has_key, k)) {
+    for (uint32_t q = 1; q < LIME_ENGINE_MAX_PORTS; q++) {
+      if (q != port && gre_accepts(&e->ports[q], src, has_key, k)) return -1;
+    }
+    return 0;
+  }
+  /* Plain: no IPv4 options or fragments, total length as read, GRE with at most K, v0, TEB. */
+  plain = ihl == 20 && pkt[9] == 47 && rd16(pkt + 2) == len && (rd16(pkt + 6) & 0x3fff) == 0 &&
+          (flags & ~0x2000u) == 0 && rd16(pkt + ihl + 2) == 0x6558 && len - ihl - glen >= 14;
+  if (!plain) return 0;
+  *inner = pkt + ihl + glen;
+  *inner_len = len - ihl - glen;
+  *key = k;
+  return 1;
+}
+
+static uint16_t
+ipv4_checksum (const uint8_t *h) {
+  uint32_t sum = 0;
+  for (int i = 0; i < 20; i += 2) sum += rd16(h + i);
+  while (sum >> 16) sum = (sum & 0xffff) + (sum >> 16);
+  return (uint16_t) ~sum;
+}
+
+/* Send `frame` (with HEADROOM free in front of it) on port o. */
+static void
+output (lime_engine_t *e, eport_t *o, uint8_t *frame, uint32_t len) {
+  ssize_t r;
+  if (o->kind == KIND_GRE) {
+    const uint32_t h = o->gre.hdr_len;
+    uint8_t *s = frame - h;
+    memcpy(s, o->gre.hdr, h);
+    wr16(s + 2, h + len);
+    wr16(s + 4, o->ip_id++);
+    wr16(s + 10, 0);
+    wr16(s + 10, ipv4_checksum(s));
+    r = write(o->tx_fd, s, h + len);
+    r = r == (ssize_t) (h + len) ? (ssize_t) len : -1;
+  } else {
+    r = write(o->tx_fd, frame, len);
+  }
+  if (r != (ssize_t) len) {
+    add(&o->tx_errors, 1);
+    add(&e->tx_errors, 1);
+    return;
+  }
+  add(&o->tx_packets, 1);
+  add(&o->tx_bytes, len);
+  add(&e->tx, 1);
+}
+
+/*
+ * Run a cached program: 1 when the engine did all of it, 0 when it holds something the
+ * engine does not do (the frame then goes to the JavaScript thread, which does all of it).
+ */
+static int
+run (lime_engine_t *e, const uint32_t *prog, uint32_t len, uint8_t *frame, uint32_t frame_len) {
   uint32_t i;
   if (len < 2 || prog[0] != len || 2 + prog[1] > len) return 0;
   /* First check every op is one we run, so that nothing is half done. */
   for (i = 2 + prog[1]; i < len;) {
-    if (prog[i] == OP_OUTPUT || prog[i] == OP_DROP) i += 2;
-    else return 0;
+    if (prog[i] == LIME_OP_OUTPUT && i + 1 < len) {
+      uint32_t port = prog[i + 1];
+      eport_t *o = port < LIME_ENGINE_MAX_PORTS ? &e->ports[port] : NULL;
+      if (o == NULL || o->kind == KIND_NONE || atomic_load_explicit(&o->slow, memory_order_relaxed)) return 0;
+      if (frame_len > o->max_frame) return 0; /* JavaScript drops it (and a tunnel answers ICMP) */
+      i += 2;
+    } else if (prog[i] == LIME_OP_LEARN) {
+      i += 5;
+    } else {
+      return 0;
+    }
   }
   if (i != len) return 0;
-  for (i = 2 + prog[1]; i < len; i += 2) {
-    if (prog[i] == OP_OUTPUT) {
-      uint32_t port = prog[i + 1];
-      int fd = port < LIME_ENGINE_MAX_PORTS ? e->fds[port] : -1;
-      if (fd < 0 || write(fd, frame, frame_len) != (ssize_t) frame_len) count(&e->tx_errors);
-      else count(&e->tx);
+  for (i = 2 + prog[1]; i < len;) {
+    if (prog[i] == LIME_OP_OUTPUT) {
+      output(e, &e->ports[prog[i + 1]], frame, frame_len);
+      i += 2;
+    } else {
+      i += 5;
     }
   }
   return 1;
 }
 
+static void
+port_failed (lime_engine_t *e, uint32_t port, int err) {
+  eport_t *p = &e->ports[port];
+  if (p->rx_fd >= 0) epoll_ctl(e->epfd, EPOLL_CTL_DEL, p->rx_fd, NULL);
+  p->rx_fd = -1;
+  upcall(e, port, NULL, 0, err);
+}
+
 static void *
 engine_thread (void *arg) {
   lime_engine_t *e = arg;
-  static _Thread_local uint8_t frame[LIME_ENGINE_FRAME_MAX];
+  static _Thread_local uint8_t buf[HEADROOM + LIME_ENGINE_FRAME_MAX];
+  uint8_t *const read_at = buf + HEADROOM;
   uint32_t key[LIME_KEY_WORDS], prog[LIME_FC_PROG_MAX];
   struct epoll_event evs[16];
   for (;;) {
@@ -106,20 +234,56 @@ engine_thread (void *arg) {
     }
     for (int i = 0; i < n; i++) {
       uint32_t port = evs[i].data.u32;
+      eport_t *p;
       if (port == 0) return NULL; /* the stop eventfd */
-      /* Drain up to a batch per port and wake-up, then let the others have their turn. */
-      for (int j = 0; j < 64; j++) {
-        ssize_t r = read(e->fds[port], frame, sizeof(frame));
-        uint32_t len;
-        if (r <= 0) break;
-        count(&e->rx);
-        if (lime_extract(frame, (size_t) r, key, port) != LIME_DROP_NONE) {
-          upcall(e, port, frame, (uint32_t) r); /* JavaScript counts the drop by reason */
+      p = &e->ports[port];
+      for (int j = 0; j < DRAIN && p->rx_fd >= 0; j++) {
+        ssize_t r = read(p->rx_fd, read_at, LIME_ENGINE_FRAME_MAX);
+        uint8_t *frame = read_at;
+        uint32_t len, plen, tun = 0, slot = 0;
+        int ran;
+        if (r < 0) {
+          if (errno == EINTR) continue;
+          if (errno != EAGAIN && errno != EWOULDBLOCK) port_failed(e, port, errno);
+          break;
+        }
+        if (r == 0 || r >= LIME_ENGINE_FRAME_MAX) continue; /* JavaScript's reader counts these as too long; rare */
+        add(&e->rx, 1);
+        len = (uint32_t) r;
+        if (atomic_load_explicit(&p->slow, memory_order_relaxed)) {
+          upcall(e, port, read_at, (uint32_t) r, 0);
           continue;
         }
-        len = lime_fc_lookup(e->fc, key, prog, (uint32_t) r);
-        if (len != 0 && run(e, prog, len, frame, (uint32_t) r)) count(&e->hits);
-        else upcall(e, port, frame, (uint32_t) r);
+        if (p->kind == KIND_GRE) {
+          int d = gre_decap(e, port, read_at, (uint32_t) r, &frame, &len, &tun);
+          if (d < 0) {
+            add(&e->foreign, 1);
+            continue;
+          }
+          if (d == 0) {
+            upcall(e, port, read_at, (uint32_t) r, 0);
+            continue;
+          }
+        }
+        if (lime_extract(frame, len, key, port) != LIME_DROP_NONE) {
+          upcall(e, port, read_at, (uint32_t) r, 0); /* JavaScript counts the drop by reason */
+          continue;
+        }
+        if (p->kind == KIND_GRE) key[LIME_K_TUN_ID] = tun;
+        /* The cache's reader section spans the run, so that the entry's counters are only
+         * added to (after the sends) while the entry cannot have been reused. */
+        lime_fc_reader_enter(e->fc);
+        plen = lime_fc_find(e->fc, key, prog, &slot);
+        ran = plen != 0 && run(e, prog, plen, frame, len);
+        if (ran) lime_fc_count(e->fc, slot, len);
+        lime_fc_reader_exit(e->fc);
+        if (ran) {
+          add(&e->hits, 1);
+          add(&p->rx_packets, 1);
+          add(&p->rx_bytes, len);
+        } else {
+          upcall(e, port, read_at, (uint32_t) r, 0);
+        }
       }
     }
   }
@@ -130,16 +294,19 @@ engine_thread (void *arg) {
 static void
 on_async (uv_async_t *async) {
   lime_engine_t *e = async->data;
+  int any = 0;
   if (e == NULL) return;
   for (;;) {
     uint32_t tail = atomic_load_explicit(&e->tail, memory_order_relaxed);
     uint32_t head = atomic_load_explicit(&e->head, memory_order_acquire);
     slot_t *s;
-    if (tail == head) return;
+    if (tail == head) break;
     s = &e->ring[tail % LIME_ENGINE_RING];
-    e->cb(e->arg, s->port, s->data, s->len);
+    e->cb(e->arg, s->port, s->err != 0 ? NULL : s->data, s->len, s->err);
+    any = 1;
     atomic_store_explicit(&e->tail, tail + 1, memory_order_release);
   }
+  if (any && e->done != NULL) e->done(e->arg);
 }
 
 static void
@@ -148,7 +315,7 @@ on_async_closed (uv_handle_t *h) {
 }
 
 lime_engine_t *
-lime_engine_new (lime_fc_t *fc, uv_loop_t *loop, lime_engine_miss_cb cb, void *arg) {
+lime_engine_new (lime_fc_t *fc, uv_loop_t *loop, lime_engine_miss_cb cb, lime_engine_done_cb done, void *arg) {
   lime_engine_t *e = calloc(1, sizeof(*e));
   struct epoll_event ev = { .events = EPOLLIN };
   if (e == NULL) return NULL;
@@ -168,49 +335,94 @@ lime_engine_new (lime_fc_t *fc, uv_loop_t *loop, lime_engine_miss_cb cb, void *a
   uv_unref((uv_handle_t *) e->async); /* the engine never keeps the process alive */
   ev.data.u32 = 0;
   epoll_ctl(e->epfd, EPOLL_CTL_ADD, e->stopfd, &ev);
-  for (int i = 0; i < LIME_ENGINE_MAX_PORTS; i++) e->fds[i] = -1;
+  for (int i = 0; i < LIME_ENGINE_MAX_PORTS; i++) e->ports[i].rx_fd = e->ports[i].tx_fd = -1;
   e->fc = fc;
   e->loop = loop;
   e->cb = cb;
+  e->done = done;
   e->arg = arg;
   return e;
 }
 
-int
-lime_engine_add_port (lime_engine_t *e, uint32_t port, int fd) {
+static int
+add_port (lime_engine_t *e, uint32_t port, int kind, int rx_fd, int tx_fd, uint32_t max_frame) {
   struct epoll_event ev = { .events = EPOLLIN };
-  if (e->started) return -EBUSY;
-  if (port == 0 || port >= LIME_ENGINE_MAX_PORTS || fd < 0) return -EINVAL;
-  if (e->fds[port] >= 0) return -EEXIST;
+  eport_t *p;
+  if (e->running) return -EBUSY;
+  if (port == 0 || port >= LIME_ENGINE_MAX_PORTS || rx_fd < 0 || tx_fd < 0) return -EINVAL;
+  p = &e->ports[port];
+  if (p->kind != KIND_NONE) return -EEXIST;
   /* Non-blocking: the thread drains a port until EAGAIN and must never block in a read. */
   {
-    int fl = fcntl(fd, F_GETFL);
-    if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
+    int fl = fcntl(rx_fd, F_GETFL);
+    if (fl < 0 || fcntl(rx_fd, F_SETFL, fl | O_NONBLOCK) < 0) return -errno;
   }
   ev.data.u32 = port;
-  if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) return -errno;
-  e->fds[port] = fd;
+  if (epoll_ctl(e->epfd, EPOLL_CTL_ADD, rx_fd, &ev) < 0) return -errno;
+  memset(p, 0, sizeof(*p));
+  p->kind = kind;
+  p->rx_fd = rx_fd;
+  p->tx_fd = tx_fd;
+  p->max_frame = max_frame;
   return 0;
+}
+
+int
+lime_engine_add_port (lime_engine_t *e, uint32_t port, int fd, uint32_t max_frame) {
+  return add_port(e, port, KIND_FRAME, fd, fd, max_frame);
+}
+
+int
+lime_engine_add_gre (lime_engine_t *e, uint32_t port, int rx_fd, int tx_fd, const lime_engine_gre_t *gre) {
+  int err;
+  if (gre->hdr_len < 24 || gre->hdr_len > LIME_ENGINE_GRE_HDR_MAX || gre->max_frame < 14) return -EINVAL;
+  err = add_port(e, port, KIND_GRE, rx_fd, tx_fd, gre->max_frame);
+  if (err == 0) e->ports[port].gre = *gre;
+  return err;
+}
+
+int
+lime_engine_remove_port (lime_engine_t *e, uint32_t port) {
+  eport_t *p;
+  if (e->running) return -EBUSY;
+  if (port == 0 || port >= LIME_ENGINE_MAX_PORTS || e->ports[port].kind == KIND_NONE) return -EINVAL;
+  p = &e->ports[port];
+  if (p->rx_fd >= 0) epoll_ctl(e->epfd, EPOLL_CTL_DEL, p->rx_fd, NULL);
+  memset(p, 0, sizeof(*p));
+  p->rx_fd = p->tx_fd = -1;
+  return 0;
+}
+
+void
+lime_engine_set_slow (lime_engine_t *e, uint32_t port, int slow) {
+  if (port > 0 && port < LIME_ENGINE_MAX_PORTS) atomic_store_explicit(&e->ports[port].slow, slow != 0, memory_order_relaxed);
 }
 
 int
 lime_engine_start (lime_engine_t *e) {
   int err;
-  if (e->started) return -EALREADY;
+  uint64_t v;
+  if (e->running) return -EALREADY;
+  while (read(e->stopfd, &v, sizeof(v)) > 0) { /* a stop request of an earlier run */ }
   err = pthread_create(&e->thread, NULL, engine_thread, e);
   if (err != 0) return -err;
-  e->started = 1;
+  e->running = 1;
   return 0;
 }
 
 void
 lime_engine_stop (lime_engine_t *e) {
   uint64_t one = 1;
-  if (!e->started || e->stopped) return;
-  e->stopped = 1;
+  if (!e->running) return;
+  e->running = 0;
   (void) !write(e->stopfd, &one, sizeof(one));
   pthread_join(e->thread, NULL);
   on_async(e->async); /* what is left in the ring */
+}
+
+int
+lime_engine_running (const lime_engine_t *e) {
+  return e->running;
 }
 
 void
@@ -225,12 +437,29 @@ lime_engine_free (lime_engine_t *e) {
   free(e);
 }
 
+#define LOAD(x) atomic_load_explicit(&(x), memory_order_relaxed)
+
 void
 lime_engine_stats (lime_engine_t *e, lime_engine_stats_t *out) {
-  out->rx = atomic_load_explicit(&e->rx, memory_order_relaxed);
-  out->hits = atomic_load_explicit(&e->hits, memory_order_relaxed);
-  out->upcalls = atomic_load_explicit(&e->upcalls, memory_order_relaxed);
-  out->upcall_drops = atomic_load_explicit(&e->upcall_drops, memory_order_relaxed);
-  out->tx = atomic_load_explicit(&e->tx, memory_order_relaxed);
-  out->tx_errors = atomic_load_explicit(&e->tx_errors, memory_order_relaxed);
+  out->rx = LOAD(e->rx);
+  out->hits = LOAD(e->hits);
+  out->upcalls = LOAD(e->upcalls);
+  out->upcall_drops = LOAD(e->upcall_drops);
+  out->tx = LOAD(e->tx);
+  out->tx_errors = LOAD(e->tx_errors);
+  out->foreign = LOAD(e->foreign);
+}
+
+int
+lime_engine_port_stats (lime_engine_t *e, uint32_t port, lime_engine_port_stats_t *out) {
+  eport_t *p;
+  if (port == 0 || port >= LIME_ENGINE_MAX_PORTS || e->ports[port].kind == KIND_NONE) return -EINVAL;
+  p = &e->ports[port];
+  out->rx_packets = LOAD(p->rx_packets);
+  out->rx_bytes = LOAD(p->rx_bytes);
+  out->tx_packets = LOAD(p->tx_packets);
+  out->tx_bytes = LOAD(p->tx_bytes);
+  out->tx_errors = LOAD(p->tx_errors);
+  out->upcalls = LOAD(p->upcalls);
+  return 0;
 }

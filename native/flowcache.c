@@ -6,6 +6,7 @@
 
 #include <stdatomic.h>
 #include <stdlib.h>
+#include <sched.h>
 #include <string.h>
 
 /* The words compared: all but L3_OFF, L4_OFF and L7_OFF (32 .. 34). */
@@ -13,19 +14,26 @@
 #define MATCH_HI (LIME_K_L7_OFF + 1)
 
 typedef struct {
-  _Atomic uint32_t seq; /* odd while the writer changes the entry */
-  uint32_t epoch; /* 0 = empty (epochs start at 1) */
+  _Atomic uint32_t seq; /* odd while the writer changes the entry, or once it is retired */
+  uint32_t epoch; /* 0 = free (epochs start at 1) */
   uint32_t hash;
   uint32_t prog_len;
   uint32_t key[LIME_KEY_WORDS];
   uint32_t prog[LIME_FC_PROG_MAX];
   _Atomic uint64_t packets;
   _Atomic uint64_t bytes;
+  /* Writer only: the counters at the last harvest, and whether the entry is retired. */
+  uint64_t harvested_packets;
+  uint64_t harvested_bytes;
+  int retired;
 } entry_t;
 
 struct lime_fc {
   uint32_t mask;
   _Atomic uint32_t epoch;
+  /* The reader's critical sections: odd while inside one. */
+  _Atomic uint64_t reader;
+  uint32_t used; /* writer: slots not free */
   entry_t *entries;
 };
 
@@ -98,8 +106,29 @@ lime_fc_epoch (const lime_fc_t *fc) {
 void
 lime_fc_invalidate (lime_fc_t *fc) {
   uint32_t e = atomic_load_explicit(&fc->epoch, memory_order_relaxed) + 1;
-  if (e == 0) e = 1; /* 0 marks an empty entry */
-  atomic_store_explicit(&fc->epoch, e, memory_order_release);
+  if (e == 0) e = 1; /* 0 marks a free entry */
+  atomic_store_explicit(&fc->epoch, e, memory_order_seq_cst);
+}
+
+uint32_t
+lime_fc_used (const lime_fc_t *fc) {
+  return fc->used;
+}
+
+uint32_t
+lime_fc_slots (const lime_fc_t *fc) {
+  return fc->mask + 1;
+}
+
+void
+lime_fc_reader_enter (lime_fc_t *fc) {
+  /* seq_cst, as the writer's retire: either the writer sees us inside, or we see its mark. */
+  atomic_store_explicit(&fc->reader, atomic_load_explicit(&fc->reader, memory_order_relaxed) + 1, memory_order_seq_cst);
+}
+
+void
+lime_fc_reader_exit (lime_fc_t *fc) {
+  atomic_store_explicit(&fc->reader, atomic_load_explicit(&fc->reader, memory_order_relaxed) + 1, memory_order_release);
 }
 
 /* The slot of `key` in the current epoch, or NULL (writer side: no concurrent writes). */
@@ -107,7 +136,7 @@ static entry_t *
 find (lime_fc_t *fc, const uint32_t *key, uint32_t h, uint32_t epoch) {
   entry_t *c[2] = { &fc->entries[slot0(fc, h)], &fc->entries[slot1(fc, h)] };
   for (int i = 0; i < 2; i++) {
-    if (c[i]->epoch == epoch && c[i]->hash == h && key_equal(c[i]->key, key)) return c[i];
+    if (c[i]->epoch == epoch && !c[i]->retired && c[i]->hash == h && key_equal(c[i]->key, key)) return c[i];
   }
   return NULL;
 }
@@ -116,42 +145,43 @@ int
 lime_fc_insert (lime_fc_t *fc, const uint32_t *key, const uint32_t *prog, uint32_t prog_len) {
   const uint32_t h = key_hash(key);
   const uint32_t epoch = atomic_load_explicit(&fc->epoch, memory_order_relaxed);
-  entry_t *e;
+  entry_t *e, *a, *b;
   uint32_t s;
   if (prog_len == 0 || prog_len > LIME_FC_PROG_MAX) return -1;
-  e = find(fc, key, h, epoch);
-  if (e == NULL) {
-    /* A slot that is empty or stale, else the first one (the newer flow wins). */
-    entry_t *a = &fc->entries[slot0(fc, h)], *b = &fc->entries[slot1(fc, h)];
-    e = a->epoch != epoch ? a : b->epoch != epoch ? b : a;
-  }
+  if (find(fc, key, h, epoch) != NULL) return 0;
+  a = &fc->entries[slot0(fc, h)];
+  b = &fc->entries[slot1(fc, h)];
+  e = a->epoch == 0 ? a : b->epoch == 0 ? b : NULL;
+  if (e == NULL) return -2;
+  /* A free slot: no reader adds to it (see the top of flowcache.h). */
   s = atomic_load_explicit(&e->seq, memory_order_relaxed);
   atomic_store_explicit(&e->seq, s + 1, memory_order_relaxed);
   atomic_thread_fence(memory_order_release); /* the odd sequence is seen before any change */
-  if (e->epoch != epoch || e->hash != h || !key_equal(e->key, key)) {
-    atomic_store_explicit(&e->packets, 0, memory_order_relaxed);
-    atomic_store_explicit(&e->bytes, 0, memory_order_relaxed);
-  }
+  atomic_store_explicit(&e->packets, 0, memory_order_relaxed);
+  atomic_store_explicit(&e->bytes, 0, memory_order_relaxed);
+  e->harvested_packets = e->harvested_bytes = 0;
+  e->retired = 0;
   e->epoch = epoch;
   e->hash = h;
   memcpy(e->key, key, sizeof(e->key));
   memcpy(e->prog, prog, prog_len * sizeof(uint32_t));
   e->prog_len = prog_len;
   atomic_store_explicit(&e->seq, s + 2, memory_order_release);
-  return 0;
+  fc->used++;
+  return 1;
 }
 
 uint32_t
-lime_fc_lookup (lime_fc_t *fc, const uint32_t *key, uint32_t *prog, uint32_t bytes) {
+lime_fc_find (lime_fc_t *fc, const uint32_t *key, uint32_t *prog, uint32_t *slot) {
   const uint32_t h = key_hash(key);
-  const uint32_t epoch = atomic_load_explicit(&fc->epoch, memory_order_acquire);
-  entry_t *c[2] = { &fc->entries[slot0(fc, h)], &fc->entries[slot1(fc, h)] };
+  const uint32_t epoch = atomic_load_explicit(&fc->epoch, memory_order_seq_cst);
+  const uint32_t idx[2] = { slot0(fc, h), slot1(fc, h) };
   for (int i = 0; i < 2; i++) {
-    entry_t *e = c[i];
+    entry_t *e = &fc->entries[idx[i]];
     uint32_t s1, s2, len;
     int same;
-    s1 = atomic_load_explicit(&e->seq, memory_order_acquire);
-    if (s1 & 1) continue; /* being written: a miss this time */
+    s1 = atomic_load_explicit(&e->seq, memory_order_seq_cst);
+    if (s1 & 1) continue; /* being written, or retired: a miss */
     if (e->epoch != epoch || e->hash != h) continue;
     same = key_equal(e->key, key);
     len = e->prog_len;
@@ -160,11 +190,27 @@ lime_fc_lookup (lime_fc_t *fc, const uint32_t *key, uint32_t *prog, uint32_t byt
     atomic_thread_fence(memory_order_acquire); /* the copies are done before the re-check */
     s2 = atomic_load_explicit(&e->seq, memory_order_relaxed);
     if (s1 != s2) continue; /* changed under us: what we copied may be torn */
-    atomic_fetch_add_explicit(&e->packets, 1, memory_order_relaxed);
-    atomic_fetch_add_explicit(&e->bytes, bytes, memory_order_relaxed);
+    *slot = idx[i];
     return len;
   }
   return 0;
+}
+
+void
+lime_fc_count (lime_fc_t *fc, uint32_t slot, uint32_t bytes) {
+  entry_t *e = &fc->entries[slot & fc->mask];
+  atomic_fetch_add_explicit(&e->packets, 1, memory_order_relaxed);
+  atomic_fetch_add_explicit(&e->bytes, bytes, memory_order_relaxed);
+}
+
+uint32_t
+lime_fc_lookup (lime_fc_t *fc, const uint32_t *key, uint32_t *prog, uint32_t bytes) {
+  uint32_t slot = 0, len;
+  lime_fc_reader_enter(fc);
+  len = lime_fc_find(fc, key, prog, &slot);
+  if (len != 0) lime_fc_count(fc, slot, bytes);
+  lime_fc_reader_exit(fc);
+  return len;
 }
 
 int
@@ -175,4 +221,70 @@ lime_fc_counters (lime_fc_t *fc, const uint32_t *key, uint64_t *packets, uint64_
   *packets = atomic_load_explicit(&e->packets, memory_order_relaxed);
   *bytes = atomic_load_explicit(&e->bytes, memory_order_relaxed);
   return 1;
+}
+
+/* Wait (bounded) until the reader is, or has been, outside its critical section. */
+static int
+quiesce (lime_fc_t *fc) {
+  uint64_t r = atomic_load_explicit(&fc->reader, memory_order_seq_cst);
+  if ((r & 1) == 0) return 1;
+  for (int i = 0; i < 20000; i++) { /* ~ up to a few ms: the reader is inside one frame's work */
+    if (atomic_load_explicit(&fc->reader, memory_order_acquire) != r) return 1;
+    if ((i & 63) == 63) sched_yield();
+  }
+  return 0;
+}
+
+uint32_t
+lime_fc_harvest (lime_fc_t *fc, double *out, uint32_t cap, uint32_t flags, uint32_t *cursor, int *quiesced) {
+  const uint32_t n = fc->mask + 1;
+  uint32_t epoch, w = 0, i = *cursor;
+  int q;
+  if (i == 0) {
+    if (flags & LIME_FC_RETIRE_ALL) lime_fc_invalidate(fc);
+    if (fc->used == 0) { /* nothing to credit or free: no scan (invalidations can be frequent) */
+      if (quiesced != NULL) *quiesced = 1;
+      *cursor = n;
+      return 0;
+    }
+    epoch = atomic_load_explicit(&fc->epoch, memory_order_relaxed);
+    for (uint32_t j = 0; j < n; j++) {
+      entry_t *e = &fc->entries[j];
+      if (e->epoch == 0 || e->retired) continue;
+      if (e->epoch != epoch || ((flags & LIME_FC_RETIRE_IDLE) && atomic_load_explicit(&e->packets, memory_order_relaxed) == e->harvested_packets)) {
+        /* Retire: odd for good, so no new reader takes it (seq_cst: see lime_fc_reader_enter). */
+        e->retired = 1;
+        atomic_store_explicit(&e->seq, atomic_load_explicit(&e->seq, memory_order_relaxed) + 1, memory_order_seq_cst);
+      }
+    }
+  }
+  /* Every call confirms anew: a slot is freed only after the reader was seen outside. */
+  q = quiesce(fc);
+  if (quiesced != NULL) *quiesced = q;
+  for (; i < n; i++) {
+    entry_t *e = &fc->entries[i];
+    uint64_t p, b;
+    if (e->epoch == 0) continue;
+    p = atomic_load_explicit(&e->packets, memory_order_relaxed);
+    b = atomic_load_explicit(&e->bytes, memory_order_relaxed);
+    if (p != e->harvested_packets) {
+      if (w + 3 + e->prog_len > cap) break;
+      out[w++] = (double) (p - e->harvested_packets);
+      out[w++] = (double) (b - e->harvested_bytes);
+      out[w++] = (double) e->prog_len;
+      for (uint32_t k = 0; k < e->prog_len; k++) out[w++] = (double) e->prog[k];
+      e->harvested_packets = p;
+      e->harvested_bytes = b;
+    }
+    if (e->retired && q) {
+      /* Free: even again (a later insert makes it odd while writing). */
+      e->epoch = 0;
+      e->retired = 0;
+      e->prog_len = 0;
+      atomic_store_explicit(&e->seq, atomic_load_explicit(&e->seq, memory_order_relaxed) + 1, memory_order_release);
+      fc->used--;
+    }
+  }
+  *cursor = i;
+  return w;
 }

@@ -856,6 +856,12 @@ export function formatShow(reply: ShowReply): string {
   if (c !== undefined && c.share_percent < 100) {
     out += `control plane: ${c.share_percent} % of the event loop while the data path is saturated (${c.saturated ? 'saturated now' : 'not saturated now'}); ${c.deferred} requests deferred, ${c.waiting} waiting\n`;
   }
+  const f = reply.fast_path;
+  if (f !== undefined && f.enabled) {
+    out += `fast path: native on ${f.ports.length > 0 ? f.ports.join(', ') : 'no port'}; ${f.hits} of ${f.rx} frames forwarded natively, ${f.upcalls} handed over (${f.upcall_drops} dropped); flow cache ${f.cache_used} of ${f.cache_slots} (${f.installs} installs, ${f.cache_full} full, ${f.invalidations} invalidations)\n`;
+  } else if (f !== undefined) {
+    out += 'fast path: off\n';
+  }
   return out;
 }
 

@@ -10,6 +10,9 @@
  *   packet_in: { rate: 1000, burst: 100 }  # packet-ins per second / bucket depth (per daemon)
  *   control_share_percent: 5      # share of the event loop management requests get while
  *                                 # the data path is saturated (100: no policing)
+ *   fast_path: native             # native: a native thread forwards established flows of
+ *                                 # TAP ports and plain GRE tunnels (src/daemon/fast-path.ts);
+ *                                 # off: every frame through the JavaScript data path
  *   ports:
  *     - { name: vm1, type: tap, mtu: 1500, mac: "02:00:00:00:00:01", device: lime-vm1 }
  *     - { name: uplink, type: system, device: eth1 }          # an existing interface
@@ -195,6 +198,7 @@ export const configSchema = z.strictObject({
     .min(1, 'expected a number from 1 to 100 (percent of the event loop)')
     .max(100, 'expected a number from 1 to 100 (percent of the event loop)')
     .default(5),
+  fast_path: z.enum(['native', 'off'], { error: 'expected native (a native thread forwards established flows) or off' }).default('native'),
   ports: z.array(portSchema, { error: 'expected a list of ports' }).default([]),
   listen: hostPort.optional(),
   peer: z

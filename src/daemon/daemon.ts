@@ -38,6 +38,7 @@ import { FlowService, sumFlowCounters } from './flows.js';
 import { Peering, stateDirOf } from './peering.js';
 import { Migration } from './migration.js';
 import { ControlPolicing } from './control-policing.js';
+import { NativeFastPath } from './fast-path.js';
 import { LocationError } from '../migrate/location.js';
 import { makePlan, trafficMatrix } from '../migrate/planner.js';
 import { ReplicationError } from '../sync/replication.js';
@@ -105,13 +106,19 @@ export class Daemon implements ManagementService {
   /** Management requests get a bounded share of the loop while the data path is saturated. */
   private readonly policing: ControlPolicing;
   private tick: NodeJS.Timeout | undefined;
+  /** The native fast path (config fast_path: native), from start() on. */
+  private fastPath: NativeFastPath | undefined;
   private gcObserver: PerformanceObserver | undefined;
   private gcCount = 0;
   private readonly startedAt = Date.now();
-  private readonly onBatch = (_port: Port): void => this.switch.process(this.batch);
+  private readonly onBatch = (_port: Port): void => {
+    this.switch.process(this.batch);
+    this.fastPath?.afterBatch();
+  };
   private readonly onStatus = (port: Port, state: PortState, reason: string): void => {
     this.log.warn({ port: port.name, state, reason }, `port ${port.name} is ${state}`);
     this.switch.portStateChanged(port.number);
+    this.fastPath?.invalidate();
   };
 
   constructor(
@@ -127,6 +134,7 @@ export class Daemon implements ManagementService {
         },
         datapath: () => this.switch,
         log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
+        syncCounters: () => this.fastPath?.sync(),
       },
       { tableMiss: config.table_miss },
     );
@@ -169,7 +177,8 @@ export class Daemon implements ManagementService {
       backlogPolls: () => {
         let n = 0;
         for (const r of this.records.values()) n += r.port.backlogPolls?.() ?? 0;
-        return n;
+        // Frames the fast path could not hand over: JavaScript is behind on its share too.
+        return n + (this.fastPath?.handOverDrops() ?? 0);
       },
       log: (msg, fields) => this.log.info(fields, msg),
     });
@@ -177,6 +186,7 @@ export class Daemon implements ManagementService {
 
   async start(): Promise<void> {
     try {
+      if (this.config.fast_path === 'native') this.fastPath = new NativeFastPath(this.switch, this.flows.table, loopNow);
       for (const pc of this.config.ports) this.openPort(pc);
       this.migration.refresh();
       // After the ports (flows name them), before the management socket (operators only
@@ -198,7 +208,10 @@ export class Daemon implements ManagementService {
     }
     this.flows.start();
     this.policing.start();
-    this.tick = setInterval(() => this.switch.tick(), TICK_MS);
+    this.tick = setInterval(() => {
+      this.switch.tick();
+      this.fastPath?.tick();
+    }, TICK_MS);
     this.tick.unref();
     this.gcObserver = new PerformanceObserver((list) => {
       this.gcCount += list.getEntries().length;
@@ -229,6 +242,9 @@ export class Daemon implements ManagementService {
     }
     this.gcObserver?.disconnect();
     this.gcObserver = undefined;
+    // The engine lets go of the ports' fds before they close.
+    this.fastPath?.close();
+    this.fastPath = undefined;
     for (const name of [...this.records.keys()]) this.closePort(name);
     if (this.mgmt !== undefined) {
       const m = this.mgmt;
@@ -294,6 +310,7 @@ export class Daemon implements ManagementService {
     this.records.set(pc.name, rec);
     this.switch.addPort(port);
     port.start(this.batch, this.onBatch, this.onStatus);
+    if (this.fastPath !== undefined && this.engineMayRun(pc) && NativeFastPath.canRun(port)) this.fastPath.attach(port);
     this.log.info(
       { port: pc.name, number, type: pc.type, device: port.device, mtu: port.mtu, ...(mac !== '' ? { mac } : {}), ...(port instanceof GrePort ? port.describe() : {}) },
       `port ${pc.name} added`,
@@ -307,9 +324,20 @@ export class Daemon implements ManagementService {
     this.records.delete(name);
     this.captures.delete(rec.port);
     rec.port.capture = undefined;
+    this.fastPath?.detach(rec.port);
     this.switch.removePort(rec.port.number);
     rec.port.close();
     this.log.info({ port: name }, `port ${name} removed`);
+  }
+
+  /**
+   * Ports the native fast path may take: not a host of a live migration (frames from and
+   * to it have per-frame work: a host at the peer site, freezing, measuring) and not the
+   * inter-site tunnel (frames from it are delivered by tunnel id, not switched).
+   */
+  private engineMayRun(pc: PortConfig): boolean {
+    if (pc.type === 'tap' && pc.tunnel_id !== undefined) return false;
+    return pc.name !== this.config.peer?.tunnel_port;
   }
 
   private portInfo(rec: PortRecord): PortInfo {
@@ -361,6 +389,7 @@ export class Daemon implements ManagementService {
   // ManagementService ---------------------------------------------------------------
 
   show(): ShowReply {
+    this.fastPath?.sync();
     const mem = process.memoryUsage();
     const mt = this.switch.macTable;
     return {
@@ -375,6 +404,28 @@ export class Daemon implements ManagementService {
         gc_count: this.gcCount,
       },
       control: this.controlInfo(),
+      fast_path: this.fastPathInfo(),
+    };
+  }
+
+  private fastPathInfo(): ShowReply['fast_path'] {
+    const f = this.fastPath;
+    if (f === undefined) {
+      return { enabled: false, ports: [], cache_used: 0, cache_slots: 0, rx: 0, hits: 0, upcalls: 0, upcall_drops: 0, installs: 0, cache_full: 0, invalidations: 0 };
+    }
+    const s = f.status();
+    return {
+      enabled: true,
+      ports: s.ports,
+      cache_used: s.cacheUsed,
+      cache_slots: s.cacheSlots,
+      rx: s.rx,
+      hits: s.hits,
+      upcalls: s.upcalls,
+      upcall_drops: s.upcallDrops,
+      installs: s.installs,
+      cache_full: s.cacheFull,
+      invalidations: s.invalidations,
     };
   }
 
@@ -429,6 +480,8 @@ export class Daemon implements ManagementService {
       const set = new Map<(event: MgmtEvent) => void, number>();
       sinks = set;
       this.captures.set(port, set);
+      // Capture sees frames on the JavaScript path: all of this port's go there meanwhile.
+      this.fastPath?.setSlow(port.number, true);
       port.capture = (direction, slab, start, len, n) => {
         const time = Date.now() / 1000;
         for (let i = 0; i < n; i++) {
@@ -449,6 +502,7 @@ export class Daemon implements ManagementService {
       if (set.size === 0) {
         this.captures.delete(port);
         port.capture = undefined;
+        this.fastPath?.setSlow(port.number, false);
       }
       this.log.info({ port: name }, `capture on port ${name} stopped`);
     };

@@ -70,6 +70,8 @@ export interface FlowComponents {
   /** The switch, once built (trace and packet-out need it). */
   datapath?: () => FlowDatapath | undefined;
   log?: FlowLogFn;
+  /** Bring the rules' counters up to date before they are read (the native fast path counts on their behalf). */
+  syncCounters?: () => void;
 }
 
 export interface FlowServiceOptions {
@@ -227,6 +229,7 @@ export class FlowService {
   /** Flows with an idle timeout used since `since` (table clock): the follower's usage report. */
   idleUsage(since: number, now: number = this.components.now()): Array<{ flow: string; ago_ms: number }> {
     const out: Array<{ flow: string; ago_ms: number }> = [];
+    this.components.syncCounters?.();
     // Only the timed rules: a walk of the whole table here (once a second) held a follower
     // with 100,000 flows for tens of milliseconds.
     for (const rule of this.table.idleRules()) {
@@ -244,6 +247,7 @@ export class FlowService {
    */
   moveCounters(flows: ReadonlyArray<{ flow: string; n_packets: number; n_bytes: number }>, sign: 1 | -1): number {
     let applied = 0;
+    this.components.syncCounters?.();
     const now = this.components.now();
     for (const f of flows) {
       let mod: FlowMod;
@@ -445,6 +449,7 @@ export class FlowService {
   snapshotPacked(at: number, perChunk: number): Iterator<Uint8Array> {
     // Rules are immutable (a modify replaces the object): the list taken now is the table
     // now, however long the chunks take to be asked for.
+    this.components.syncCounters?.();
     return packedChunks(this.table.rulesInAddOrder(), at, perChunk, this.ports);
   }
 
@@ -513,6 +518,7 @@ export class FlowService {
   // ---- dump ---------------------------------------------------------------------------
 
   dumpFlows(request: DumpFlowsRequest): FlowEntry[] {
+    this.components.syncCounters?.();
     const now = this.components.now();
     if (request.match.trim() === '') return this.table.dump().map((r) => this.entry(r, now));
     let mod: FlowMod;

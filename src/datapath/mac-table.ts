@@ -40,6 +40,11 @@ export class MacTable {
   nEvictions = 0;
   nMoves = 0;
   nLearned = 0;
+  /**
+   * Moves on every change of what lookups answer — an entry added, moved or removed (not
+   * a refreshed age): what a cache of NORMAL's outcomes (the native fast path) watches.
+   */
+  changes = 0;
   private nEntries = 0;
 
   // Entry slots.
@@ -155,6 +160,7 @@ export class MacTable {
       if (this.portOf[slot] !== port) {
         this.portOf[slot] = port;
         this.nMoves++;
+        this.changes++;
         return true;
       }
       return false;
@@ -176,6 +182,25 @@ export class MacTable {
     this.indexPos[slot] = p;
     this.nEntries++;
     this.nLearned++;
+    this.changes++;
+    return true;
+  }
+
+  /**
+   * Refresh the age of (vlan, MAC hi:lo) if it is learned on `port` — nothing else: a MAC
+   * that was removed or moved meanwhile stays so. For traffic forwarded without the table
+   * seeing it (the native fast path's harvest). Returns whether it was refreshed.
+   */
+  touch(hi: number, lo: number, vlan: number, port: number, now = this.clock[0]!): boolean {
+    const pos = this.find(hi, lo >>> 16, lo & 0xffff, vlan);
+    if (pos < 0) return false;
+    const slot = this.index[pos]!;
+    if (this.portOf[slot] !== port) return false;
+    if (now > this.lastSeen[slot]!) this.lastSeen[slot] = now;
+    if (slot !== this.tail) {
+      this.unlink(slot);
+      this.append(slot);
+    }
     return true;
   }
 
@@ -257,6 +282,7 @@ export class MacTable {
   }
 
   private removeSlot(slot: number): void {
+    this.changes++;
     this.unlink(slot);
     // Backward-shift deletion keeps every probe sequence unbroken without tombstones.
     const index = this.index;

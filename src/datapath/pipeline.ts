@@ -75,6 +75,12 @@ export class Pipeline {
   readonly exec: Executor;
   /** Frames whose program was too long for an EMC entry (run uncached). */
   nUncached = 0;
+  /**
+   * Called after each frame's cached program ran (the native fast path installs what its
+   * engine may run: src/daemon/fast-path.ts): the frame's key row, and the program at
+   * prog[base…]. Undefined unless the daemon runs the native fast path.
+   */
+  afterRun: ((key: Uint32Array, k: number, prog: Uint32Array, base: number, inPort: number) => void) | undefined = undefined;
   private readonly table: TableView;
   private readonly macTable: MacTable;
   private readonly ports: readonly (SwitchPort | undefined)[];
@@ -208,6 +214,7 @@ export class Pipeline {
       xlate.writeProgram(emc.progs, e * progWords);
     }
     exec.run(emc.progs, e * progWords, off, size, key[k + K.L3_OFF]!, key[k + K.L4_OFF]!);
+    if (this.afterRun !== undefined) this.afterRun(key, k, emc.progs, e * progWords, inPort);
     return DropReason.NONE;
   }
 

@@ -90,6 +90,18 @@ export interface GrePortOptions {
   txCapacity?: number;
 }
 
+/** A tunnel as the native engine runs it (GrePort.engineSpec). */
+export interface GreEngineSpec {
+  txFd: number;
+  /** Outer IPv4 + GRE header: TOS, TTL, addresses, flags and key filled; length, id, checksum per packet. */
+  header: Uint8Array;
+  remoteIp: number;
+  hasKey: boolean;
+  key: number;
+  /** Largest inner frame the engine sends (fits the path, and the MTU). */
+  maxFrame: number;
+}
+
 export class GrePort extends NativePort {
   readonly type = 'gre' as const;
   protected readonly what = 'GRE tunnel';
@@ -328,6 +340,30 @@ export class GrePort extends NativePort {
 
   override ioCounters(): PortIoCounters {
     return this.ioFrom(this.txCounters);
+  }
+
+  protected override txCountersArray(): Float64Array {
+    return this.txCounters;
+  }
+
+  /**
+   * What the native engine needs to run this tunnel itself (native/engine.h), or null when
+   * its settings need per-packet work the engine does not do: a key per flow, checksums,
+   * sequence numbers, inherited TOS/TTL, fragmentation, MSS clamping.
+   */
+  engineSpec(): GreEngineSpec | null {
+    if (this.key === 'flow' || this.tpl.csumOff >= 0 || this.tpl.seqOff >= 0 || this.inheritTos || this.inheritTtl || this.fragment || this.mssClamp) return null;
+    const header = Uint8Array.from(this.tpl.bytes);
+    header[1] = this.tpl.tos;
+    header[8] = this.tpl.ttl;
+    return {
+      txFd: this.txFd,
+      header,
+      remoteIp: this.remoteIp,
+      hasKey: this.key !== undefined,
+      key: typeof this.key === 'number' ? this.key : 0,
+      maxFrame: Math.min(this.tunnelMaxFrame, this.mtu + 14 + 8),
+    };
   }
 
   override close(): void {

@@ -233,6 +233,29 @@ export abstract class NativePort implements Port {
     };
   }
 
+  /**
+   * The native handle this port receives through (started by start()): the native fast
+   * path hands its fd to its engine thread, which then delivers what it does not forward
+   * itself through this handle, to the same onBatch.
+   */
+  nativeHandle(): Buffer {
+    return this.handle;
+  }
+
+  /** Add what the native fast path sent on this port's behalf to its send counters. */
+  creditNativeTx(packets: number, bytes: number, errors: number): void {
+    const c = this.txCountersArray();
+    const i = this.counterIndex;
+    c[i.txPackets] += packets;
+    c[i.txBytes] += bytes;
+    c[i.txError] += errors;
+  }
+
+  /** The counters the send side counts in (a tunnel sends through a handle of its own). */
+  protected txCountersArray(): Float64Array {
+    return this.counters;
+  }
+
   /** Nanoseconds this port's receive path (reads, the data path, its sends) spent on the event loop. */
   busyNs(): number {
     return this.counters[this.counterIndex.busyNs]!;

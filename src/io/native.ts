@@ -80,32 +80,71 @@ export interface LimeTapBinding {
    * power of two. The value is opaque and freed with the cache's last reference.
    */
   lime_fc_new(entries: number): NativeFlowCache;
-  /** Install a program for a key in the current epoch; false if it is empty or too long. */
-  lime_fc_insert(cache: NativeFlowCache, key: Uint32Array, program: Uint32Array): boolean;
+  /**
+   * Install a program for a key in the current epoch, into a free slot: 1 installed, 0 the
+   * key already has one (kept), -1 empty or too long, -2 both of its slots are taken.
+   * `length`: the program is program[0 … length) (default: all of it).
+   */
+  lime_fc_insert(cache: NativeFlowCache, key: Uint32Array, program: Uint32Array, length?: number): number;
   /** The key's program (and one packet of `bytes` counted), or null on a miss. */
   lime_fc_lookup(cache: NativeFlowCache, key: Uint32Array, bytes: number): Uint32Array | null;
-  /** Every entry so far becomes a miss. */
+  /** Every entry so far becomes a miss (its slot is freed by the next harvest). */
   lime_fc_invalidate(cache: NativeFlowCache): void;
   /** [packets, bytes] of the key's entry in the current epoch, or null. */
   lime_fc_counters(cache: NativeFlowCache, key: Uint32Array): [number, number] | null;
+  /**
+   * What the entries counted since the last harvest, as records [packets, bytes, progLen,
+   * prog…] in `out` (see native/flowcache.h). `state` = [cursor, quiesced]: start with
+   * cursor 0 (flags act then), call again while the cursor is below the slot count.
+   */
+  lime_fc_harvest(cache: NativeFlowCache, out: Float64Array, flags: number, state: Uint32Array): number;
+  /** [slots in use, slots]. */
+  lime_fc_usage(cache: NativeFlowCache): [number, number];
+  readonly LIME_FC_RETIRE_ALL: number;
+  readonly LIME_FC_RETIRE_IDLE: number;
   /** Test support: a reader thread looking `keys` (n × KEY_WORDS) up until stopped. */
   lime_fc_stress_start(cache: NativeFlowCache, keys: Uint32Array): void;
-  /** Stop the reader: [lookups, hits, torn copies]. */
-  lime_fc_stress_stop(): [number, number, number];
+  /** Stop the reader: [lookups, hits, torn copies, bytes it counted]. */
+  lime_fc_stress_stop(): [number, number, number, number];
   /** Test support: the program (version, words from key and version) the stress reader checks. */
   lime_fc_stress_program(key: Uint32Array, version: number): Uint32Array;
   /**
-   * The native forwarding engine (native/engine.h): a thread that reads the ports' frame
-   * fds, runs flow-cache hits (OUTPUT, DROP) itself and hands every other frame to
-   * `onMiss` on this thread. Exposed for its tests so far.
+   * The native forwarding engine (native/engine.h): a thread that reads its ports, runs
+   * flow-cache hits (OUTPUT, LEARN) itself and hands every other frame over — through the
+   * port's handle when the port was attached with one (into its batch, to its onBatch),
+   * else to `onMiss` on this thread.
    */
-  lime_engine_new(cache: NativeFlowCache, onMiss: (port: number, frame: Buffer) => void): NativeEngine;
-  /** Before start: a frame fd (made non-blocking) as port `port` (1 .. 63). */
+  lime_engine_new(cache: NativeFlowCache, onMiss: ((port: number, frame: Buffer) => void) | null): NativeEngine;
+  /** While stopped: a frame fd (made non-blocking) as port `port` (1 .. 63). */
   lime_engine_add_port(engine: NativeEngine, port: number, fd: number): void;
+  /** While stopped: the engine reads a started TAP handle's fd (its own poll stops) and writes frames up to maxFrame bytes to it. */
+  lime_engine_attach_tap(engine: NativeEngine, port: number, handle: Buffer, maxFrame: number): void;
+  /** While stopped: a GRE tunnel; reads the started raw-socket handle, sends inner frames up to maxFrame bytes on txFd with `header` (outer IPv4 + GRE). */
+  lime_engine_attach_gre(
+    engine: NativeEngine,
+    port: number,
+    rxHandle: Buffer,
+    txFd: number,
+    header: Uint8Array,
+    remote: number,
+    hasKey: number,
+    key: number,
+    maxFrame: number,
+  ): void;
+  /** While stopped: the engine lets go of the port; its handle polls its fd itself again. */
+  lime_engine_detach(engine: NativeEngine, port: number): void;
   lime_engine_start(engine: NativeEngine): void;
-  /** Stop the thread, hand over what is waiting, free; idempotent. */
+  /** Stop and join the thread (what waits is handed over); idempotent. */
+  lime_engine_stop(engine: NativeEngine): void;
+  /** Every frame from the port goes to JavaScript, and the engine sends nothing to it. */
+  lime_engine_set_slow(engine: NativeEngine, port: number, slow: boolean): void;
+  /** out = [rxPackets, rxBytes, txPackets, txBytes, txErrors, upcalls] of the port's native traffic; false if no such port. */
+  lime_engine_port_stats(engine: NativeEngine, port: number, out: Float64Array): boolean;
+  /** Stop the thread, hand over what is waiting, give the ports back to their handles, free; idempotent. */
   lime_engine_close(engine: NativeEngine): void;
-  lime_engine_stats(engine: NativeEngine): { rx: number; hits: number; upcalls: number; upcallDrops: number; tx: number; txErrors: number };
+  lime_engine_stats(engine: NativeEngine): { rx: number; hits: number; upcalls: number; upcallDrops: number; tx: number; txErrors: number; foreign: number };
+  readonly LIME_ENGINE_MAX_PORTS: number;
+  readonly LIME_OP_LEARN: number;
   /** Test support: an AF_UNIX datagram socket pair (frame boundaries kept), non-blocking. */
   lime_test_socketpair(): [number, number];
   lime_test_fd_write(fd: number, frame: Buffer): number;

@@ -11,6 +11,7 @@
  */
 import type {
   ControlInfo,
+  FastPathInfo,
   DumpFlowsRequest,
   FlowDiffReply,
   FlowEntry,
@@ -79,6 +80,8 @@ export interface ShowReply {
   process: { pid: number; uptime_seconds: number; heap_used: number; rss: number; gc_count: number };
   /** Control-plane policing (see daemon/control-policer.ts). */
   control: ControlInfo;
+  /** The native fast path (see daemon/fast-path.ts). */
+  fast_path: FastPathInfo;
 }
 
 

@@ -77,12 +77,27 @@ export interface ControlInfo {
   saturated_windows: number;
 }
 
+export interface FastPathInfo {
+  enabled: boolean;
+  ports: string[];
+  cache_used: number;
+  cache_slots: number;
+  rx: number;
+  hits: number;
+  upcalls: number;
+  upcall_drops: number;
+  installs: number;
+  cache_full: number;
+  invalidations: number;
+}
+
 export interface ShowReply {
   site: string;
   ports: PortInfo[];
   mac_table: MacTableInfo;
   process: ProcessInfo;
   control: ControlInfo;
+  fast_path: FastPathInfo;
 }
 
 export interface FdbEntry {

@@ -266,6 +266,15 @@ export class FlowTable implements TableView {
   private readonly now: () => number;
   private cls = new Classifier();
   private versionNo = 0;
+  /**
+   * Called before a change is made (apply, expire, adopt) while the rules and their ids
+   * are still the old ones: a cache that counts on the rules' behalf (the native fast
+   * path) credits what it holds, so that counters are exact and no count lands on a
+   * reused id.
+   */
+  beforeChange: (() => void) | undefined = undefined;
+  /** Called at the start of expire() when rules have timeouts: such a cache brings last-use times up to date. */
+  beforeExpire: (() => void) | undefined = undefined;
   private seqNo = 0;
 
   private capacity = 0;
@@ -362,6 +371,7 @@ export class FlowTable implements TableView {
    */
   adopt(other: FlowTable): void {
     if (other === this) return;
+    this.beforeChange?.();
     const version = Math.max(this.versionNo, other.versionNo) + 1;
     this.cls = other.cls;
     this.seqNo = other.seqNo;
@@ -447,6 +457,7 @@ export class FlowTable implements TableView {
    */
   apply(mods: readonly FlowMod[], now: number = this.now()): ApplyResult {
     for (let i = 0; i < mods.length; i++) validate(mods[i]!, i);
+    this.beforeChange?.();
 
     const result: ApplyResult = { version: this.versionNo, added: [], replaced: [], modified: [], removed: [] };
     const journal: Undo[] = [];
@@ -473,6 +484,7 @@ export class FlowTable implements TableView {
   expire(now: number = this.now(), opts: { idle?: boolean; idleGraceMs?: number } = {}): FlowRemovedEvent[] {
     const idle = opts.idle ?? true;
     const grace = opts.idleGraceMs ?? 0;
+    if (this.nTimed > 0) this.beforeExpire?.();
     const due: number[] = [];
     const reasons: ('hard_timeout' | 'idle_timeout')[] = [];
     for (let k = 0; k < this.nTimed; k++) {
@@ -486,6 +498,7 @@ export class FlowTable implements TableView {
         reasons.push('idle_timeout');
       }
     }
+    if (due.length > 0) this.beforeChange?.();
     const events: FlowRemovedEvent[] = [];
     for (let k = 0; k < due.length; k++) {
       const id = due[k]!;

@@ -105,6 +105,7 @@ export class FakeManagementService implements ManagementService {
       mac_table: { size: this.fdb.length, capacity: 8192, evictions: 7, aging_seconds: 300 },
       process: { pid: 4242, uptime_seconds: 61.5, heap_used: 5_000_000, rss: 40_000_000, gc_count: 3 },
       control: { share_percent: 10, saturated: false, deferred: 12, waiting: 0, cost_ms: 0.8, saturated_windows: 40 },
+      fast_path: { enabled: true, ports: ['vm1'], cache_used: 3, cache_slots: 8192, rx: 120, hits: 100, upcalls: 20, upcall_drops: 0, installs: 3, cache_full: 0, invalidations: 2 },
     };
   }
 

@@ -104,6 +104,14 @@ export async function startLimed(
   return limed;
 }
 
+/** limed at both sites with a GRE port to the other (`to-b`, `to-a`) with this key. */
+export async function startGreSites(s: Sites, key: number, opts: { pathMtu?: number; config?: Record<string, unknown> } = {}): Promise<void> {
+  const mtu = opts.pathMtu !== undefined ? { path_mtu: opts.pathMtu } : {};
+  const extra = opts.config !== undefined ? { config: opts.config } : {};
+  await startLimed(s, 'a', [{ name: 'to-b', type: 'gre', remote_ip: WAN_B, local_ip: WAN_A, key, ...mtu }], extra);
+  await startLimed(s, 'b', [{ name: 'to-a', type: 'gre', remote_ip: WAN_A, local_ip: WAN_B, key, ...mtu }], extra);
+}
+
 export interface Ovs {
   dir: string;
   vsctl(args: readonly string[]): string;

@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { describeAsRoot, describeWhen, ROOT } from '../helpers/root.js';
 import { runInNs, startTshark, tcpTransfer } from '../helpers/proc.js';
-import { baseSites, HOST_A, HOST_B, ovsAvailable, startLimed, startOvsSiteB, WAN_A, WAN_B, type Sites } from '../helpers/sites.js';
+import { baseSites, HOST_A, HOST_B, ovsAvailable, startGreSites, startLimed, startOvsSiteB, WAN_A, WAN_B, type Sites } from '../helpers/sites.js';
 
 const KEY = 4242;
 
@@ -41,8 +41,7 @@ describeAsRoot('two limed sites joined by GRE with a key', () => {
   const dir = ROOT ? tmp() : '';
   beforeAll(async () => {
     s = baseSites('limet-', { wanMtu: 1600 });
-    await startLimed(s, 'a', [{ name: 'to-b', type: 'gre', remote_ip: WAN_B, local_ip: WAN_A, key: KEY, path_mtu: 1600 }]);
-    await startLimed(s, 'b', [{ name: 'to-a', type: 'gre', remote_ip: WAN_A, local_ip: WAN_B, key: KEY, path_mtu: 1600 }]);
+    await startGreSites(s, KEY, { pathMtu: 1600 });
   }, 60_000);
   afterAll(async () => {
     await s?.destroy();

@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { nativeProgram, NATIVE_PROGRAM_MAX, type NativeProgramContext } from '../../../src/datapath/native-program.js';
+import { nativeProgram, NATIVE_PROGRAM_MAX, OP_LEARN, type NativeProgramContext } from '../../../src/datapath/native-program.js';
 import { MacTable } from '../../../src/datapath/mac-table.js';
 import { OP } from '../../../src/datapath/xlate.js';
 import { loadNative } from '../../../src/io/native.js';
@@ -36,11 +36,15 @@ describe('nativeProgram: what the native engine may run', () => {
     expect(p && [...p]).toEqual([8, 2, 4, 9, OP.OUTPUT, 2, OP.OUTPUT, 3]);
   });
 
-  it('turns a NORMAL between learned hosts into an OUTPUT', () => {
+  it('turns a NORMAL between learned hosts into LEARN (the source kept alive) and an OUTPUT', () => {
     const p = nativeProgram(prog([0], normal(1, A, B)), 3, context());
-    expect(p && [...p]).toEqual([5, 1, 0, OP.OUTPUT, 2]);
+    expect(p && [...p]).toEqual([10, 1, 0, OP_LEARN, 1, 0, A.hi, A.lo, OP.OUTPUT, 2]);
     const back = nativeProgram(prog([0], normal(2, B, A)), 3, context());
-    expect(back && [...back]).toEqual([5, 1, 0, OP.OUTPUT, 1]);
+    expect(back && [...back]).toEqual([10, 1, 0, OP_LEARN, 2, 0, B.hi, B.lo, OP.OUTPUT, 1]);
+  });
+
+  it('uses the op number the engine knows as LEARN', () => {
+    expect(OP_LEARN).toBe(loadNative().LIME_OP_LEARN);
   });
 
   it.each([
