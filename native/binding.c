@@ -2251,8 +2251,8 @@ lime_engine_set_slow_js (napi_env env, napi_callback_info info) {
 }
 
 /*
- * lime_engine_port_stats(engine, port, out: Float64Array(6)) -> boolean:
- * out = [rxPackets, rxBytes, txPackets, txBytes, txErrors, upcalls] of the port's native traffic.
+ * lime_engine_port_stats(engine, port, out: Float64Array(7)) -> boolean:
+ * out = [rxPackets, rxBytes, txPackets, txBytes, txErrors, upcalls, rxTooLong] of the port's native traffic.
  */
 static napi_value
 lime_engine_port_stats_js (napi_env env, napi_callback_info info) {
@@ -2269,9 +2269,9 @@ lime_engine_port_stats_js (napi_env env, napi_callback_info info) {
   if (w == NULL) return NULL;
   NAPI_CALL(env, napi_get_value_uint32(env, argv[1], &port));
   NAPI_CALL(env, napi_is_typedarray(env, argv[2], &is_ta));
-  if (!is_ta) return throw_type(env, "lime_engine_port_stats: out must be a Float64Array(6)");
+  if (!is_ta) return throw_type(env, "lime_engine_port_stats: out must be a Float64Array(7)");
   NAPI_CALL(env, napi_get_typedarray_info(env, argv[2], &type, &len, &data, &ab, &off));
-  if (type != napi_float64_array || len < 6) return throw_type(env, "lime_engine_port_stats: out must be a Float64Array(6)");
+  if (type != napi_float64_array || len < 7) return throw_type(env, "lime_engine_port_stats: out must be a Float64Array(7)");
   out = data;
   if (lime_engine_port_stats(w->engine, port, &st) < 0) {
     NAPI_CALL(env, napi_get_boolean(env, false, &v));
@@ -2283,6 +2283,7 @@ lime_engine_port_stats_js (napi_env env, napi_callback_info info) {
   out[3] = (double) st.tx_bytes;
   out[4] = (double) st.tx_errors;
   out[5] = (double) st.upcalls;
+  out[6] = (double) st.rx_too_long;
   NAPI_CALL(env, napi_get_boolean(env, true, &v));
   return v;
 }

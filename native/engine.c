@@ -28,7 +28,7 @@ typedef struct {
   uint32_t max_frame; /* largest frame sent to it natively; larger ones go to JavaScript */
   lime_engine_gre_t gre;
   uint16_t ip_id;
-  _Atomic uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, tx_errors, upcalls;
+  _Atomic uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, tx_errors, upcalls, rx_too_long;
 } eport_t;
 
 typedef struct {
@@ -184,7 +184,8 @@ output (lime_engine_t *e, eport_t *o, uint8_t *frame, uint32_t len) {
 static int
 run (lime_engine_t *e, const uint32_t *prog, uint32_t len, uint8_t *frame, uint32_t frame_len) {
   uint32_t i;
-  if (len < 2 || prog[0] != len || 2 + prog[1] > len) return 0;
+  /* A program without ops (nothing sent) is not one native-program.ts makes: JavaScript's. */
+  if (len < 2 || prog[0] != len || 2 + prog[1] >= len) return 0;
   /* First check every op is one we run, so that nothing is half done. */
   for (i = 2 + prog[1]; i < len;) {
     if (prog[i] == LIME_OP_OUTPUT && i + 1 < len) {
@@ -247,7 +248,11 @@ engine_thread (void *arg) {
           if (errno != EAGAIN && errno != EWOULDBLOCK) port_failed(e, port, errno);
           break;
         }
-        if (r == 0 || r >= LIME_ENGINE_FRAME_MAX) continue; /* JavaScript's reader counts these as too long; rare */
+        if (r == 0) continue;
+        if (r >= LIME_ENGINE_FRAME_MAX) { /* filled the buffer: possibly cut by the kernel, dropped */
+          add(&p->rx_too_long, 1);
+          continue;
+        }
         add(&e->rx, 1);
         len = (uint32_t) r;
         if (atomic_load_explicit(&p->slow, memory_order_relaxed)) {
@@ -461,5 +466,6 @@ lime_engine_port_stats (lime_engine_t *e, uint32_t port, lime_engine_port_stats_
   out->tx_bytes = LOAD(p->tx_bytes);
   out->tx_errors = LOAD(p->tx_errors);
   out->upcalls = LOAD(p->upcalls);
+  out->rx_too_long = LOAD(p->rx_too_long);
   return 0;
 }

@@ -64,7 +64,7 @@ typedef struct {
   uint64_t upcalls; /* frames handed to the JavaScript thread */
   uint64_t upcall_drops; /* frames dropped: the ring was full */
   uint64_t tx; /* frames written */
-  uint64_t tx_errors; /* writes that failed, or to a port the engine does not have */
+  uint64_t tx_errors; /* writes that failed */
   uint64_t foreign; /* GRE packets left to another GRE port of the engine */
 } lime_engine_stats_t;
 
@@ -74,6 +74,7 @@ typedef struct {
   uint64_t tx_packets, tx_bytes; /* frames sent natively (inner frame bytes) */
   uint64_t tx_errors; /* native sends that failed */
   uint64_t upcalls; /* frames handed to JavaScript */
+  uint64_t rx_too_long; /* frames that filled the read buffer (possibly cut): dropped */
 } lime_engine_port_stats_t;
 
 typedef struct {

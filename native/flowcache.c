@@ -267,7 +267,8 @@ lime_fc_harvest (lime_fc_t *fc, double *out, uint32_t cap, uint32_t flags, uint3
     if (e->epoch == 0) continue;
     p = atomic_load_explicit(&e->packets, memory_order_relaxed);
     b = atomic_load_explicit(&e->bytes, memory_order_relaxed);
-    if (p != e->harvested_packets) {
+    /* Both: the reader adds packets, then bytes — a harvest between the two sees one moved. */
+    if (p != e->harvested_packets || b != e->harvested_bytes) {
       if (w + 3 + e->prog_len > cap) break;
       out[w++] = (double) (p - e->harvested_packets);
       out[w++] = (double) (b - e->harvested_bytes);

@@ -78,7 +78,8 @@ int lime_fc_counters (lime_fc_t *fc, const uint32_t *key, uint64_t *packets, uin
 /*
  * Writer: what the entries counted since the last harvest, as records in out[0 .. cap):
  *   [packets, bytes, prog_len, prog words …]
- * (only entries that counted something), and frees retired slots (see the top). Starts at
+ * (only entries that counted something; a record may carry bytes of a packet counted in
+ * the previous one), and frees retired slots (see the top). Starts at
  * *cursor (0 for a new harvest; the flags only act then) and returns the words written;
  * *cursor is the number of slots when the harvest is complete, else where to go on
  * (the next record did not fit). *quiesced (may be NULL) says whether the reader was seen

@@ -65,7 +65,7 @@ export interface FastPathStatus {
 
 interface Attached {
   port: NativePort;
-  /** Engine counts at the last harvest: rxPackets, rxBytes, txPackets, txBytes, txErrors, upcalls. */
+  /** Engine counts at the last harvest: rxPackets, rxBytes, txPackets, txBytes, txErrors, upcalls, rxTooLong. */
   last: Float64Array;
   /** Outer header bytes the engine adds per sent frame (GRE), for the send byte counter. */
   overhead: number;
@@ -86,7 +86,7 @@ export class NativeFastPath {
   private readonly progScratch = new Uint32Array(NATIVE_PROGRAM_MAX);
   private readonly harvestOut = new Float64Array(4096);
   private readonly harvestState = new Uint32Array(2);
-  private readonly stats = new Float64Array(6);
+  private readonly stats = new Float64Array(7);
   private readonly ctx: NativeProgramContext;
   private closed = false;
   private nInstalls = 0;
@@ -133,7 +133,7 @@ export class NativeFastPath {
       } else {
         this.native.lime_engine_attach_tap(this.engine, n, port.nativeHandle(), port.mtu + 14 + 8);
       }
-      this.attached.set(n, { port, last: new Float64Array(6), overhead });
+      this.attached.set(n, { port, last: new Float64Array(7), overhead });
       this.inEngine[n] = 1;
       this.outEngine[n] = this.slow[n] === 1 ? 0 : 1;
       if (this.slow[n] === 1) this.native.lime_engine_set_slow(this.engine, n, true);
@@ -326,6 +326,7 @@ export class NativeFastPath {
       this.sw.rxBytes[n] += s[1]! - last[1]!;
       const txPackets = s[2]! - last[2]!;
       a.port.creditNativeTx(txPackets, s[3]! - last[3]! + txPackets * a.overhead, s[4]! - last[4]!);
+      a.port.creditNativeRxTooLong(s[6]! - last[6]!);
       last.set(s);
     }
   }

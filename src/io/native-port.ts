@@ -251,6 +251,11 @@ export abstract class NativePort implements Port {
     c[i.txError] += errors;
   }
 
+  /** Frames the native fast path read whole buffers of (possibly cut): dropped, as this port's reader does. */
+  creditNativeRxTooLong(frames: number): void {
+    this.counters[this.counterIndex.rxTooLong] += frames;
+  }
+
   /** The counters the send side counts in (a tunnel sends through a handle of its own). */
   protected txCountersArray(): Float64Array {
     return this.counters;

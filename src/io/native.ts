@@ -138,7 +138,7 @@ export interface LimeTapBinding {
   lime_engine_stop(engine: NativeEngine): void;
   /** Every frame from the port goes to JavaScript, and the engine sends nothing to it. */
   lime_engine_set_slow(engine: NativeEngine, port: number, slow: boolean): void;
-  /** out = [rxPackets, rxBytes, txPackets, txBytes, txErrors, upcalls] of the port's native traffic; false if no such port. */
+  /** out = [rxPackets, rxBytes, txPackets, txBytes, txErrors, upcalls, rxTooLong] of the port's native traffic; false if no such port. */
   lime_engine_port_stats(engine: NativeEngine, port: number, out: Float64Array): boolean;
   /** Stop the thread, hand over what is waiting, give the ports back to their handles, free; idempotent. */
   lime_engine_close(engine: NativeEngine): void;
