@@ -1969,6 +1969,8 @@ lime_fc_stress_program_js (napi_env env, napi_callback_info info) {
 typedef struct {
   napi_env env;
   napi_ref cb; /* onMiss, or NULL */
+  napi_ref cache; /* the flow cache: the engine thread uses it until closed, so it must not be collected */
+  int cleanup_registered;
   napi_async_context async;
   lime_engine_t *engine;
   int closed;
@@ -1978,6 +1980,8 @@ typedef struct {
   uint32_t pending_port; /* the handle batch being filled (0: none) */
   uint32_t pending;
 } engine_js_t;
+
+static void engine_env_cleanup (void *arg);
 
 /* Deliver the batch being filled to its handle's onBatch. */
 static void
@@ -2075,7 +2079,21 @@ engine_js_close (engine_js_t *w) {
   lime_engine_free(w->engine);
   w->engine = NULL;
   if (w->cb != NULL) napi_delete_reference(w->env, w->cb);
+  if (w->cache != NULL) napi_delete_reference(w->env, w->cache);
+  if (w->cleanup_registered) {
+    napi_remove_env_cleanup_hook(w->env, engine_env_cleanup, w);
+    w->cleanup_registered = 0;
+  }
   napi_async_destroy(w->env, w->async);
+}
+
+/* The environment is going away (process exit, a worker ending): stop the thread before
+ * finalizers free the cache it reads. */
+static void
+engine_env_cleanup (void *arg) {
+  engine_js_t *w = arg;
+  if (!w->closed && w->engine != NULL) lime_engine_stop(w->engine);
+  w->cleanup_registered = 0;
 }
 
 static void
@@ -2085,6 +2103,10 @@ engine_finalize (napi_env env, void *data, void *hint) {
   (void) hint;
   /* Not closed: stop the thread; the handle goes with the environment. */
   if (!w->closed && w->engine != NULL) lime_engine_stop(w->engine);
+  if (w->cleanup_registered) {
+    napi_remove_env_cleanup_hook(env, engine_env_cleanup, w);
+    w->cleanup_registered = 0;
+  }
   if (w->closed) free(w);
 }
 
@@ -2121,6 +2143,8 @@ lime_engine_new_js (napi_env env, napi_callback_info info) {
     return throw_type(env, "lime_engine_new: cannot create the engine");
   }
   if (t == napi_function) NAPI_CALL(env, napi_create_reference(env, argv[1], 1, &w->cb));
+  NAPI_CALL(env, napi_create_reference(env, argv[0], 1, &w->cache));
+  if (napi_add_env_cleanup_hook(env, engine_env_cleanup, w) == napi_ok) w->cleanup_registered = 1;
   NAPI_CALL(env, napi_create_string_utf8(env, "lime_engine", NAPI_AUTO_LENGTH, &name));
   NAPI_CALL(env, napi_async_init(env, NULL, name, &w->async));
   NAPI_CALL(env, napi_create_external(env, w, engine_finalize, NULL, &v));

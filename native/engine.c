@@ -2,6 +2,7 @@
  * The native forwarding engine (see engine.h).
  */
 #include "engine.h"
+#include "sock.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -11,12 +12,16 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 /* Bytes in front of every frame read: room for the outer header of a GRE output. */
 #define HEADROOM 64
 /* Frames one port may read per wake-up before the others get their turn. */
-#define DRAIN 64
+#define DRAIN LIME_SOCK_MMSG_MAX
+/* A full hand-over ring: wait up to 200 × 50 µs = 10 ms for JavaScript, then drop. */
+#define FULL_RING_PAUSE_NS 50000
+#define FULL_RING_PAUSES 200
 
 enum { KIND_NONE = 0, KIND_FRAME = 1, KIND_GRE = 2 };
 
@@ -28,6 +33,11 @@ typedef struct {
   uint32_t max_frame; /* largest frame sent to it natively; larger ones go to JavaScript */
   lime_engine_gre_t gre;
   uint16_t ip_id;
+  uint32_t last_drain; /* frames the last wake-up read from it */
+  /* GRE: outer packets built during this drain, sent together at its end (sendmmsg). */
+  uint8_t *txq[DRAIN];
+  uint32_t txl[DRAIN];
+  uint32_t txn;
   _Atomic uint64_t rx_packets, rx_bytes, tx_packets, tx_bytes, tx_errors, upcalls, rx_too_long;
 } eport_t;
 
@@ -50,12 +60,18 @@ struct lime_engine {
   int stopfd; /* eventfd: wakes the thread to stop */
   pthread_t thread;
   int running;
+  _Atomic int stopping; /* the loop's thread waits to join: no waiting for it to drain */
   /* The ring: the engine thread produces at head, the loop consumes at tail. */
   slot_t *ring;
   _Atomic uint32_t head;
   _Atomic uint32_t tail;
   /* Counters: written by the engine thread, read anywhere (relaxed). */
   _Atomic uint64_t rx, hits, upcalls, upcall_drops, tx, tx_errors, foreign;
+  /* Engine thread only: GRE ports with sends queued in this drain. */
+  uint32_t pending[LIME_ENGINE_MAX_PORTS];
+  uint32_t npending;
+  uint32_t frame_gre_outputs; /* GRE outputs of the frame being run so far */
+  uint8_t copy[HEADROOM + LIME_ENGINE_FRAME_MAX]; /* a second GRE output of one frame */
 };
 
 static inline void
@@ -64,15 +80,26 @@ add (_Atomic uint64_t *c, uint64_t n) {
   atomic_store_explicit(c, atomic_load_explicit(c, memory_order_relaxed) + n, memory_order_relaxed);
 }
 
-/* Hand a frame (or a read error) to the loop's thread. */
+/*
+ * Hand a frame (or a read error) to the loop's thread. When the ring is full, wait a
+ * little for JavaScript to take some (back-pressure: meanwhile frames queue in the
+ * kernel, as they would in front of the JavaScript data path alone); drop and count only
+ * when it stays full.
+ */
 static void
 upcall (lime_engine_t *e, uint32_t port, const uint8_t *frame, uint32_t len, int err) {
   uint32_t head = atomic_load_explicit(&e->head, memory_order_relaxed);
   uint32_t tail = atomic_load_explicit(&e->tail, memory_order_acquire);
   slot_t *s;
-  if (head - tail >= LIME_ENGINE_RING) {
-    add(&e->upcall_drops, 1);
-    return;
+  for (int waited = 0; head - tail >= LIME_ENGINE_RING; waited++) {
+    const struct timespec pause = { 0, FULL_RING_PAUSE_NS };
+    if (waited == FULL_RING_PAUSES || atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
+      add(&e->upcall_drops, 1);
+      return;
+    }
+    uv_async_send(e->async);
+    nanosleep(&pause, NULL);
+    tail = atomic_load_explicit(&e->tail, memory_order_acquire);
   }
   s = &e->ring[head % LIME_ENGINE_RING];
   s->port = port;
@@ -150,24 +177,9 @@ ipv4_checksum (const uint8_t *h) {
   return (uint16_t) ~sum;
 }
 
-/* Send `frame` (with HEADROOM free in front of it) on port o. */
 static void
-output (lime_engine_t *e, eport_t *o, uint8_t *frame, uint32_t len) {
-  ssize_t r;
-  if (o->kind == KIND_GRE) {
-    const uint32_t h = o->gre.hdr_len;
-    uint8_t *s = frame - h;
-    memcpy(s, o->gre.hdr, h);
-    wr16(s + 2, h + len);
-    wr16(s + 4, o->ip_id++);
-    wr16(s + 10, 0);
-    wr16(s + 10, ipv4_checksum(s));
-    r = write(o->tx_fd, s, h + len);
-    r = r == (ssize_t) (h + len) ? (ssize_t) len : -1;
-  } else {
-    r = write(o->tx_fd, frame, len);
-  }
-  if (r != (ssize_t) len) {
+count_tx (lime_engine_t *e, eport_t *o, int ok, uint32_t len) {
+  if (!ok) {
     add(&o->tx_errors, 1);
     add(&e->tx_errors, 1);
     return;
@@ -175,6 +187,68 @@ output (lime_engine_t *e, eport_t *o, uint8_t *frame, uint32_t len) {
   add(&o->tx_packets, 1);
   add(&o->tx_bytes, len);
   add(&e->tx, 1);
+}
+
+/* Write the tunnel's outer header in front of frame; returns where the outer packet starts. */
+static uint8_t *
+gre_encap (eport_t *o, uint8_t *frame, uint32_t len) {
+  const uint32_t h = o->gre.hdr_len;
+  uint8_t *s = frame - h;
+  memcpy(s, o->gre.hdr, h);
+  wr16(s + 2, h + len);
+  wr16(s + 4, o->ip_id++);
+  wr16(s + 10, 0);
+  wr16(s + 10, ipv4_checksum(s));
+  return s;
+}
+
+/*
+ * Send `frame` (with HEADROOM free in front of it) on port o. A TAP frame is written now;
+ * a GRE packet is built in place and queued for the end of the drain (one sendmmsg per
+ * tunnel) — except a frame's second GRE output, which is built in a copy and sent now
+ * (the first one's header sits in front of the frame until then).
+ */
+static void
+output (lime_engine_t *e, uint32_t port, uint8_t *frame, uint32_t len) {
+  eport_t *o = &e->ports[port];
+  if (o->kind != KIND_GRE) {
+    count_tx(e, o, write(o->tx_fd, frame, len) == (ssize_t) len, len);
+    return;
+  }
+  if (e->frame_gre_outputs++ == 0 && o->txn < DRAIN) {
+    if (o->txn == 0) e->pending[e->npending++] = port;
+    o->txq[o->txn] = gre_encap(o, frame, len);
+    o->txl[o->txn] = o->gre.hdr_len + len;
+    o->txn++;
+    return;
+  }
+  memcpy(e->copy + HEADROOM, frame, len);
+  {
+    uint8_t *s = gre_encap(o, e->copy + HEADROOM, len);
+    count_tx(e, o, write(o->tx_fd, s, o->gre.hdr_len + len) == (ssize_t) (o->gre.hdr_len + len), len);
+  }
+}
+
+/* End of a drain: every queued GRE packet, one sendmmsg per tunnel (a failed one is counted and skipped). */
+static void
+flush_tx (lime_engine_t *e) {
+  for (uint32_t k = 0; k < e->npending; k++) {
+    eport_t *o = &e->ports[e->pending[k]];
+    const uint32_t h = o->gre.hdr_len;
+    uint32_t i = 0;
+    while (i < o->txn) {
+      int r = lime_sock_sys_sendmmsg(o->tx_fd, o->txq + i, o->txl + i, (int) (o->txn - i), 0);
+      if (r < 0) {
+        count_tx(e, o, 0, 0);
+        i++;
+        continue;
+      }
+      for (int j = 0; j < r; j++) count_tx(e, o, 1, o->txl[i + (uint32_t) j] - h);
+      i += (uint32_t) r;
+    }
+    o->txn = 0;
+  }
+  e->npending = 0;
 }
 
 /*
@@ -201,9 +275,10 @@ run (lime_engine_t *e, const uint32_t *prog, uint32_t len, uint8_t *frame, uint3
     }
   }
   if (i != len) return 0;
+  e->frame_gre_outputs = 0;
   for (i = 2 + prog[1]; i < len;) {
     if (prog[i] == LIME_OP_OUTPUT) {
-      output(e, &e->ports[prog[i + 1]], frame, frame_len);
+      output(e, prog[i + 1], frame, frame_len);
       i += 2;
     } else {
       i += 5;
@@ -220,13 +295,97 @@ port_failed (lime_engine_t *e, uint32_t port, int err) {
   upcall(e, port, NULL, 0, err);
 }
 
+/* One frame (or GRE packet) read from `port` at buf (HEADROOM free in front of it). */
+static void
+handle (lime_engine_t *e, uint32_t port, uint8_t *buf, uint32_t r) {
+  eport_t *p = &e->ports[port];
+  uint32_t key[LIME_KEY_WORDS], prog[LIME_FC_PROG_MAX];
+  uint8_t *frame = buf;
+  uint32_t len = r, plen, tun = 0, slot = 0;
+  int ran;
+  if (r >= LIME_ENGINE_FRAME_MAX) { /* filled the buffer: possibly cut by the kernel, dropped */
+    add(&p->rx_too_long, 1);
+    return;
+  }
+  add(&e->rx, 1);
+  if (atomic_load_explicit(&p->slow, memory_order_relaxed)) {
+    upcall(e, port, buf, r, 0);
+    return;
+  }
+  if (p->kind == KIND_GRE) {
+    int d = gre_decap(e, port, buf, r, &frame, &len, &tun);
+    if (d < 0) {
+      add(&e->foreign, 1);
+      return;
+    }
+    if (d == 0) {
+      upcall(e, port, buf, r, 0);
+      return;
+    }
+  }
+  if (lime_extract(frame, len, key, port) != LIME_DROP_NONE) {
+    upcall(e, port, buf, r, 0); /* JavaScript counts the drop by reason */
+    return;
+  }
+  if (p->kind == KIND_GRE) key[LIME_K_TUN_ID] = tun;
+  /* The cache's reader section spans the run, so that the entry's counters are only
+   * added to while the entry cannot have been reused. */
+  lime_fc_reader_enter(e->fc);
+  plen = lime_fc_find(e->fc, key, prog, &slot);
+  ran = plen != 0 && run(e, prog, plen, frame, len);
+  if (ran) lime_fc_count(e->fc, slot, len);
+  lime_fc_reader_exit(e->fc);
+  if (ran) {
+    add(&e->hits, 1);
+    add(&p->rx_packets, 1);
+    add(&p->rx_bytes, len);
+  } else {
+    upcall(e, port, buf, r, 0);
+  }
+}
+
+/*
+ * Read up to a drain from `port` into the slots: a GRE socket in one recvmmsg, a TAP
+ * device frame by frame (it has no batch read). Under light load (the last drain found one
+ * frame) a TAP drain stops after the first frame, so the read that would fail with EAGAIN
+ * is not paid before the frame leaves; epoll (level-triggered) reports what is left.
+ */
+static uint32_t
+drain (lime_engine_t *e, uint32_t port, uint8_t *const *at, uint32_t *lens) {
+  eport_t *p = &e->ports[port];
+  uint32_t n = 0;
+  if (p->kind == KIND_GRE) {
+    int r = lime_sock_sys_recvmmsg(p->rx_fd, at, LIME_ENGINE_FRAME_MAX, lens, DRAIN);
+    if (r == -EAGAIN || r == -EWOULDBLOCK) return 0;
+    if (r < 0) {
+      port_failed(e, port, -r);
+      return 0;
+    }
+    return (uint32_t) r;
+  }
+  while (n < DRAIN) {
+    ssize_t r = read(p->rx_fd, at[n], LIME_ENGINE_FRAME_MAX);
+    if (r < 0) {
+      if (errno == EINTR) continue;
+      if (errno != EAGAIN && errno != EWOULDBLOCK) port_failed(e, port, errno);
+      break;
+    }
+    if (r == 0) continue;
+    lens[n++] = (uint32_t) r;
+    if (n == 1 && p->last_drain <= 1) break;
+  }
+  return n;
+}
+
 static void *
 engine_thread (void *arg) {
   lime_engine_t *e = arg;
-  static _Thread_local uint8_t buf[HEADROOM + LIME_ENGINE_FRAME_MAX];
-  uint8_t *const read_at = buf + HEADROOM;
-  uint32_t key[LIME_KEY_WORDS], prog[LIME_FC_PROG_MAX];
+  uint8_t *slab = malloc((size_t) DRAIN * (HEADROOM + LIME_ENGINE_FRAME_MAX));
+  uint8_t *at[DRAIN];
+  uint32_t lens[DRAIN];
   struct epoll_event evs[16];
+  if (slab == NULL) return NULL;
+  for (int i = 0; i < DRAIN; i++) at[i] = slab + (size_t) i * (HEADROOM + LIME_ENGINE_FRAME_MAX) + HEADROOM;
   for (;;) {
     int n = epoll_wait(e->epfd, evs, 16, -1);
     if (n < 0) {
@@ -234,64 +393,19 @@ engine_thread (void *arg) {
       break;
     }
     for (int i = 0; i < n; i++) {
-      uint32_t port = evs[i].data.u32;
-      eport_t *p;
-      if (port == 0) return NULL; /* the stop eventfd */
-      p = &e->ports[port];
-      for (int j = 0; j < DRAIN && p->rx_fd >= 0; j++) {
-        ssize_t r = read(p->rx_fd, read_at, LIME_ENGINE_FRAME_MAX);
-        uint8_t *frame = read_at;
-        uint32_t len, plen, tun = 0, slot = 0;
-        int ran;
-        if (r < 0) {
-          if (errno == EINTR) continue;
-          if (errno != EAGAIN && errno != EWOULDBLOCK) port_failed(e, port, errno);
-          break;
-        }
-        if (r == 0) continue;
-        if (r >= LIME_ENGINE_FRAME_MAX) { /* filled the buffer: possibly cut by the kernel, dropped */
-          add(&p->rx_too_long, 1);
-          continue;
-        }
-        add(&e->rx, 1);
-        len = (uint32_t) r;
-        if (atomic_load_explicit(&p->slow, memory_order_relaxed)) {
-          upcall(e, port, read_at, (uint32_t) r, 0);
-          continue;
-        }
-        if (p->kind == KIND_GRE) {
-          int d = gre_decap(e, port, read_at, (uint32_t) r, &frame, &len, &tun);
-          if (d < 0) {
-            add(&e->foreign, 1);
-            continue;
-          }
-          if (d == 0) {
-            upcall(e, port, read_at, (uint32_t) r, 0);
-            continue;
-          }
-        }
-        if (lime_extract(frame, len, key, port) != LIME_DROP_NONE) {
-          upcall(e, port, read_at, (uint32_t) r, 0); /* JavaScript counts the drop by reason */
-          continue;
-        }
-        if (p->kind == KIND_GRE) key[LIME_K_TUN_ID] = tun;
-        /* The cache's reader section spans the run, so that the entry's counters are only
-         * added to (after the sends) while the entry cannot have been reused. */
-        lime_fc_reader_enter(e->fc);
-        plen = lime_fc_find(e->fc, key, prog, &slot);
-        ran = plen != 0 && run(e, prog, plen, frame, len);
-        if (ran) lime_fc_count(e->fc, slot, len);
-        lime_fc_reader_exit(e->fc);
-        if (ran) {
-          add(&e->hits, 1);
-          add(&p->rx_packets, 1);
-          add(&p->rx_bytes, len);
-        } else {
-          upcall(e, port, read_at, (uint32_t) r, 0);
-        }
+      uint32_t port = evs[i].data.u32, got;
+      if (port == 0) { /* the stop eventfd */
+        free(slab);
+        return NULL;
       }
+      if (e->ports[port].rx_fd < 0) continue;
+      got = drain(e, port, at, lens);
+      e->ports[port].last_drain = got;
+      for (uint32_t j = 0; j < got; j++) handle(e, port, at[j], lens[j]);
+      flush_tx(e);
     }
   }
+  free(slab);
   return NULL;
 }
 
@@ -420,8 +534,10 @@ lime_engine_stop (lime_engine_t *e) {
   uint64_t one = 1;
   if (!e->running) return;
   e->running = 0;
+  atomic_store(&e->stopping, 1);
   (void) !write(e->stopfd, &one, sizeof(one));
   pthread_join(e->thread, NULL);
+  atomic_store(&e->stopping, 0);
   on_async(e->async); /* what is left in the ring */
 }
 

@@ -20,6 +20,11 @@
  *     own IPv4 id and checksum; a frame larger than the tunnel's `max_frame` is not sent
  *     by the engine: the frame goes to JavaScript, which drops it and answers ICMP.
  *
+ * I/O: per wake-up a port is drained into a slab of frame slots — a GRE socket with one
+ * recvmmsg, a TAP device frame by frame (under light load one frame, then back to epoll,
+ * without the read that would find the device empty) — and the tunnel packets built for
+ * that drain leave together, one sendmmsg per tunnel.
+ *
  * Ops run natively: OUTPUT (to a port of the engine that is not slow) and LEARN (a no-op
  * here: it tells the daemon's harvest which MAC entry the flow keeps alive). The program
  * layout is xlate.ts's: [length, nRules, rule ids…, ops…].
@@ -37,7 +42,7 @@
 #include "flowcache.h"
 
 #define LIME_ENGINE_MAX_PORTS 64
-/* Frames waiting for the JavaScript thread; more are dropped and counted. */
+/* Frames waiting for the JavaScript thread; when full the engine waits (up to 10 ms), then drops and counts. */
 #define LIME_ENGINE_RING 256
 /* Largest frame (or GRE packet) the engine reads (a 9000-byte MTU with tags fits). */
 #define LIME_ENGINE_FRAME_MAX 9216
@@ -62,7 +67,7 @@ typedef struct {
   uint64_t rx; /* frames read */
   uint64_t hits; /* frames run natively */
   uint64_t upcalls; /* frames handed to the JavaScript thread */
-  uint64_t upcall_drops; /* frames dropped: the ring was full */
+  uint64_t upcall_drops; /* frames dropped: the ring stayed full for 10 ms */
   uint64_t tx; /* frames written */
   uint64_t tx_errors; /* writes that failed */
   uint64_t foreign; /* GRE packets left to another GRE port of the engine */
