@@ -142,6 +142,9 @@ async function startLimedSite(ctx, side, L) {
     'ports:',
     `  - { name: ${tap}, type: tap, mtu: 1500 }`,
     `  - { name: limeb-gre, type: gre, remote_ip: ${s.remote}, local_ip: ${s.local}, key: ${GRE_KEY}, path_mtu: ${WAN_MTU} }`,
+    // LIMEB_LIMED_YAML: more top-level settings for both sites (e.g. "fast_path: off"), for
+    // comparing configurations by hand.
+    ...(process.env.LIMEB_LIMED_YAML ? [process.env.LIMEB_LIMED_YAML] : []),
     '',
   ].join('\n'));
   // LIMEB_NODE_ARGS: extra node options for limed (e.g. --cpu-prof), for profiling by hand.
