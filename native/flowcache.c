@@ -25,6 +25,7 @@ typedef struct {
   /* Writer only: the counters at the last harvest, and whether the entry is retired. */
   uint64_t harvested_packets;
   uint64_t harvested_bytes;
+  uint64_t idle_mark; /* packets at the last RETIRE_IDLE harvest */
   int retired;
 } entry_t;
 
@@ -159,7 +160,7 @@ lime_fc_insert (lime_fc_t *fc, const uint32_t *key, const uint32_t *prog, uint32
   atomic_thread_fence(memory_order_release); /* the odd sequence is seen before any change */
   atomic_store_explicit(&e->packets, 0, memory_order_relaxed);
   atomic_store_explicit(&e->bytes, 0, memory_order_relaxed);
-  e->harvested_packets = e->harvested_bytes = 0;
+  e->harvested_packets = e->harvested_bytes = e->idle_mark = 0;
   e->retired = 0;
   e->epoch = epoch;
   e->hash = h;
@@ -251,7 +252,10 @@ lime_fc_harvest (lime_fc_t *fc, double *out, uint32_t cap, uint32_t flags, uint3
     for (uint32_t j = 0; j < n; j++) {
       entry_t *e = &fc->entries[j];
       if (e->epoch == 0 || e->retired) continue;
-      if (e->epoch != epoch || ((flags & LIME_FC_RETIRE_IDLE) && atomic_load_explicit(&e->packets, memory_order_relaxed) == e->harvested_packets)) {
+      const uint64_t p = atomic_load_explicit(&e->packets, memory_order_relaxed);
+      const int idle = (flags & LIME_FC_RETIRE_IDLE) && p == e->idle_mark;
+      if (flags & LIME_FC_RETIRE_IDLE) e->idle_mark = p;
+      if (e->epoch != epoch || idle) {
         /* Retire: odd for good, so no new reader takes it (seq_cst: see lime_fc_reader_enter). */
         e->retired = 1;
         atomic_store_explicit(&e->seq, atomic_load_explicit(&e->seq, memory_order_relaxed) + 1, memory_order_seq_cst);

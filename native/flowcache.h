@@ -73,7 +73,7 @@ int lime_fc_counters (lime_fc_t *fc, const uint32_t *key, uint64_t *packets, uin
 
 /* lime_fc_harvest flags */
 #define LIME_FC_RETIRE_ALL 1 /* invalidate first: every entry's final counts, all slots freed */
-#define LIME_FC_RETIRE_IDLE 2 /* also retire entries without a packet since the last harvest */
+#define LIME_FC_RETIRE_IDLE 2 /* also retire entries without a packet since the last RETIRE_IDLE harvest */
 
 /*
  * Writer: what the entries counted since the last harvest, as records in out[0 .. cap):

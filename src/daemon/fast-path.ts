@@ -23,8 +23,8 @@
  * traffic), refreshes the MAC entries its LEARN ops name (so hosts talking only through
  * the engine do not age out), and adds the engine's per-port counts to the ports'
  * receive and send counters. It runs before every management read of counters
- * (`sync()`), on every invalidation, and once a second (retiring idle entries, so the
- * cache makes room for new flows). Counts are exact; they lag by up to a second only for
+ * (`sync()`), on every invalidation, and once a second (every 10 s also retiring entries
+ * idle since, so the cache makes room for new flows; every second while it is full). Counts are exact; they lag by up to a second only for
  * a reader that does not call sync().
  *
  * What stays on the JavaScript path always: system ports (AF_PACKET), hosts of a live
@@ -44,6 +44,8 @@ import type { NativePort } from '../io/native-port.js';
 
 /** Default flow-cache slots. */
 export const DEFAULT_FAST_PATH_ENTRIES = 8192;
+/** Ticks (seconds) between harvests that retire idle entries, unless the cache is full. */
+const IDLE_TICKS = 10;
 
 export interface FastPathStatus {
   ports: string[];
@@ -93,6 +95,8 @@ export class NativeFastPath {
   private nCacheFull = 0;
   private nInvalidations = 0;
   private nUnconfirmed = 0;
+  private ticks = 0;
+  private cacheFullAtTick = 0;
 
   constructor(
     private readonly sw: Switch,
@@ -194,11 +198,20 @@ export class NativeFastPath {
   /** FlowTable.beforeExpire: idle timeouts must see the native traffic's last use. */
   private readonly syncForExpiry = (): void => this.sync();
 
-  /** Once a second: MAC aging may have changed the table; idle entries make room. */
+  /**
+   * Once a second: MAC aging may have changed the table; entries idle since the last
+   * retiring harvest make room — every IDLE_TICKS ticks (an entry then idles out after
+   * 10 to 20 s, as Open vSwitch's datapath flows after 10 s), or at every tick while
+   * flows find their slots taken. Retiring sooner would send the first frame of every
+   * flow that pauses for a second through JavaScript again.
+   */
   tick(): void {
     if (this.closed) return;
     this.checkMacTable();
-    this.harvest(this.native.LIME_FC_RETIRE_IDLE);
+    const pressed = this.nCacheFull !== this.cacheFullAtTick;
+    this.cacheFullAtTick = this.nCacheFull;
+    this.ticks++;
+    this.harvest(pressed || this.ticks % IDLE_TICKS === 0 ? this.native.LIME_FC_RETIRE_IDLE : 0);
   }
 
   /** Frames the engine dropped because JavaScript had not taken the previous ones (a backlog signal). */

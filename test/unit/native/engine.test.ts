@@ -408,8 +408,12 @@ describe('native forwarding engine', () => {
     expect(native.lime_fc_insert(cache, key, prog)).toBe(1);
     await send(2);
     expect(native.lime_fc_counters(cache, key)).toEqual([2, 2 * a.length]);
-    // Idle since: RETIRE_IDLE frees it, and the flow goes to JavaScript again.
+    // A plain harvest reports the counts but does not start an idle window: the entry had
+    // packets since the last retiring harvest (its insert), so RETIRE_IDLE keeps it.
     expect(harvest(cache)).toEqual(new Map([[[...prog].join(','), [2, 2 * a.length]]]));
+    expect(harvest(cache, native.LIME_FC_RETIRE_IDLE).size).toBe(0);
+    expect(native.lime_fc_usage(cache)[0]).toBe(1);
+    // Idle since that one: the next retiring harvest frees it, and the flow goes to JavaScript again.
     expect(harvest(cache, native.LIME_FC_RETIRE_IDLE).size).toBe(0);
     expect(native.lime_fc_usage(cache)[0]).toBe(0);
     expect(portStats(engine, 1).slice(0, 2)).toEqual([10, 10 * a.length]);

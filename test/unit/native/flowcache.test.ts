@@ -221,7 +221,21 @@ describe('native flow cache', () => {
     expect(harvest(fc).records).toEqual([]);
   });
 
-  it('RETIRE_IDLE frees only the entries without a packet since the last harvest', () => {
+  it('RETIRE_IDLE measures idleness from one retiring harvest to the next; plain harvests in between do not count', () => {
+    const fc = native.lime_fc_new(64);
+    const k = keyOf(7);
+    native.lime_fc_insert(fc, k, Uint32Array.of(7));
+    native.lime_fc_lookup(fc, k, 10);
+    expect(harvest(fc, RETIRE_IDLE).records).toEqual([{ packets: 1, bytes: 10, prog: [7] }]);
+    native.lime_fc_lookup(fc, k, 10);
+    expect(harvest(fc).records).toEqual([{ packets: 1, bytes: 10, prog: [7] }]); // reported, window goes on
+    expect(harvest(fc, RETIRE_IDLE).records).toEqual([]);
+    expect(native.lime_fc_usage(fc)[0]).toBe(1); // a packet since the last retiring harvest: kept
+    expect(harvest(fc, RETIRE_IDLE).records).toEqual([]);
+    expect(native.lime_fc_usage(fc)[0]).toBe(0); // none since: freed
+  });
+
+  it('RETIRE_IDLE frees only the entries without a packet since the last retiring harvest', () => {
     const fc = native.lime_fc_new(64);
     const [busy, idle, fresh] = [keyOf(1), keyOf(2), keyOf(3)];
     native.lime_fc_insert(fc, busy, Uint32Array.of(1));
