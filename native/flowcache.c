@@ -26,6 +26,7 @@ typedef struct {
   uint64_t harvested_packets;
   uint64_t harvested_bytes;
   uint64_t idle_mark; /* packets at the last RETIRE_IDLE harvest */
+  uint32_t list_pos; /* where the slot is in the used list */
   int retired;
 } entry_t;
 
@@ -34,7 +35,8 @@ struct lime_fc {
   _Atomic uint32_t epoch;
   /* The reader's critical sections: odd while inside one. */
   _Atomic uint64_t reader;
-  uint32_t used; /* writer: slots not free */
+  uint32_t used; /* writer: slots not free, listed in used_list[0 .. used) */
+  uint32_t *used_list; /* so that harvests touch only those (a scan of every slot thrashed the caches) */
   entry_t *entries;
 };
 
@@ -83,7 +85,10 @@ lime_fc_new (uint32_t entries) {
   fc = calloc(1, sizeof(*fc));
   if (fc == NULL) return NULL;
   fc->entries = calloc(n, sizeof(entry_t));
-  if (fc->entries == NULL) {
+  fc->used_list = calloc(n, sizeof(uint32_t));
+  if (fc->entries == NULL || fc->used_list == NULL) {
+    free(fc->entries);
+    free(fc->used_list);
     free(fc);
     return NULL;
   }
@@ -96,6 +101,7 @@ void
 lime_fc_free (lime_fc_t *fc) {
   if (fc == NULL) return;
   free(fc->entries);
+  free(fc->used_list);
   free(fc);
 }
 
@@ -168,7 +174,8 @@ lime_fc_insert (lime_fc_t *fc, const uint32_t *key, const uint32_t *prog, uint32
   memcpy(e->prog, prog, prog_len * sizeof(uint32_t));
   e->prog_len = prog_len;
   atomic_store_explicit(&e->seq, s + 2, memory_order_release);
-  fc->used++;
+  e->list_pos = fc->used;
+  fc->used_list[fc->used++] = (uint32_t) (e - fc->entries);
   return 1;
 }
 
@@ -236,24 +243,42 @@ quiesce (lime_fc_t *fc) {
   return 0;
 }
 
+/* Free the retired entry at used_list[pos]: the last listed slot takes its place. */
+static void
+free_at (lime_fc_t *fc, uint32_t pos) {
+  entry_t *e = &fc->entries[fc->used_list[pos]];
+  const uint32_t last = fc->used_list[--fc->used];
+  /* Even again (a later insert makes it odd while writing). */
+  e->epoch = 0;
+  e->retired = 0;
+  e->prog_len = 0;
+  atomic_store_explicit(&e->seq, atomic_load_explicit(&e->seq, memory_order_relaxed) + 1, memory_order_release);
+  fc->used_list[pos] = last;
+  fc->entries[last].list_pos = pos;
+}
+
+/*
+ * The used list is walked from its end, so that freeing (the last entry moves into the
+ * freed position, one already visited) never skips an entry; *cursor is 0 for a new
+ * harvest, 1 + the position to go on at, or the number of slots when done (a call always
+ * writes one record before it can run out of room, so an unfinished one never reads as
+ * done).
+ */
 uint32_t
 lime_fc_harvest (lime_fc_t *fc, double *out, uint32_t cap, uint32_t flags, uint32_t *cursor, int *quiesced) {
   const uint32_t n = fc->mask + 1;
-  uint32_t epoch, w = 0, i = *cursor;
+  uint32_t w = 0, pos;
   int q;
-  if (i == 0) {
-    if (flags & LIME_FC_RETIRE_ALL) lime_fc_invalidate(fc);
-    if (fc->used == 0) { /* nothing to credit or free: no scan (invalidations can be frequent) */
-      if (quiesced != NULL) *quiesced = 1;
-      *cursor = n;
-      return 0;
-    }
-    epoch = atomic_load_explicit(&fc->epoch, memory_order_relaxed);
-    for (uint32_t j = 0; j < n; j++) {
-      entry_t *e = &fc->entries[j];
-      if (e->epoch == 0 || e->retired) continue;
-      const uint64_t p = atomic_load_explicit(&e->packets, memory_order_relaxed);
-      const int idle = (flags & LIME_FC_RETIRE_IDLE) && p == e->idle_mark;
+  if (*cursor == 0) {
+    const uint32_t epoch = (flags & LIME_FC_RETIRE_ALL) ? (lime_fc_invalidate(fc), atomic_load_explicit(&fc->epoch, memory_order_relaxed))
+                                                        : atomic_load_explicit(&fc->epoch, memory_order_relaxed);
+    for (uint32_t j = 0; j < fc->used; j++) {
+      entry_t *e = &fc->entries[fc->used_list[j]];
+      uint64_t p;
+      int idle;
+      if (e->retired) continue;
+      p = atomic_load_explicit(&e->packets, memory_order_relaxed);
+      idle = (flags & LIME_FC_RETIRE_IDLE) && p == e->idle_mark;
       if (flags & LIME_FC_RETIRE_IDLE) e->idle_mark = p;
       if (e->epoch != epoch || idle) {
         /* Retire: odd for good, so no new reader takes it (seq_cst: see lime_fc_reader_enter). */
@@ -261,19 +286,28 @@ lime_fc_harvest (lime_fc_t *fc, double *out, uint32_t cap, uint32_t flags, uint3
         atomic_store_explicit(&e->seq, atomic_load_explicit(&e->seq, memory_order_relaxed) + 1, memory_order_seq_cst);
       }
     }
+    pos = fc->used;
+  } else {
+    pos = *cursor; /* go on at position *cursor - 1, downwards */
+  }
+  if (fc->used == 0) {
+    if (quiesced != NULL) *quiesced = 1;
+    *cursor = n;
+    return 0;
   }
   /* Every call confirms anew: a slot is freed only after the reader was seen outside. */
   q = quiesce(fc);
   if (quiesced != NULL) *quiesced = q;
-  for (; i < n; i++) {
-    entry_t *e = &fc->entries[i];
-    uint64_t p, b;
-    if (e->epoch == 0) continue;
-    p = atomic_load_explicit(&e->packets, memory_order_relaxed);
-    b = atomic_load_explicit(&e->bytes, memory_order_relaxed);
+  while (pos > 0) {
+    entry_t *e = &fc->entries[fc->used_list[pos - 1]];
+    const uint64_t p = atomic_load_explicit(&e->packets, memory_order_relaxed);
+    const uint64_t b = atomic_load_explicit(&e->bytes, memory_order_relaxed);
     /* Both: the reader adds packets, then bytes — a harvest between the two sees one moved. */
     if (p != e->harvested_packets || b != e->harvested_bytes) {
-      if (w + 3 + e->prog_len > cap) break;
+      if (w + 3 + e->prog_len > cap) {
+        *cursor = pos; /* = 1 + the position still to do */
+        return w;
+      }
       out[w++] = (double) (p - e->harvested_packets);
       out[w++] = (double) (b - e->harvested_bytes);
       out[w++] = (double) e->prog_len;
@@ -281,15 +315,9 @@ lime_fc_harvest (lime_fc_t *fc, double *out, uint32_t cap, uint32_t flags, uint3
       e->harvested_packets = p;
       e->harvested_bytes = b;
     }
-    if (e->retired && q) {
-      /* Free: even again (a later insert makes it odd while writing). */
-      e->epoch = 0;
-      e->retired = 0;
-      e->prog_len = 0;
-      atomic_store_explicit(&e->seq, atomic_load_explicit(&e->seq, memory_order_relaxed) + 1, memory_order_release);
-      fc->used--;
-    }
+    if (e->retired && q) free_at(fc, pos - 1);
+    pos--;
   }
-  *cursor = i;
+  *cursor = n;
   return w;
 }

@@ -118,7 +118,7 @@ export class Daemon implements ManagementService {
   private readonly onStatus = (port: Port, state: PortState, reason: string): void => {
     this.log.warn({ port: port.name, state, reason }, `port ${port.name} is ${state}`);
     this.switch.portStateChanged(port.number);
-    this.fastPath?.invalidate();
+    this.fastPath?.portState(port.number, state === 'up');
   };
 
   constructor(

@@ -83,6 +83,7 @@ export class NativeFastPath {
   /** 1 for a port the engine may send to (attached and not slow). */
   private readonly outEngine = new Uint8Array(MAX_PORTS);
   private readonly slow = new Uint8Array(MAX_PORTS);
+  private readonly down = new Uint8Array(MAX_PORTS);
   private seenMacChanges: number;
   private readonly keyScratch = new Uint32Array(KEY_WORDS);
   private readonly progScratch = new Uint32Array(NATIVE_PROGRAM_MAX);
@@ -139,7 +140,8 @@ export class NativeFastPath {
       }
       this.attached.set(n, { port, last: new Float64Array(7), overhead });
       this.inEngine[n] = 1;
-      this.outEngine[n] = this.slow[n] === 1 ? 0 : 1;
+      this.down[n] = port.state === 'up' ? 0 : 1;
+      this.refreshOut(n);
       if (this.slow[n] === 1) this.native.lime_engine_set_slow(this.engine, n, true);
     });
   }
@@ -167,8 +169,20 @@ export class NativeFastPath {
     this.slow[port] = slow ? 1 : 0;
     if (this.closed || !this.attached.has(port)) return;
     this.native.lime_engine_set_slow(this.engine, port, slow);
-    this.outEngine[port] = slow ? 0 : 1;
+    this.refreshOut(port);
     this.invalidate();
+  }
+
+  /** A port went down or up: the engine sends to it only while it is up (JavaScript counts drops to a port that is down). */
+  portState(port: number, up: boolean): void {
+    this.down[port] = up ? 0 : 1;
+    if (this.closed) return;
+    this.refreshOut(port);
+    this.invalidate();
+  }
+
+  private refreshOut(port: number): void {
+    this.outEngine[port] = this.inEngine[port] === 1 && this.slow[port] === 0 && this.down[port] === 0 ? 1 : 0;
   }
 
   /** A port went up or down, or anything else the programs depend on changed. */

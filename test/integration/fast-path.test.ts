@@ -128,6 +128,21 @@ describeAsRoot('the native fast path between two limed sites over GRE', () => {
     expect(types.filter((t) => t === '8')).toHaveLength(3);
     expect(types.filter((t) => t === '0')).toHaveLength(3);
   }, 30_000);
+
+  it('a TAP port the engine reads goes down when its device is deleted, and the tunnel keeps working', async () => {
+    await runInNs(s.hostA, 'ip', ['link', 'del', 'eth0']);
+    let host: { state: string } | undefined;
+    for (let i = 0; i < 50; i++) {
+      host = (await s.limedA!.showJson()).ports.find((p: { name: string }) => p.name === 'host');
+      if (host?.state === 'down') break;
+      await sleep(100);
+    }
+    expect(host!.state).toBe('down');
+    // limed is still serving, and its other port still up.
+    const show = await s.limedA!.showJson();
+    expect(show.ports.find((p: { name: string }) => p.name === 'to-b').state).toBe('up');
+    expect(show.fast_path.enabled).toBe(true);
+  }, 30_000);
 });
 
 describeAsRoot('fast_path: off', () => {
