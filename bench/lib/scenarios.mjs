@@ -131,6 +131,8 @@ export const scenarios = {
         'ports:',
         '  - { name: limeb-t1, type: tap, mtu: 1500 }',
         '  - { name: limeb-t2, type: tap, mtu: 1500 }',
+        // LIMEB_LIMED_YAML: more top-level settings (e.g. "fast_path: off"), for A/B runs by hand.
+        ...(process.env.LIMEB_LIMED_YAML ? [process.env.LIMEB_LIMED_YAML] : []),
         '',
       ].join('\n'));
       const e = startBg('limed', process.execPath, [ctx.limedJs, '--config', cfg], { ns: SW, logFile });
