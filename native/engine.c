@@ -45,8 +45,15 @@ typedef struct {
   uint32_t port;
   uint32_t len;
   int err;
+  int32_t flow; /* the frame's flow slot (flow_in_flight), or -1 (not parsed: not tracked) */
   uint8_t data[LIME_ENGINE_FRAME_MAX];
 } slot_t;
+
+/* Flows (hashed) with frames handed to JavaScript and not yet forwarded there. */
+#define FLOW_SLOTS 1024
+/* A hit whose flow has frames in JavaScript waits for them at most 100 x 20 us = 2 ms. */
+#define ORDER_WAIT_PAUSE_NS 20000
+#define ORDER_WAIT_PAUSES 100
 
 struct lime_engine {
   lime_fc_t *fc;
@@ -67,6 +74,9 @@ struct lime_engine {
   _Atomic uint32_t tail;
   /* Counters: written by the engine thread, read anywhere (relaxed). */
   _Atomic uint64_t rx, hits, upcalls, upcall_drops, tx, tx_errors, foreign;
+  /* Frames per flow slot handed to JavaScript and not yet forwarded there. */
+  _Atomic uint32_t flow_in_flight[FLOW_SLOTS];
+  uint64_t no_wait_until; /* engine thread: no order waits before this (CLOCK_MONOTONIC ns) */
   /* Engine thread only: GRE ports with sends queued in this drain. */
   uint32_t pending[LIME_ENGINE_MAX_PORTS];
   uint32_t npending;
@@ -87,7 +97,7 @@ add (_Atomic uint64_t *c, uint64_t n) {
  * when it stays full.
  */
 static void
-upcall (lime_engine_t *e, uint32_t port, const uint8_t *frame, uint32_t len, int err) {
+upcall (lime_engine_t *e, uint32_t port, const uint8_t *frame, uint32_t len, int err, int32_t flow) {
   uint32_t head = atomic_load_explicit(&e->head, memory_order_relaxed);
   uint32_t tail = atomic_load_explicit(&e->tail, memory_order_acquire);
   slot_t *s;
@@ -106,6 +116,8 @@ upcall (lime_engine_t *e, uint32_t port, const uint8_t *frame, uint32_t len, int
   s->len = len;
   s->err = err;
   if (len > 0) memcpy(s->data, frame, len);
+  s->flow = err == 0 ? flow : -1;
+  if (s->flow >= 0) atomic_fetch_add_explicit(&e->flow_in_flight[flow], 1, memory_order_relaxed);
   atomic_store_explicit(&e->head, head + 1, memory_order_release);
   add(&e->upcalls, 1);
   if (err == 0) add(&e->ports[port].upcalls, 1);
@@ -292,7 +304,31 @@ port_failed (lime_engine_t *e, uint32_t port, int err) {
   eport_t *p = &e->ports[port];
   if (p->rx_fd >= 0) epoll_ctl(e->epfd, EPOLL_CTL_DEL, p->rx_fd, NULL);
   p->rx_fd = -1;
-  upcall(e, port, NULL, 0, err);
+  upcall(e, port, NULL, 0, err, -1);
+}
+
+static inline uint64_t
+now_ns (void) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (uint64_t) t.tv_sec * 1000000000u + (uint64_t) t.tv_nsec;
+}
+
+/*
+ * A flow's slot for ordering: the key without its TCP flags (a connection's segments with
+ * other flags are other cache entries, but one stream) nor header offsets.
+ */
+static inline int32_t
+flow_slot (const uint32_t *key) {
+  static const uint8_t words[] = { LIME_K_IN_PORT, LIME_K_DL_DST_HI, LIME_K_DL_DST_LO, LIME_K_DL_SRC_HI, LIME_K_DL_SRC_LO, LIME_K_DL_TYPE,
+                                   LIME_K_VLAN_TCI, LIME_K_NW_SRC, LIME_K_NW_DST, LIME_K_NW_PROTO, LIME_K_TP_SRC, LIME_K_TP_DST, LIME_K_TUN_ID };
+  uint32_t h = 2166136261u;
+  for (size_t i = 0; i < sizeof(words); i++) {
+    h ^= key[words[i]];
+    h *= 16777619u;
+  }
+  h ^= h >> 15;
+  return (int32_t) (h & (FLOW_SLOTS - 1));
 }
 
 /* One frame (or GRE packet) read from `port` at buf (HEADROOM free in front of it). */
@@ -302,6 +338,7 @@ handle (lime_engine_t *e, uint32_t port, uint8_t *buf, uint32_t r) {
   uint32_t key[LIME_KEY_WORDS], prog[LIME_FC_PROG_MAX];
   uint8_t *frame = buf;
   uint32_t len = r, plen, tun = 0, slot = 0;
+  int32_t flow;
   int ran;
   if (r >= LIME_ENGINE_FRAME_MAX) { /* filled the buffer: possibly cut by the kernel, dropped */
     add(&p->rx_too_long, 1);
@@ -309,7 +346,7 @@ handle (lime_engine_t *e, uint32_t port, uint8_t *buf, uint32_t r) {
   }
   add(&e->rx, 1);
   if (atomic_load_explicit(&p->slow, memory_order_relaxed)) {
-    upcall(e, port, buf, r, 0);
+    upcall(e, port, buf, r, 0, -1);
     return;
   }
   if (p->kind == KIND_GRE) {
@@ -319,15 +356,32 @@ handle (lime_engine_t *e, uint32_t port, uint8_t *buf, uint32_t r) {
       return;
     }
     if (d == 0) {
-      upcall(e, port, buf, r, 0);
+      upcall(e, port, buf, r, 0, -1);
       return;
     }
   }
   if (lime_extract(frame, len, key, port) != LIME_DROP_NONE) {
-    upcall(e, port, buf, r, 0); /* JavaScript counts the drop by reason */
+    upcall(e, port, buf, r, 0, -1); /* JavaScript counts the drop by reason */
     return;
   }
   if (p->kind == KIND_GRE) key[LIME_K_TUN_ID] = tun;
+  flow = flow_slot(key);
+  /* Earlier frames of this flow are in JavaScript (its first ones, while its program is
+   * installed): a hit run now would overtake them. Wait — briefly, and without handing
+   * this frame over too, which under load would keep a busy flow on the slow path. When
+   * a wait runs out (JavaScript is held up), nobody waits for 10 ms: order gives way to
+   * forwarding. */
+  if (atomic_load_explicit(&e->flow_in_flight[flow], memory_order_acquire) != 0 && now_ns() >= e->no_wait_until) {
+    int waited = 0;
+    while (atomic_load_explicit(&e->flow_in_flight[flow], memory_order_acquire) != 0 && !atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
+      const struct timespec pause = { 0, ORDER_WAIT_PAUSE_NS };
+      if (waited++ == ORDER_WAIT_PAUSES) {
+        e->no_wait_until = now_ns() + 10000000u;
+        break;
+      }
+      nanosleep(&pause, NULL);
+    }
+  }
   /* The cache's reader section spans the run, so that the entry's counters are only
    * added to while the entry cannot have been reused. */
   lime_fc_reader_enter(e->fc);
@@ -340,7 +394,7 @@ handle (lime_engine_t *e, uint32_t port, uint8_t *buf, uint32_t r) {
     add(&p->rx_packets, 1);
     add(&p->rx_bytes, len);
   } else {
-    upcall(e, port, buf, r, 0);
+    upcall(e, port, buf, r, 0, flow);
   }
 }
 
@@ -416,10 +470,22 @@ engine_thread (void *arg) {
   return NULL;
 }
 
+/*
+ * After frames were handed over: deliver the last batch (done), then — only now have
+ * they been forwarded — let their flows' hits run natively again.
+ */
+static void
+release_taken (lime_engine_t *e, const int32_t *flows, uint32_t nflows) {
+  if (e->done != NULL) e->done(e->arg);
+  for (uint32_t i = 0; i < nflows; i++) atomic_fetch_sub_explicit(&e->flow_in_flight[flows[i]], 1, memory_order_release);
+}
+
 /* On the loop: everything the engine handed over. */
 static void
 on_async (uv_async_t *async) {
   lime_engine_t *e = async->data;
+  int32_t flows[LIME_ENGINE_RING];
+  uint32_t nflows = 0;
   int any = 0;
   if (e == NULL) return;
   for (;;) {
@@ -429,10 +495,16 @@ on_async (uv_async_t *async) {
     if (tail == head) break;
     s = &e->ring[tail % LIME_ENGINE_RING];
     e->cb(e->arg, s->port, s->err != 0 ? NULL : s->data, s->len, s->err);
+    if (s->flow >= 0) flows[nflows++] = s->flow;
     any = 1;
     atomic_store_explicit(&e->tail, tail + 1, memory_order_release);
+    if (nflows == LIME_ENGINE_RING) { /* the engine keeps producing: settle what is taken so far */
+      release_taken(e, flows, nflows);
+      nflows = 0;
+      any = 0;
+    }
   }
-  if (any && e->done != NULL) e->done(e->arg);
+  if (any) release_taken(e, flows, nflows);
 }
 
 static void

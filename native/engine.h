@@ -29,6 +29,11 @@
  * here: it tells the daemon's harvest which MAC entry the flow keeps alive). The program
  * layout is xlate.ts's: [length, nRules, rule ids…, ops…].
  *
+ * Order: a frame handed to JavaScript counts against its flow (hashed, TCP flags left
+ * out) until JavaScript has forwarded it; a hit of that flow meanwhile waits for it, up
+ * to 2 ms (then nobody waits for 10 ms), so a flow's first frames are not overtaken by
+ * the ones the engine runs once its program is installed.
+ *
  * Ports are added and removed while the thread is stopped (stop, change, start again).
  * Read errors other than EAGAIN (the device was deleted) take the port off the thread's
  * epoll and reach JavaScript as an upcall with that errno.
