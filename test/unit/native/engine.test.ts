@@ -31,6 +31,17 @@ function udpFrame(sport: number, payload = 18): Buffer {
   return Buffer.concat([Buffer.from('020000000002' + '020000000001' + '0800', 'hex'), ip, udp, Buffer.alloc(payload, 0xab)]);
 }
 
+/** An Ethernet/IPv4/TCP frame 10.0.0.1:sport → 10.0.0.2:80 with these TCP flags, no payload. */
+function tcpFrame(flags: number, sport = 4000): Buffer {
+  const ip = Buffer.from('450000280000400040060000' + '0a000001' + '0a000002', 'hex');
+  const tcp = Buffer.alloc(20);
+  tcp.writeUInt16BE(sport, 0);
+  tcp.writeUInt16BE(80, 2);
+  tcp[12] = 5 << 4;
+  tcp[13] = flags;
+  return Buffer.concat([Buffer.from('020000000002' + '020000000001' + '0800', 'hex'), ip, tcp]);
+}
+
 function keyOf(frame: Buffer, port: number): Uint32Array {
   const key = new Uint32Array(KEY_WORDS);
   expect(native.lime_extract_key(frame, key, port)).toBe(0);
@@ -481,6 +492,50 @@ describe('native forwarding engine', () => {
     expect(() => native.lime_engine_stop(engine)).toThrow(/closed/);
     expect(() => native.lime_engine_set_slow(engine, 1, true)).toThrow(/closed/);
     expect(() => native.lime_engine_port_stats(engine, 1, new Float64Array(6))).toThrow(/closed/);
+  });
+
+  it('holds a flow\'s hits behind its frames in this thread, and gives way when this thread is held up', async () => {
+    // Engine hits counted when each handed-over frame reached this thread.
+    const hitsAtMiss: number[] = [];
+    const [in1, out1] = native.lime_test_socketpair();
+    const [in2, out2] = native.lime_test_socketpair();
+    fds.push(in1, out1, in2, out2);
+    const cache = native.lime_fc_new(64);
+    const engine = native.lime_engine_new(cache, () => hitsAtMiss.push(native.lime_engine_stats(engine).hits));
+    engines.push(engine);
+    native.lime_engine_add_port(engine, 1, in1);
+    native.lime_engine_add_port(engine, 2, in2);
+    native.lime_engine_start(engine);
+    // A SYN (a miss) and then an ACK of the same connection (another cache entry, a hit).
+    // Without the hold the ACK would always leave first (the engine runs it within
+    // microseconds, this thread needs a wake-up); with it, it leaves only after the SYN
+    // reached this thread — whenever this thread answers within 2 ms. A loaded machine may
+    // miss that once: up to 5 connections are tried.
+    let held = false;
+    for (let sport = 4000; sport < 4005 && !held; sport++) {
+      const ack = tcpFrame(0x10, sport);
+      native.lime_fc_insert(cache, keyOf(ack, 1), program([], [OP_OUTPUT, 2]));
+      const hits = native.lime_engine_stats(engine).hits;
+      const n = hitsAtMiss.length;
+      writeFrame(out1, tcpFrame(0x02, sport));
+      writeFrame(out1, ack);
+      await until('the SYN handed over', () => hitsAtMiss.length === n + 1);
+      await until('the ACK forwarded', () => native.lime_engine_stats(engine).hits === hits + 1);
+      expect(native.lime_test_fd_read(out2)!.equals(ack)).toBe(true);
+      held = hitsAtMiss[n] === hits; // the ACK had not left when the SYN got here
+    }
+    expect(held).toBe(true);
+    // This thread held up longer than the engine waits (2 ms): the ACK goes ahead.
+    const ack = tcpFrame(0x10, 4009);
+    native.lime_fc_insert(cache, keyOf(ack, 1), program([], [OP_OUTPUT, 2]));
+    const hits = native.lime_engine_stats(engine).hits;
+    const n = hitsAtMiss.length;
+    writeFrame(out1, tcpFrame(0x12, 4009));
+    writeFrame(out1, ack);
+    for (let i = 0; i < 100 && native.lime_engine_stats(engine).hits === hits; i++) sleepSync(1);
+    expect(native.lime_engine_stats(engine).hits).toBe(hits + 1);
+    await until('the SYN-ACK handed over', () => hitsAtMiss.length === n + 1);
+    expect(hitsAtMiss[n]).toBe(hits + 1);
   });
 
   it('keeps its flow cache alive while it runs, though nothing else refers to the cache', async () => {
