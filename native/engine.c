@@ -366,13 +366,19 @@ handle (lime_engine_t *e, uint32_t port, uint8_t *buf, uint32_t r) {
   }
   if (p->kind == KIND_GRE) key[LIME_K_TUN_ID] = tun;
   flow = flow_slot(key);
-  /* Earlier frames of this flow are in JavaScript (its first ones, while its program is
-   * installed): a hit run now would overtake them. Wait — briefly, and without handing
-   * this frame over too, which under load would keep a busy flow on the slow path. When
-   * a wait runs out (JavaScript is held up), nobody waits for 10 ms: order gives way to
-   * forwarding. */
-  if (atomic_load_explicit(&e->flow_in_flight[flow], memory_order_acquire) != 0 && now_ns() >= e->no_wait_until) {
+  /* The cache's reader section spans the run, so that the entry's counters are only
+   * added to while the entry cannot have been reused. */
+  lime_fc_reader_enter(e->fc);
+  plen = lime_fc_find(e->fc, key, prog, &slot);
+  if (plen != 0 && atomic_load_explicit(&e->flow_in_flight[flow], memory_order_acquire) != 0 && now_ns() >= e->no_wait_until) {
+    /* A hit, but earlier frames of this flow are in JavaScript (its first ones, while
+     * its program was installed): running it now would overtake them. Wait — outside the
+     * reader section, briefly, and without handing this frame over too, which under load
+     * would keep a busy flow on the slow path. (A miss goes to JavaScript behind them
+     * anyway: it never waits.) When a wait runs out (JavaScript is held up), nobody
+     * waits for 10 ms: order gives way to forwarding. */
     int waited = 0;
+    lime_fc_reader_exit(e->fc);
     while (atomic_load_explicit(&e->flow_in_flight[flow], memory_order_acquire) != 0 && !atomic_load_explicit(&e->stopping, memory_order_relaxed)) {
       const struct timespec pause = { 0, ORDER_WAIT_PAUSE_NS };
       if (waited++ == ORDER_WAIT_PAUSES) {
@@ -381,11 +387,9 @@ handle (lime_engine_t *e, uint32_t port, uint8_t *buf, uint32_t r) {
       }
       nanosleep(&pause, NULL);
     }
+    lime_fc_reader_enter(e->fc);
+    plen = lime_fc_find(e->fc, key, prog, &slot); /* the entry may have gone meanwhile */
   }
-  /* The cache's reader section spans the run, so that the entry's counters are only
-   * added to while the entry cannot have been reused. */
-  lime_fc_reader_enter(e->fc);
-  plen = lime_fc_find(e->fc, key, prog, &slot);
   ran = plen != 0 && run(e, prog, plen, frame, len);
   if (ran) lime_fc_count(e->fc, slot, len);
   lime_fc_reader_exit(e->fc);

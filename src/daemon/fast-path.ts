@@ -34,7 +34,7 @@
  */
 import { KEY_WORDS } from '../packet/key.js';
 import { nativeProgramInto, NATIVE_PROGRAM_MAX, OP_LEARN, OP_LEARN_OPERANDS, type NativeProgramContext } from '../datapath/native-program.js';
-import { OP, OP_OPERANDS } from '../datapath/xlate.js';
+import { OP_OPERANDS } from '../datapath/xlate.js';
 import type { Switch } from '../datapath/switch.js';
 import { MAX_PORTS } from '../datapath/switch.js';
 import type { FlowTable } from '../table/flow-table.js';
@@ -91,6 +91,8 @@ export class NativeFastPath {
   private readonly harvestState = new Uint32Array(2);
   private readonly stats = new Float64Array(7);
   private readonly ctx: NativeProgramContext;
+  /** The cache's slot count: a harvest is complete when its cursor reaches it. */
+  private readonly slots: number;
   private closed = false;
   private nInstalls = 0;
   private nCacheFull = 0;
@@ -108,6 +110,7 @@ export class NativeFastPath {
     this.native = loadNative();
     this.cache = this.native.lime_fc_new(entries);
     this.engine = this.native.lime_engine_new(this.cache, null);
+    this.slots = this.native.lime_fc_usage(this.cache)[1];
     this.seenMacChanges = sw.macTable.changes;
     const outEngine = this.outEngine;
     this.ctx = { enginePort: (p: number): boolean => outEngine[p] === 1, macTable: sw.macTable };
@@ -304,7 +307,7 @@ export class NativeFastPath {
     const state = this.harvestState;
     const now = this.now();
     state[0] = 0;
-    const [, slots] = this.native.lime_fc_usage(this.cache);
+    const slots = this.slots;
     let first = true;
     do {
       const words = this.native.lime_fc_harvest(this.cache, out, first ? flags : 0, state);
@@ -336,7 +339,7 @@ export class NativeFastPath {
           mac.touch(out[q + 3]!, out[q + 4]!, out[q + 2]!, out[q + 1]!, now);
           q += 1 + OP_LEARN_OPERANDS;
         } else {
-          q += 1 + (op === OP.OUTPUT ? 1 : (OP_OPERANDS[op] ?? 0));
+          q += 1 + (OP_OPERANDS[op] ?? 0);
         }
       }
       r = p + len;
