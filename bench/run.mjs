@@ -17,10 +17,17 @@ import { scenarios as baseScenarios, ORDER as BASE_ORDER, limectlShow, waitForFi
 import { aggregate, evaluateGoals, evaluateFlowGoals, evaluateTunnelGoals, renderMarkdown, metricDefs, FRAME_NOTE } from './lib/report.mjs';
 import { flowScenarios, FLOW_ORDER, buildUdpgen, udpgen, hitRulePackets, portTx, parseClassifier } from './lib/flows.mjs';
 import { median } from './lib/stats.mjs';
+import { ladder as paceLadder } from './lib/ladder.mjs';
 import { measureRttInterleaved } from './lib/rtt.mjs';
 import { measureTunnelRttInterleaved } from './lib/tunnel-rtt.mjs';
 import { tunnelScenarios, TUNNEL_ORDER } from './lib/tunnels.mjs';
 import { syncBench, renderSync } from './lib/sync.mjs';
+import { migrationExperiments } from './experiments/migration.mjs';
+import { clone } from './experiments/clone.mjs';
+import { tableScaling } from './experiments/table-scaling.mjs';
+import { headlineRows, headlineGoals, renderHeadline, headlineFigureSpecs } from './lib/headline.mjs';
+import { prepareOutDir, writeScenario, writeRun, validateResults } from './lib/output.mjs';
+import { writeFigure } from './lib/figures.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // The issue-2 comparison (veth … limed, iperf3-driven), then the issue-3 flow-table
@@ -32,14 +39,28 @@ const ORDER = [...BASE_ORDER, ...FLOW_ORDER, ...TUNNEL_ORDER];
 // Sections measured once after the rounds, named like scenarios: `sync` is the issue-5
 // control channel (two peered limeds; bench/lib/sync.mjs).
 const SECTIONS = ['sync'];
+// The papers' experiments and the table/clone scalings (bench/experiments/), after the
+// sections; each writes its own figures.
+const EXPERIMENTS = { 'table-scaling': tableScaling, clone, ...migrationExperiments };
+const EXPERIMENT_ORDER = ['table-scaling', 'clone', 'downtime', 'lime-vs-sc', 'delay-sweep', 'order', 'concurrent'];
 
-const USAGE = `usage: node bench/run.mjs [SCENARIO...] [options]
+const USAGE = `usage: npm run bench -- [SCENARIO...] [options]
+       node bench/run.mjs [SCENARIO...] [options]
 
-Scenarios (default: all, in this order): ${ORDER.join(', ')}
-Sections (default: all, after the scenarios): ${SECTIONS.join(', ')}
+Builds the network-namespace topologies it needs, runs the named scenarios (default: all)
+and writes bench/results/<YYYY-MM-DD>/: one JSON file per scenario, run.json, REPORT.md and
+figures/*.svg. Tears everything down on exit, Ctrl-C and errors. See bench/README.md.
+
+Systems, measured side by side in interleaved rounds:
+  ${ORDER.join(', ')}
+Sections, once after the rounds:
+  ${SECTIONS.join(', ')}
+Experiments (the papers' figures and the scalings), after the sections:
+  ${EXPERIMENT_ORDER.join(', ')}
 Options:
-  --quick          1 round, short runs, coarse ladder (CI smoke check, < 3 min)
-  --rounds N       rounds per scenario, interleaved round-robin (default 3; --quick: 1);
+  --quick          every scenario briefly (1 round, short runs): checks that the harness
+                   works and its output is well-formed (CI), not figures to quote
+  --rounds N       rounds per system, interleaved round-robin (default 3; --quick: 1);
                    0 runs only the interleaved RTT comparisons (limed with tapfwd, and
                    gre-limed with gre-ovs / openvpn) of the named scenarios
   --cpu-rate N     paced rate in frames/s for the CPU-per-frame metric (default 200000)
@@ -50,12 +71,12 @@ Options:
   --no-classifier  do not run bench/classifier.mjs after the flow scenarios
   --sync-rate N    udpgen's offered rate in frames/s for the sync section's data path
                    (default 500000: above limed's capacity, so it forwards at full rate)
-  --out DIR        write bench.json and bench.md to DIR
-                   (default bench/results/<YYYY-MM-DD>/<HH-MM-SS>/)
+  --out DIR        write the results to DIR (default bench/results/<YYYY-MM-DD>/; an
+                   earlier run of that day is moved into a subfolder named by its time)
   --limed-root DIR take dist/bin/limed.js and dist/bin/limectl.js from DIR
                    (default: this checkout), e.g. to compare two builds
   -h, --help       this text
-Runs as root. Progress goes to stderr; the markdown report is printed to stdout at the end.`;
+Runs as root. Progress goes to stderr; REPORT.md is printed to stdout at the end.`;
 
 function parseArgs(argv) {
   const o = { quick: false, rounds: null, cpuRate: 200_000, flowRate: 100_000, tunnelRate: 50_000, syncRate: 500_000, classifier: true, out: null, limedRoot: null, names: [] };
@@ -77,11 +98,15 @@ function parseArgs(argv) {
     else if (a.startsWith('--out')) o.out = resolve(val());
     else if (a.startsWith('--limed-root')) o.limedRoot = resolve(val());
     else if (a.startsWith('-')) usageError(`unknown option ${a}`);
-    else if (!ORDER.includes(a) && !SECTIONS.includes(a)) usageError(`unknown scenario ${a} (known: ${[...ORDER, ...SECTIONS].join(', ')})`);
+    else if (!ORDER.includes(a) && !SECTIONS.includes(a) && !EXPERIMENT_ORDER.includes(a)) usageError(`unknown scenario ${a} (known: ${[...ORDER, ...SECTIONS, ...EXPERIMENT_ORDER].join(', ')})`);
     else if (!o.names.includes(a)) o.names.push(a);
   }
-  if (!o.names.length) { o.names = [...ORDER]; o.sections = [...SECTIONS]; }
-  else { o.sections = SECTIONS.filter((n) => o.names.includes(n)); o.names = ORDER.filter((n) => o.names.includes(n)); } // canonical order
+  if (!o.names.length) { o.names = [...ORDER]; o.sections = [...SECTIONS]; o.experiments = [...EXPERIMENT_ORDER]; }
+  else { // canonical order
+    o.sections = SECTIONS.filter((n) => o.names.includes(n));
+    o.experiments = EXPERIMENT_ORDER.filter((n) => o.names.includes(n));
+    o.names = ORDER.filter((n) => o.names.includes(n));
+  }
   return o;
 }
 function usageError(msg) {
@@ -159,17 +184,6 @@ function environment() {
   };
 }
 
-function buildTapfwd() {
-  const src = join(REPO, 'bench/c/tapfwd.c');
-  const bin = join(REPO, 'bench/build/tapfwd');
-  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return bin;
-  mkdirSync(dirname(bin), { recursive: true });
-  log('building bench/build/tapfwd');
-  const r = runSync('cc', ['-O2', '-o', bin, src]);
-  if (r.code !== 0) throw new Error(`cc tapfwd.c failed: ${r.stderr.trim()}`);
-  return bin;
-}
-
 // ---------------------------------------------------------------------------------------
 // Measurements for one scenario in one round.
 
@@ -179,43 +193,7 @@ async function ladder(ctx, {
   send = ctx.udpRetry, start = profile.ladderStart, stepBy = profile.ladderStep, max = profile.ladderMax,
   seconds = profile.ladderSec, refine = profile.refine,
 } = {}) {
-  const steps = [];
-  const step = async (rate) => {
-    const r = await send(rate, seconds);
-    r.pass = r.loss_pct <= 1;
-    r.sender_limited = r.sent_pps < 0.95 * rate;
-    steps.push(r);
-    log(`  ladder ${k(rate)}: sent ${k(r.sent_pps)}/s, delivered ${k(r.rx_pps)}/s, loss ${r.loss_pct.toFixed(2)} %${r.pass ? '' : ' ✗'}${r.sender_limited ? ' (sender-limited)' : ''}`);
-    return r;
-  };
-  let fails = 0;
-  let senderCapped = 0;
-  for (let rate = start; rate <= max; rate += stepBy) {
-    const r = await step(rate);
-    if (!r.pass) fails++;
-    if (r.pass && r.sender_limited) senderCapped++;
-    if (fails >= 2) break;
-    if (senderCapped >= 2) { log('  ladder: the sender cannot offer more; stopping'); break; }
-  }
-  // Bisection between the highest passing rate and the lowest failing rate above it.
-  for (let i = 0; i < refine; i++) {
-    const passes = steps.filter((s) => s.pass).map((s) => s.offered_pps);
-    const lo = passes.length ? Math.max(...passes) : 0;
-    const failsAbove = steps.filter((s) => !s.pass && s.offered_pps > lo).map((s) => s.offered_pps);
-    if (!failsAbove.length) break;
-    const hi = Math.min(...failsAbove);
-    const mid = Math.round((lo + hi) / 2 / 5000) * 5000;
-    if (mid <= lo || mid >= hi) break;
-    await step(mid);
-  }
-  const passing = steps.filter((s) => s.pass);
-  const best = passing.reduce((b, s) => (!b || s.rx_pps > b.rx_pps ? s : b), null);
-  return {
-    steps,
-    capacity_pps: best ? best.rx_pps : 0,
-    capacity_offered: best ? best.offered_pps : 0,
-    sender_limited: best ? best.sender_limited : false,
-  };
+  return paceLadder({ send, start, stepBy, max, seconds, refine });
 }
 
 async function measureScenario(name, round, ctx) {
@@ -465,14 +443,16 @@ async function main() {
 
   const started = new Date();
   const iso = started.toISOString();
-  const outDir = opts.out ?? join(REPO, 'bench/results', iso.slice(0, 10), iso.slice(11, 19).replace(/:/g, '-'));
-  mkdirSync(outDir, { recursive: true });
+  const outDir = opts.out ? (mkdirSync(opts.out, { recursive: true }), opts.out) : prepareOutDir(join(REPO, 'bench/results'), started);
+  const needsMigrationTools = opts.experiments.some((n) => n in migrationExperiments);
 
   const ctx = {
     tmp: makeTmpDir(),
     repo: REPO,
-    tapfwdBin: buildTapfwd(),
-    udpgenBin: opts.names.some((n) => FLOW_ORDER.includes(n)) || opts.sections.includes('sync') ? buildUdpgen(REPO) : null,
+    tapfwdBin: buildC('tapfwd'),
+    udpgenBin: opts.names.some((n) => FLOW_ORDER.includes(n)) || opts.sections.includes('sync') || opts.experiments.includes('table-scaling') ? buildUdpgen(REPO) : null,
+    delaylineBin: needsMigrationTools ? buildC('delayline') : null,
+    probeBin: needsMigrationTools ? buildC('probe') : null,
     limedJs: join(opts.limedRoot ?? REPO, 'dist/bin/limed.js'),
     limectlJs: join(opts.limedRoot ?? REPO, 'dist/bin/limectl.js'),
   };
@@ -485,6 +465,7 @@ async function main() {
     scenarios: opts.names,
     skipped: {},
     samples: [],
+    experiments: {},
   };
   const active = [];
   for (const n of opts.names) {
@@ -492,25 +473,81 @@ async function main() {
     if (why) { results.skipped[n] = why; log(`${n}: skipped: ${why}`); } else active.push(n);
   }
   log(`output: ${outDir}`);
-  log(`scenarios: ${active.join(', ') || '(none)'}; rounds: ${profile.rounds}; ${profile.quick ? 'quick mode' : 'default mode'}`);
+  for (const n of opts.experiments) {
+    const why = EXPERIMENTS[n].available?.(ctx) ?? (existsSync(ctx.limedJs) ? null : 'limed not built');
+    if (why) { results.skipped[n] = why; log(`${n}: skipped: ${why}`); }
+  }
+  log(`systems: ${active.join(', ') || '(none)'}; rounds: ${profile.rounds}; sections: ${opts.sections.join(', ') || '(none)'}; experiments: ${opts.experiments.join(', ') || '(none)'}; ${profile.quick ? 'quick mode' : 'default mode'}`);
+  // Progress: steps of the whole run (each round of each system, each section and experiment).
+  const totalSteps = active.length * profile.rounds + opts.sections.length + opts.experiments.filter((n) => !results.skipped[n]).length;
+  let step = 0;
+  const progress = (what) => log(`── step ${++step}/${totalSteps}: ${what}`);
 
   let final = false;
-  saveResults = (partial) => {
-    if (final && partial) return;
+  const derive = () => {
     results.runtime_s = elapsedSeconds();
-    results.partial = !!partial;
     finishDerived(results, active);
     const agg = aggregate(results, opts.names);
-    const goals = evaluateGoals(agg, results);
+    results.summary = agg;
+    results.goals = evaluateGoals(agg, results);
     const flowGoals = opts.names.some((n) => FLOW_ORDER.includes(n)) ? evaluateFlowGoals(agg, results) : [];
     const tunnelGoals = opts.names.some((n) => TUNNEL_ORDER.includes(n)) ? evaluateTunnelGoals(agg, results) : [];
-    results.summary = agg;
-    results.goals = goals;
     if (flowGoals.length) results.flow_goals = flowGoals;
     if (tunnelGoals.length) results.tunnel_goals = tunnelGoals;
-    writeFileSync(join(outDir, 'bench.json'), JSON.stringify(results, null, 1) + '\n');
-    const md = renderMarkdown({ results, agg, scenarioNames: opts.names, profile, goals, flowGoals, tunnelGoals }) + (results.sync ? '\n' + renderSync(results.sync) : '');
-    writeFileSync(join(outDir, 'bench.md'), (partial ? '> **Partial results: the run did not finish.**\n\n' : '') + md);
+    const rows = headlineRows(results, agg);
+    const goals7 = headlineGoals(rows, results);
+    return { agg, flowGoals, tunnelGoals, rows, goals7 };
+  };
+  // The JSON files: synchronous, so that an interrupted run still leaves what it measured.
+  saveResults = (partial) => {
+    if (final && partial) return null;
+    const d = derive();
+    const files = writeScenarioFiles(outDir, results, d.agg, opts, profile);
+    const goals = [
+      ...d.goals7.map((g) => ({ source: 'issue 7', goal: g.goal, value: g.value, pass: g.pass })),
+      ...[['issue 2', results.goals], ['issue 3', d.flowGoals], ['issue 4', d.tunnelGoals]].flatMap(([source, list]) => (list ?? [])
+        .filter((g) => g.status === 'pass' || g.status === 'fail').map((g) => ({ source, goal: g.goal, value: g.detail ?? '', pass: g.status === 'pass' }))),
+      ...(results.sync?.goals ?? []).map((g) => ({ source: 'issue 5', goal: g.goal, value: g.value, pass: g.pass })),
+    ];
+    const failures = [
+      ...results.samples.filter((x) => x.error).map((x) => `${x.scenario} round ${x.round}: ${x.error}`),
+      ...(results.sync?.error ? [`sync: ${results.sync.error}`] : []),
+      ...Object.entries(results.experiments).filter(([, e]) => e.error).map(([n, e]) => `${n}: ${e.error}`),
+    ];
+    writeRun(outDir, {
+      schema: 'lime-bench-run/1', started_at: iso, runtime_s: results.runtime_s, partial: !!partial, argv: results.argv, quick: profile.quick, rounds: profile.rounds,
+      environment: results.environment, scenarios: [...opts.names, ...opts.sections, ...opts.experiments], skipped: results.skipped,
+      files, figures: reportFigures, goals, failures,
+    });
+    return d;
+  };
+  // REPORT.md and its figures (rendered by Vega, asynchronously).
+  let reportFigures = [];
+  const saveReport = async (partial) => {
+    const d = saveResults(partial);
+    if (!d) return '';
+    const figs = [];
+    const figure = async (name, spec) => { const p = await writeFigure(outDir, name, spec); figs.push(p); return p; };
+    const headFigs = [];
+    for (const [name, spec] of headlineFigureSpecs(d.rows)) headFigs.push(await figure(name, spec));
+    const parts = [];
+    parts.push(...renderHeadline(d.rows, d.goals7, headFigs));
+    for (const n of opts.experiments) {
+      const e = results.experiments[n];
+      if (!e) continue;
+      parts.push(`## ${EXPERIMENTS[n].title}`, '');
+      if (e.error) parts.push(`**Failed:** ${e.error}`, '');
+      else {
+        try { parts.push(...(await EXPERIMENTS[n].render(e, figure)), ''); } catch (err) { parts.push(`**Could not render:** ${err.message}`, ''); }
+      }
+    }
+    const details = renderMarkdown({ results, agg: d.agg, scenarioNames: opts.names, profile, goals: results.goals, flowGoals: d.flowGoals, tunnelGoals: d.tunnelGoals }) + (results.sync ? '\n' + renderSync(results.sync) : '');
+    // renderMarkdown's first lines are the run's header; the headline and experiments follow it.
+    const [head, ...rest] = details.split('\n## ');
+    const md = [head.trimEnd(), '', ...parts, ...(rest.length ? ['## ' + rest.join('\n## ')] : [])].join('\n');
+    reportFigures = figs;
+    saveResults(partial); // run.json lists the figures now written
+    writeFileSync(join(outDir, 'REPORT.md'), (partial ? '> **Partial results: the run did not finish.**\n\n' : '') + md + '\n');
     return md;
   };
 
@@ -518,6 +555,7 @@ async function main() {
     // Rotate the order each round so no scenario always runs first (or right after another).
     const order = active.map((_, i) => active[(i + round - 1) % active.length]);
     for (const name of order) {
+      progress(`${name}, round ${round}/${profile.rounds}`);
       results.samples.push(await measureScenario(name, round, ctx));
       saveResults(true);
     }
@@ -539,7 +577,7 @@ async function main() {
     saveResults(true);
   }
   if (opts.sections.includes('sync')) {
-    log('sync: two peered limeds, the 100k-flow table (bench/lib/sync.mjs)');
+    progress('sync: two peered limeds, the 100k-flow table (bench/lib/sync.mjs)');
     teardownSync();
     try {
       results.sync = await syncBench(ctx, profile);
@@ -555,11 +593,73 @@ async function main() {
     teardownSync();
     saveResults(true);
   }
+  for (const n of opts.experiments) {
+    if (results.skipped[n]) continue;
+    progress(`${n}: ${EXPERIMENTS[n].title}`);
+    const t0 = Date.now();
+    teardownSync();
+    try {
+      results.experiments[n] = await EXPERIMENTS[n].run(ctx, profile);
+    } catch (err) {
+      log(`${n}: FAILED: ${err.stack ?? err.message}`);
+      results.experiments[n] = { error: err.message };
+    } finally {
+      teardownSync();
+    }
+    results.experiments[n].duration_s = (Date.now() - t0) / 1000;
+    saveResults(true);
+  }
+  const md = await saveReport(false);
   final = true;
-  const md = saveResults(false);
+  const problems = validateResults(outDir);
+  for (const p of problems) log(`output does not validate: ${p}`);
   process.stdout.write(md + '\n');
-  log(`done in ${Math.round(elapsedSeconds())} s; results in ${outDir}/bench.{json,md}`);
-  return results.samples.some((s) => s.error) || results.sync?.error ? 1 : 0;
+  log(`done in ${Math.round(elapsedSeconds())} s; results in ${outDir} (REPORT.md, run.json, one JSON file per scenario, figures/)`);
+  const failed = results.samples.some((x) => x.error) || results.sync?.error || Object.values(results.experiments).some((e) => e.error);
+  return failed || problems.length ? 1 : 0;
+}
+
+/** One JSON file per scenario, section and experiment that has results; returns their names. */
+function writeScenarioFiles(outDir, results, agg, o, prof) {
+  const base = { schema: 'lime-bench-scenario/1', started_at: results.started_at, quick: prof.quick, environment: results.environment };
+  const files = [];
+  const finite = (m) => Object.fromEntries(Object.entries(m ?? {}).filter(([, v]) => typeof v === 'number' && Number.isFinite(v)));
+  for (const name of o.names) {
+    const samples = results.samples.filter((x) => x.scenario === name).map((x) => ({ ...x, metrics: finite(x.metrics) }));
+    if (!samples.length) continue;
+    const kind = TUNNEL_ORDER.includes(name) ? 'tunnel' : FLOW_ORDER.includes(name) ? 'flow-table' : 'system';
+    files.push(writeScenario(outDir, { ...base, name, kind, title: scenarios[name].title, profile: prof, samples, summary: agg[name] }));
+  }
+  const sections = [
+    ['rtt-interleaved', 'RTT with veth, tapfwd and limed up at once, ping alternating between them', results.rtt_interleaved],
+    ['tunnel-rtt-interleaved', 'RTT through limed GRE, OVS GRE and OpenVPN up at once, ping alternating between them', results.tunnel_rtt_interleaved],
+    ['alloc', 'limed allocations by source (V8 sampling heap profiler)', results.alloc],
+    ['classifier', 'The tuple-space classifier alone (bench/classifier.mjs)', results.classifier],
+    ['sync', 'Control channel: clone, flow-mod round trips, data path under flow-mods', results.sync],
+  ];
+  for (const [name, title, r] of sections) {
+    if (!r) continue;
+    files.push(writeScenario(outDir, { ...base, name, kind: 'section', title, ...(r.error ? { error: r.error } : { result: r }) }));
+  }
+  for (const name of o.experiments) {
+    const r = results.experiments[name];
+    if (!r) continue;
+    const { duration_s: dur, ...rest } = r;
+    files.push(writeScenario(outDir, { ...base, name, kind: 'experiment', title: EXPERIMENTS[name].title, ...(dur != null ? { duration_s: dur } : {}), ...(r.error ? { error: r.error } : { result: rest }) }));
+  }
+  return files;
+}
+
+/** Compile one of bench/c/*.c to bench/build/ when missing or older than its source. */
+function buildC(name) {
+  const src = join(REPO, `bench/c/${name}.c`);
+  const bin = join(REPO, `bench/build/${name}`);
+  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return bin;
+  mkdirSync(dirname(bin), { recursive: true });
+  log(`building bench/build/${name}`);
+  const r = runSync('cc', ['-O2', '-o', bin, src]);
+  if (r.code !== 0) throw new Error(`cc ${name}.c failed: ${r.stderr.trim()}`);
+  return bin;
 }
 
 /**

@@ -53,6 +53,17 @@ export const MASKS = [
   { what: 'ip,nw_src=A/28', flow: (i) => `priority=${1000 + (i % 100)},ip,nw_src=${ip4(((172 << 24 | 16 << 16) + (i << 4)) >>> 0)}/28,actions=drop` },
 ];
 
+/**
+ * N flows over the first M masks (M ≤ 10), taken round-robin from the masks so that any
+ * prefix spans them all; the hit rule (mask 0, i = 0) is always the first.
+ */
+export function flowLines(n, m) {
+  if (m < 1 || m > MASKS.length) throw new Error(`flowLines: 1..${MASKS.length} masks, not ${m}`);
+  const lines = [];
+  for (let i = 0; lines.length < n; i++) for (let j = 0; j < m && lines.length < n; j++) lines.push(MASKS[j].flow(i));
+  return lines;
+}
+
 export function writeFlowFiles(dir) {
   const f1 = join(dir, 'flows-1.txt');
   const f100k = join(dir, 'flows-100k.txt');

@@ -33,7 +33,7 @@ function openssl(args) {
 }
 
 /** A CA and a certificate for each site (SAN DNS:site-x), as an operator would issue them. */
-function makeCerts(dir) {
+export function makeCerts(dir) {
   mkdirSync(dir, { recursive: true });
   const ca = { key: join(dir, 'ca.key'), cert: join(dir, 'ca.crt') };
   openssl(['req', '-x509', '-new', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes',
@@ -49,7 +49,7 @@ function makeCerts(dir) {
   return { a: issue('site-a'), b: issue('site-b') };
 }
 
-function siteConfig(ctx, side, certs) {
+export function siteConfig(ctx, side, certs) {
   const a = side === 'a';
   const sock = join(ctx.tmp, `sync-${side}.sock`);
   const cfg = join(ctx.tmp, `sync-${side}.yaml`);
@@ -71,14 +71,14 @@ function siteConfig(ctx, side, certs) {
 }
 
 /** The management client of this build's dist/ (what limectl uses). */
-async function loadClient(ctx) {
+export async function loadClient(ctx) {
   const mod = await import(pathToFileURL(join(dirname(ctx.limectlJs), '..', 'cli', 'client.js')).href);
   return (sock, body, timeoutMs = 30_000) => mod.request({ path: sock, timeoutMs }, body);
 }
 
 const flowText = (flows) => ({ flows, lines: flows.map((_, i) => i + 1), source: 'bench', more: false });
 
-async function waitPeered(request, sock, timeoutMs = 30_000) {
+export async function waitPeered(request, sock, timeoutMs = 30_000) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const r = await request(sock, { body: 'peer_show', peer_show: {} }).catch(() => null);
@@ -89,7 +89,7 @@ async function waitPeered(request, sock, timeoutMs = 30_000) {
 }
 
 /** Time of the first log line (pino JSON) at or after byte `from` whose msg matches `re`. */
-function logTime(file, from, re) {
+export function logTime(file, from, re) {
   const text = readFileSync(file, 'utf8').slice(from);
   for (const line of text.split('\n')) {
     if (!line.startsWith('{')) continue;

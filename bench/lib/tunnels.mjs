@@ -130,7 +130,15 @@ async function limectlShowIn(ctx, ns, sock) {
 // ---------------------------------------------------------------------------------------
 // limed over GRE
 
-async function startLimedSite(ctx, side, L) {
+/** The VLAN id that carries the host's frames on the trunk (vlan-limed). */
+export const TRUNK_VID = 100;
+
+/**
+ * limed at one site: a tap port for its host, and toward the other site either a `gre`
+ * port (gre-limed) or, with `trunk`, the WAN veth itself as a `system` port carrying the
+ * host's frames tagged with VLAN TRUNK_VID by two flows (vlan-limed: an 802.1Q trunk).
+ */
+async function startLimedSite(ctx, side, L, { trunk = false } = {}) {
   const s = L[side];
   const tap = side === 'a' ? 'limeb-ta' : 'limeb-tb';
   const sock = join(ctx.tmp, `limed-${side}${s.ns}.sock`);
@@ -141,7 +149,9 @@ async function startLimedSite(ctx, side, L) {
     `socket: ${sock}`,
     'ports:',
     `  - { name: ${tap}, type: tap, mtu: 1500 }`,
-    `  - { name: limeb-gre, type: gre, remote_ip: ${s.remote}, local_ip: ${s.local}, key: ${GRE_KEY}, path_mtu: ${WAN_MTU} }`,
+    trunk
+      ? `  - { name: limeb-trunk, type: system, device: ${s.wanDev} }`
+      : `  - { name: limeb-gre, type: gre, remote_ip: ${s.remote}, local_ip: ${s.local}, key: ${GRE_KEY}, path_mtu: ${WAN_MTU} }`,
     // LIMEB_LIMED_YAML: more top-level settings for both sites (e.g. "fast_path: off"), for
     // comparing configurations by hand.
     ...(process.env.LIMEB_LIMED_YAML ? [process.env.LIMEB_LIMED_YAML] : []),
@@ -154,11 +164,24 @@ async function startLimedSite(ctx, side, L) {
   await attachHostTap(s, tap, died);
   let pid = e.pid;
   if (!(await waitForFile(sock, 10_000))) { died(); throw new Error(`limed site ${side.toUpperCase()}: management socket ${sock} did not appear`); }
+  if (trunk) {
+    // Tag on the way out, untag on the way in; anything else on the trunk is not ours.
+    const flows = [
+      `priority=100,in_port=${tap},actions=push_vlan:0x8100,mod_vlan_vid:${TRUNK_VID},output:limeb-trunk`,
+      `priority=100,in_port=limeb-trunk,dl_vlan=${TRUNK_VID},actions=strip_vlan,output:${tap}`,
+      'priority=1,in_port=limeb-trunk,actions=drop',
+    ];
+    const flowFile = join(ctx.tmp, `trunk-flows-${side}.txt`);
+    writeFileSync(flowFile, flows.join('\n') + '\n');
+    const r = await run(process.execPath, [ctx.limectlJs, '--socket', sock, 'add-flows', flowFile], { ns: s.ns, allowFail: true, timeoutMs: 15_000 });
+    if (r.code !== 0) throw new Error(`limed site ${side.toUpperCase()}: add-flows (trunk) failed: ${(r.stderr || r.stdout).trim()}`);
+  }
   const show = await limectlShowIn(ctx, s.ns, sock);
   if (!show) throw new Error(`limed site ${side.toUpperCase()}: limectl show --json failed`);
-  const gre = (show.ports ?? []).find((p) => p.name === 'limeb-gre');
-  if (!gre) throw new Error(`limed site ${side.toUpperCase()}: no gre port in limectl show`);
-  if (gre.state && gre.state !== 'up') throw new Error(`limed site ${side.toUpperCase()}: gre port is ${gre.state}`);
+  const wanPort = trunk ? 'limeb-trunk' : 'limeb-gre';
+  const wp = (show.ports ?? []).find((p) => p.name === wanPort);
+  if (!wp) throw new Error(`limed site ${side.toUpperCase()}: no ${wanPort} port in limectl show`);
+  if (wp.state && wp.state !== 'up') throw new Error(`limed site ${side.toUpperCase()}: ${wanPort} port is ${wp.state}`);
   const reported = show.process?.pid;
   if (typeof reported === 'number' && reported !== e.pid) {
     log(`  limed site ${side.toUpperCase()} reports pid ${reported}, the harness started ${e.pid}: counting CPU of ${reported}`);
@@ -292,6 +315,12 @@ export const tunnelBuilds = {
     const check = await verifyTunnel('gre-limed', L);
     return { ...pidsInfo(sites), check, socks: sites.map((x) => x.sock) };
   },
+  'vlan-limed': async (ctx, L) => {
+    await baseSites(L, { wanAddrs: false });
+    const sites = await both((c, side, l) => startLimedSite(c, side, l, { trunk: true }), ctx, L);
+    const check = await verifyTunnel('vlan-limed', L);
+    return { ...pidsInfo(sites), check, socks: sites.map((x) => x.sock) };
+  },
   'gre-ovs': async (ctx, L) => {
     await baseSites(L, { wanAddrs: false });
     const sites = await both(startOvsSite, ctx, L);
@@ -321,6 +350,15 @@ export const tunnelScenarios = {
     setup: scenarioSetup('gre-limed'),
   },
 
+  'vlan-limed': {
+    title: `limed ↔ limed over an 802.1Q trunk (the WAN veth as a system port, VLAN ${TRUNK_VID}), a tap port per host`,
+    tunnel: true,
+    available(ctx) {
+      return existsSync(ctx.limedJs) ? null : 'limed not built';
+    },
+    setup: scenarioSetup('vlan-limed'),
+  },
+
   'gre-ovs': {
     title: 'Open vSwitch userspace datapath ↔ OVS over GRE (key 4242), a type=tap port per host',
     tunnel: true,
@@ -336,4 +374,4 @@ export const tunnelScenarios = {
   },
 };
 
-export const TUNNEL_ORDER = ['gre-limed', 'gre-ovs', 'openvpn'];
+export const TUNNEL_ORDER = ['gre-limed', 'vlan-limed', 'gre-ovs', 'openvpn'];
