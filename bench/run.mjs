@@ -115,25 +115,27 @@ function usageError(msg) {
 }
 
 const opts = parseArgs(process.argv.slice(2));
+// --quick: every measurement briefly, so CI checks that the harness works end to end (its
+// figures are not for quoting). Default: 3 interleaved rounds sized so that a run of every
+// scenario, section and experiment stays under 30 minutes on the 2-core machine.
 const profile = opts.quick
-  ? { quick: true, rounds: opts.rounds ?? 1, blastSec: 2, ladderSec: 2, ladderStart: 100_000, ladderStep: 100_000, ladderMax: 1_500_000, refine: 1, cpuSec: 2, tcpSec: 2, pingCount: 300, pingInterval: 0.002, heapFrames: 1_000_000, rttChunks: 3, rttChunkCount: 100, rttWarmCount: 10000 }
-  : { quick: false, rounds: opts.rounds ?? 3, blastSec: 3, ladderSec: 3, ladderStart: 50_000, ladderStep: 50_000, ladderMax: 2_000_000, refine: 2, cpuSec: 5, tcpSec: 5, pingCount: 1000, pingInterval: 0.002, heapFrames: 1_000_000, rttChunks: 20, rttChunkCount: 250, rttWarmCount: 10000 };
+  ? { quick: true, rounds: opts.rounds ?? 1, blastSec: 1, ladderSec: 1, ladderStart: 100_000, ladderStep: 100_000, ladderMax: 200_000, refine: 0, cpuSec: 1, tcpSec: 1, pingCount: 200, pingInterval: 0.002, heapFrames: 200_000, rttChunks: 2, rttChunkCount: 100, rttWarmCount: 1000 }
+  : { quick: false, rounds: opts.rounds ?? 3, blastSec: 2, ladderSec: 2, ladderStart: 100_000, ladderStep: 100_000, ladderMax: 2_000_000, refine: 2, cpuSec: 3, tcpSec: 3, pingCount: 1000, pingInterval: 0.002, heapFrames: 1_000_000, rttChunks: 20, rttChunkCount: 250, rttWarmCount: 5000 };
 profile.cpuRate = opts.cpuRate;
 // Flow scenarios (udpgen): their own ladder and fixed CPU rate.
 Object.assign(profile, opts.quick
-  ? { flowLadderSec: 1, flowLadderStart: 100_000, flowLadderStep: 100_000, flowRefine: 1, flowCpuSec: 2, classifierMillions: 0.5 }
-  : { flowLadderSec: 3, flowLadderStart: 50_000, flowLadderStep: 50_000, flowRefine: 2, flowCpuSec: 5, classifierMillions: 2 });
+  ? { flowLadderSec: 1, flowLadderStart: 100_000, flowLadderStep: 100_000, flowRefine: 0, flowCpuSec: 1, classifierMillions: 0.2 }
+  : { flowLadderSec: 2, flowLadderStart: 50_000, flowLadderStep: 100_000, flowRefine: 2, flowCpuSec: 3, classifierMillions: 2 });
 profile.flowRate = opts.flowRate;
 // The sync section: udpgen's offered rate, seconds per run, idle/busy run pairs.
-Object.assign(profile, { syncRate: opts.syncRate, syncSec: opts.quick ? 2 : 4, syncRounds: opts.quick ? 1 : 3 });
+Object.assign(profile, { syncRate: opts.syncRate, syncSec: opts.quick ? 1 : 3, syncRounds: opts.quick ? 1 : 3 });
 // Tunnel scenarios (iperf3, like the base ones): their own fixed rate for CPU per frame, and
 // a ladder that starts lower (OpenVPN's capacity here is ~75k frames/s on an idle machine and
-// ~50k under load: a ladder starting at 50k or 100k may find nothing to pass); quick steps last 1 s, which keeps the
-// whole --quick run near 3 minutes.
+// ~50k under load: a ladder starting at 50k or 100k may find nothing to pass).
 profile.tunnelCpuRate = opts.tunnelRate;
 Object.assign(profile, opts.quick
-  ? { tunnelLadderStart: 25_000, tunnelLadderStep: 50_000, tunnelLadderSec: 1 }
-  : { tunnelLadderStart: 25_000, tunnelLadderStep: 25_000, tunnelLadderSec: profile.ladderSec });
+  ? { tunnelLadderStart: 25_000, tunnelLadderStep: 50_000, tunnelLadderSec: 1, tunnelLadderMax: 75_000 }
+  : { tunnelLadderStart: 25_000, tunnelLadderStep: 50_000, tunnelLadderSec: profile.ladderSec, tunnelLadderMax: profile.ladderMax });
 profile.cpus = os.cpus().length;
 
 // ---------------------------------------------------------------------------------------
@@ -281,7 +283,7 @@ async function measureScenario(name, round, ctx) {
     });
 
     await metric('ladder', async () => {
-      const l = await ladder(ctx, sc.tunnel ? { start: profile.tunnelLadderStart, stepBy: profile.tunnelLadderStep, seconds: profile.tunnelLadderSec } : {});
+      const l = await ladder(ctx, sc.tunnel ? { start: profile.tunnelLadderStart, stepBy: profile.tunnelLadderStep, seconds: profile.tunnelLadderSec, max: profile.tunnelLadderMax } : {});
       sample.ladder = l;
       sample.metrics.ladder_pps = l.capacity_pps;
       log(`  capacity: ${k(l.capacity_pps)} frames/s delivered with ≤ 1 % loss (offered ${k(l.capacity_offered)})${l.sender_limited ? ', sender-limited' : ''}`);
@@ -709,7 +711,7 @@ async function tunnelRttInterleaved(ctx) {
  * Node's event loop allocates per wake-up outside any JavaScript.
  */
 function allocationProfile() {
-  const secs = profile.quick ? 3 : 5;
+  const secs = profile.quick ? 2 : 5;
   log(`allocation profile: limed in-process, ${secs} s at ${Math.round(opts.cpuRate / 1000)}k frames/s`);
   const r = spawnSync(process.execPath, [join(REPO, 'bench/tools/alloc-profile.mjs'), '--seconds', String(secs), '--rate', String(opts.cpuRate), '--json'], {
     encoding: 'utf8', timeout: (secs + 30) * 1000,

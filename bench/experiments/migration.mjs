@@ -218,7 +218,7 @@ const limeVsSc = {
       log(`lime-vs-sc: ${strategy}, two hosts talking at 200 probes/s each way, inter-site delay ${delayMs} ms`);
       const r = await migrationRun(ctx, {
         tag: `f10${strategy === 'lime' ? 'l' : 's'}`, hosts: 2, delayMs, strategy, dests: { 1: [2], 2: [1] }, rate: 200, steps: [[1], [2]],
-        pre: profile.quick ? 1000 : 2000, gap: profile.quick ? 1500 : 3000, post: profile.quick ? 1000 : 2000, binMs: profile.quick ? 250 : 500,
+        pre: profile.quick ? 800 : 2000, gap: profile.quick ? 1000 : 3000, post: profile.quick ? 500 : 2000, binMs: profile.quick ? 250 : 500,
       });
       const fin = r.events.find((e) => e.event === 'finalize');
       const moves = r.events.filter((e) => e.event.startsWith('move'));
@@ -262,8 +262,8 @@ const limeVsSc = {
 
 function ensembleParams(profile) {
   return profile.quick
-    ? { n: 6, k: 2, rate: 50, pre: 800, gap: 500, post: 300, binMs: 100 }
-    : { n: 10, k: 3, rate: 50, pre: 1000, gap: 800, post: 500, binMs: 100 };
+    ? { n: 4, k: 2, rate: 50, pre: 600, gap: 400, post: 300, binMs: 100, planMs: 500 }
+    : { n: 10, k: 3, rate: 50, pre: 1000, gap: 600, post: 500, binMs: 100, planMs: 2000 };
 }
 
 const delaySweep = {
@@ -354,14 +354,14 @@ const order = {
     const k = 2;
     const dests = kRandomPairs(p.n, k, 12);
     const delayMs = 10;
-    const windowMs = profile.quick ? 1000 : 2000;
+    const windowMs = p.planMs;
     const fixed = {
       optimal: extremeOrder(p.n, dests, false),
       worst: extremeOrder(p.n, dests, true),
       random: seededShuffle(hostList(p.n), 7).map((h) => [h]),
     };
     const runs = [];
-    for (const name of ['optimal', 'worst', 'planner', 'random']) {
+    for (const name of profile.quick ? ['optimal', 'worst', 'planner'] : ['optimal', 'worst', 'planner', 'random']) {
       const r = await migrationRun(ctx, {
         tag: 'f12', hosts: p.n, delayMs, strategy: 'lime', dests, rate: p.rate,
         steps: name === 'planner' ? (plan) => (plan?.steps ?? []).map((s) => s.hosts.map((h) => Number(h.replace(/^h/, '')))) : fixed[name],
@@ -411,7 +411,7 @@ const concurrent = {
     const dests = kRandomPairs(p.n, 2, 13);
     const delayMs = 10;
     const base = extremeOrder(p.n, dests, false).flat();
-    const sizes = profile.quick ? [1, 3, p.n] : [1, 2, 5, p.n];
+    const sizes = profile.quick ? [1, p.n] : [1, 2, 5, p.n];
     const points = [];
     for (const size of sizes) {
       const steps = [];

@@ -155,7 +155,7 @@ export async function syncBench(ctx, profile) {
     }
 
     // ---- rtt: 1,000 flow-mods, one at a time, at A then at B ----
-    const n = profile.quick ? 200 : 1000;
+    const n = profile.quick ? 100 : 1000;
     out.rtt = {};
     for (const [site, sock] of [['writer', A.sock], ['follower', B.sock]]) {
       const ms = [];
