@@ -73,6 +73,8 @@ Options:
                    (default 500000: above limed's capacity, so it forwards at full rate)
   --out DIR        write the results to DIR (default bench/results/<YYYY-MM-DD>/; an
                    earlier run of that day is moved into a subfolder named by its time)
+  --report DIR     measure nothing: render REPORT.md and the figures again from the JSON
+                   files of the results folder DIR
   --limed-root DIR take dist/bin/limed.js and dist/bin/limectl.js from DIR
                    (default: this checkout), e.g. to compare two builds
   -h, --help       this text
@@ -96,6 +98,7 @@ function parseArgs(argv) {
     else if (a.startsWith('--sync-rate')) { o.syncRate = Number(val()); if (!Number.isInteger(o.syncRate) || o.syncRate < 1000) usageError('--sync-rate must be an integer ≥ 1000 (frames/s)'); }
     else if (a === '--no-classifier') o.classifier = false;
     else if (a.startsWith('--out')) o.out = resolve(val());
+    else if (a.startsWith('--report')) o.report = resolve(val());
     else if (a.startsWith('--limed-root')) o.limedRoot = resolve(val());
     else if (a.startsWith('-')) usageError(`unknown option ${a}`);
     else if (!ORDER.includes(a) && !SECTIONS.includes(a) && !EXPERIMENT_ORDER.includes(a)) usageError(`unknown scenario ${a} (known: ${[...ORDER, ...SECTIONS, ...EXPERIMENT_ORDER].join(', ')})`);
@@ -120,7 +123,7 @@ const opts = parseArgs(process.argv.slice(2));
 // scenario, section and experiment stays under 30 minutes on the 2-core machine.
 const profile = opts.quick
   ? { quick: true, rounds: opts.rounds ?? 1, blastSec: 1, ladderSec: 1, ladderStart: 100_000, ladderStep: 100_000, ladderMax: 200_000, refine: 0, cpuSec: 1, tcpSec: 1, pingCount: 200, pingInterval: 0.002, heapFrames: 200_000, rttChunks: 2, rttChunkCount: 100, rttWarmCount: 1000 }
-  : { quick: false, rounds: opts.rounds ?? 3, blastSec: 2, ladderSec: 2, ladderStart: 100_000, ladderStep: 100_000, ladderMax: 2_000_000, refine: 2, cpuSec: 3, tcpSec: 3, pingCount: 1000, pingInterval: 0.002, heapFrames: 1_000_000, rttChunks: 20, rttChunkCount: 250, rttWarmCount: 5000 };
+  : { quick: false, rounds: opts.rounds ?? 3, blastSec: 2, ladderSec: 2, ladderStart: 100_000, ladderStep: 100_000, ladderMax: 2_000_000, refine: 3, cpuSec: 3, tcpSec: 3, pingCount: 1000, pingInterval: 0.002, heapFrames: 1_000_000, rttChunks: 20, rttChunkCount: 250, rttWarmCount: 5000 };
 profile.cpuRate = opts.cpuRate;
 // Flow scenarios (udpgen): their own ladder and fixed CPU rate.
 Object.assign(profile, opts.quick
@@ -142,12 +145,14 @@ profile.cpus = os.cpus().length;
 // Safety: tear everything down on any exit path.
 let exiting = false;
 let saveResults = () => {};
+// --report builds nothing and must not touch a run in progress (its namespaces, its lock).
+const cleanupSync = () => { if (!opts.report) finalCleanupSync(); };
 function emergencyExit(code, why) {
   if (exiting) return;
   exiting = true;
-  log(`${why}: tearing down`);
+  log(`${why}${opts.report ? '' : ': tearing down'}`);
   try { saveResults(true); } catch { /* best effort */ }
-  try { finalCleanupSync(); } catch (e) { process.stderr.write(`bench: teardown error: ${e.message}\n`); }
+  try { cleanupSync(); } catch (e) { process.stderr.write(`bench: teardown error: ${e.message}\n`); }
   process.exit(code);
 }
 process.on('SIGINT', () => emergencyExit(130, 'interrupted (SIGINT)'));
@@ -155,7 +160,7 @@ process.on('SIGTERM', () => emergencyExit(143, 'terminated (SIGTERM)'));
 process.on('SIGHUP', () => emergencyExit(129, 'hang-up (SIGHUP)'));
 process.on('uncaughtException', (e) => { process.stderr.write(`bench: ${e.stack ?? e}\n`); emergencyExit(1, 'uncaught exception'); });
 process.on('unhandledRejection', (e) => { process.stderr.write(`bench: ${e?.stack ?? e}\n`); emergencyExit(1, 'unhandled rejection'); });
-process.on('exit', () => { if (!exiting) { exiting = true; try { finalCleanupSync(); } catch { /* nothing more to do */ } } });
+process.on('exit', () => { if (!exiting) { exiting = true; try { cleanupSync(); } catch { /* nothing more to do */ } } });
 
 // ---------------------------------------------------------------------------------------
 
@@ -485,73 +490,8 @@ async function main() {
   let step = 0;
   const progress = (what) => log(`── step ${++step}/${totalSteps}: ${what}`);
 
-  let final = false;
-  const derive = () => {
-    results.runtime_s = elapsedSeconds();
-    finishDerived(results, active);
-    const agg = aggregate(results, opts.names);
-    results.summary = agg;
-    results.goals = evaluateGoals(agg, results);
-    const flowGoals = opts.names.some((n) => FLOW_ORDER.includes(n)) ? evaluateFlowGoals(agg, results) : [];
-    const tunnelGoals = opts.names.some((n) => TUNNEL_ORDER.includes(n)) ? evaluateTunnelGoals(agg, results) : [];
-    if (flowGoals.length) results.flow_goals = flowGoals;
-    if (tunnelGoals.length) results.tunnel_goals = tunnelGoals;
-    const rows = headlineRows(results, agg);
-    const goals7 = headlineGoals(rows, results);
-    return { agg, flowGoals, tunnelGoals, rows, goals7 };
-  };
-  // The JSON files: synchronous, so that an interrupted run still leaves what it measured.
-  saveResults = (partial) => {
-    if (final && partial) return null;
-    const d = derive();
-    const files = writeScenarioFiles(outDir, results, d.agg, opts, profile);
-    const goals = [
-      ...d.goals7.map((g) => ({ source: 'issue 7', goal: g.goal, value: g.value, pass: g.pass })),
-      ...[['issue 2', results.goals], ['issue 3', d.flowGoals], ['issue 4', d.tunnelGoals]].flatMap(([source, list]) => (list ?? [])
-        .filter((g) => g.status === 'pass' || g.status === 'fail').map((g) => ({ source, goal: g.goal, value: g.detail ?? '', pass: g.status === 'pass' }))),
-      ...(results.sync?.goals ?? []).map((g) => ({ source: 'issue 5', goal: g.goal, value: g.value, pass: g.pass })),
-    ];
-    const failures = [
-      ...results.samples.filter((x) => x.error).map((x) => `${x.scenario} round ${x.round}: ${x.error}`),
-      ...(results.sync?.error ? [`sync: ${results.sync.error}`] : []),
-      ...Object.entries(results.experiments).filter(([, e]) => e.error).map(([n, e]) => `${n}: ${e.error}`),
-    ];
-    writeRun(outDir, {
-      schema: 'lime-bench-run/1', started_at: iso, runtime_s: results.runtime_s, partial: !!partial, argv: results.argv, quick: profile.quick, rounds: profile.rounds,
-      environment: results.environment, scenarios: [...opts.names, ...opts.sections, ...opts.experiments], skipped: results.skipped,
-      files, figures: reportFigures, goals, failures,
-    });
-    return d;
-  };
-  // REPORT.md and its figures (rendered by Vega, asynchronously).
-  let reportFigures = [];
-  const saveReport = async (partial) => {
-    const d = saveResults(partial);
-    if (!d) return '';
-    const figs = [];
-    const figure = async (name, spec) => { const p = await writeFigure(outDir, name, spec); figs.push(p); return p; };
-    const headFigs = [];
-    for (const [name, spec] of headlineFigureSpecs(d.rows)) headFigs.push(await figure(name, spec));
-    const parts = [];
-    parts.push(...renderHeadline(d.rows, d.goals7, headFigs));
-    for (const n of opts.experiments) {
-      const e = results.experiments[n];
-      if (!e) continue;
-      parts.push(`## ${EXPERIMENTS[n].title}`, '');
-      if (e.error) parts.push(`**Failed:** ${e.error}`, '');
-      else {
-        try { parts.push(...(await EXPERIMENTS[n].render(e, figure)), ''); } catch (err) { parts.push(`**Could not render:** ${err.message}`, ''); }
-      }
-    }
-    const details = renderMarkdown({ results, agg: d.agg, scenarioNames: opts.names, profile, goals: results.goals, flowGoals: d.flowGoals, tunnelGoals: d.tunnelGoals }) + (results.sync ? '\n' + renderSync(results.sync) : '');
-    // renderMarkdown's first lines are the run's header; the headline and experiments follow it.
-    const [head, ...rest] = details.split('\n## ');
-    const md = [head.trimEnd(), '', ...parts, ...(rest.length ? ['## ' + rest.join('\n## ')] : [])].join('\n');
-    reportFigures = figs;
-    saveResults(partial); // run.json lists the figures now written
-    writeFileSync(join(outDir, 'REPORT.md'), (partial ? '> **Partial results: the run did not finish.**\n\n' : '') + md + '\n');
-    return md;
-  };
+  const writer = makeWriter({ outDir, results, o: opts, prof: profile, active, iso });
+  saveResults = writer.saveResults;
 
   for (let round = 1; round <= profile.rounds; round++) {
     // Rotate the order each round so no scenario always runs first (or right after another).
@@ -611,14 +551,141 @@ async function main() {
     results.experiments[n].duration_s = (Date.now() - t0) / 1000;
     saveResults(true);
   }
-  const md = await saveReport(false);
-  final = true;
+  const md = await writer.saveReport(false);
+  writer.finish();
   const problems = validateResults(outDir);
   for (const p of problems) log(`output does not validate: ${p}`);
   process.stdout.write(md + '\n');
   log(`done in ${Math.round(elapsedSeconds())} s; results in ${outDir} (REPORT.md, run.json, one JSON file per scenario, figures/)`);
   const failed = results.samples.some((x) => x.error) || results.sync?.error || Object.values(results.experiments).some((e) => e.error);
   return failed || problems.length ? 1 : 0;
+}
+
+/**
+ * The writers of a results folder: `saveResults(partial)` writes the JSON files (synchronous,
+ * so an interrupted run still leaves what it measured); `saveReport(partial)` also renders
+ * the figures and REPORT.md. `o` holds the run's scenario lists (names, sections,
+ * experiments), `prof` its profile, `active` the systems that were not skipped.
+ */
+function makeWriter({ outDir, results, o, prof, active, iso, keepRuntime = false }) {
+  let final = false;
+  const opts = o;
+  const profile = prof;
+  const derive = () => {
+    if (!keepRuntime) results.runtime_s = elapsedSeconds();
+    finishDerived(results, active);
+    const agg = aggregate(results, opts.names);
+    results.summary = agg;
+    results.goals = evaluateGoals(agg, results);
+    const flowGoals = opts.names.some((n) => FLOW_ORDER.includes(n)) ? evaluateFlowGoals(agg, results) : [];
+    const tunnelGoals = opts.names.some((n) => TUNNEL_ORDER.includes(n)) ? evaluateTunnelGoals(agg, results) : [];
+    if (flowGoals.length) results.flow_goals = flowGoals;
+    if (tunnelGoals.length) results.tunnel_goals = tunnelGoals;
+    const rows = headlineRows(results, agg);
+    const goals7 = headlineGoals(rows, results);
+    return { agg, flowGoals, tunnelGoals, rows, goals7 };
+  };
+  const saveResults = (partial) => {
+    if (final && partial) return null;
+    const d = derive();
+    const files = writeScenarioFiles(outDir, results, d.agg, opts, profile);
+    const goals = [
+      ...d.goals7.map((g) => ({ source: 'issue 7', goal: g.goal, value: g.value, pass: g.pass })),
+      ...[['issue 2', results.goals], ['issue 3', d.flowGoals], ['issue 4', d.tunnelGoals]].flatMap(([source, list]) => (list ?? [])
+        .filter((g) => g.status === 'pass' || g.status === 'fail').map((g) => ({ source, goal: g.goal, value: g.detail ?? '', pass: g.status === 'pass' }))),
+      ...(results.sync?.goals ?? []).map((g) => ({ source: 'issue 5', goal: g.goal, value: g.value, pass: g.pass })),
+    ];
+    const failures = [
+      ...results.samples.filter((x) => x.error).map((x) => `${x.scenario} round ${x.round}: ${x.error}`),
+      ...(results.sync?.error ? [`sync: ${results.sync.error}`] : []),
+      ...Object.entries(results.experiments).filter(([, e]) => e.error).map(([n, e]) => `${n}: ${e.error}`),
+    ];
+    writeRun(outDir, {
+      schema: 'lime-bench-run/1', started_at: iso, runtime_s: results.runtime_s, partial: !!partial, argv: results.argv, quick: profile.quick, rounds: profile.rounds, profile,
+      environment: results.environment, scenarios: [...opts.names, ...opts.sections, ...opts.experiments], skipped: results.skipped,
+      files, figures: reportFigures, goals, failures,
+    });
+    return d;
+  };
+  // REPORT.md and its figures (rendered by Vega, asynchronously).
+  let reportFigures = [];
+  const saveReport = async (partial) => {
+    const d = saveResults(partial);
+    if (!d) return '';
+    const figs = [];
+    const figure = async (name, spec) => { const p = await writeFigure(outDir, name, spec); figs.push(p); return p; };
+    const headFigs = [];
+    for (const [name, spec] of headlineFigureSpecs(d.rows)) headFigs.push(await figure(name, spec));
+    const parts = [];
+    parts.push(...renderHeadline(d.rows, d.goals7, headFigs));
+    for (const n of opts.experiments) {
+      const e = results.experiments[n];
+      if (!e) continue;
+      parts.push(`## ${EXPERIMENTS[n].title}`, '');
+      if (e.error) parts.push(`**Failed:** ${e.error}`, '');
+      else {
+        try { parts.push(...(await EXPERIMENTS[n].render(e, figure)), ''); } catch (err) { parts.push(`**Could not render:** ${err.message}`, ''); }
+      }
+    }
+    const details = renderMarkdown({ results, agg: d.agg, scenarioNames: opts.names, profile, goals: results.goals, flowGoals: d.flowGoals, tunnelGoals: d.tunnelGoals }) + (results.sync ? '\n' + renderSync(results.sync) : '');
+    // renderMarkdown's first lines are the run's header; the headline and experiments follow it.
+    const [head, ...rest] = details.split('\n## ');
+    const md = [head.trimEnd(), '', ...parts, ...(rest.length ? ['## ' + rest.join('\n## ')] : [])].join('\n');
+    reportFigures = figs;
+    saveResults(partial); // run.json lists the figures now written
+    writeFileSync(join(outDir, 'REPORT.md'), (partial ? '> **Partial results: the run did not finish.**\n\n' : '') + md + '\n');
+    return md;
+  };
+
+  return {
+    saveResults: (partial) => saveResults(partial),
+    saveReport: (partial) => saveReport(partial),
+    finish() { final = true; },
+  };
+}
+
+/** The sections' files: name, key in the results, title. */
+const SECTION_FILES = [
+  ['rtt-interleaved', 'rtt_interleaved', 'RTT with veth, tapfwd and limed up at once, ping alternating between them'],
+  ['tunnel-rtt-interleaved', 'tunnel_rtt_interleaved', 'RTT through limed GRE, OVS GRE and OpenVPN up at once, ping alternating between them'],
+  ['alloc', 'alloc', 'limed allocations by source (V8 sampling heap profiler)'],
+  ['classifier', 'classifier', 'The tuple-space classifier alone (bench/classifier.mjs)'],
+  ['sync', 'sync', 'Control channel: clone, flow-mod round trips, data path under flow-mods'],
+];
+
+/**
+ * `--report DIR`: render REPORT.md and the figures again from a results folder's JSON (after
+ * a change to the report, or to finish the report of an interrupted run). Measures nothing.
+ */
+async function reportOnly(dir) {
+  const read = (f) => JSON.parse(readFileSync(join(dir, f), 'utf8'));
+  const run = read('run.json');
+  const docs = run.files.map(read);
+  const prof = run.profile ?? docs.find((d) => d.profile)?.profile ?? profile;
+  const results = {
+    started_at: run.started_at, argv: run.argv, profile: prof, frame_note: FRAME_NOTE, environment: run.environment,
+    scenarios: run.scenarios, skipped: run.skipped, samples: [], experiments: {}, runtime_s: run.runtime_s,
+  };
+  for (const d of docs) {
+    const r = d.result ?? { error: d.error };
+    if (d.kind === 'experiment') results.experiments[d.name] = r;
+    else if (d.kind === 'section') results[SECTION_FILES.find(([n]) => n === d.name)?.[1] ?? d.name] = r;
+    else results.samples.push(...d.samples);
+  }
+  const o = {
+    names: ORDER.filter((n) => run.scenarios.includes(n)),
+    sections: SECTIONS.filter((n) => run.scenarios.includes(n)),
+    experiments: EXPERIMENT_ORDER.filter((n) => run.scenarios.includes(n)),
+  };
+  const active = o.names.filter((n) => run.skipped[n] === undefined);
+  const writer = makeWriter({ outDir: dir, results, o, prof, active, iso: run.started_at, keepRuntime: true });
+  const md = await writer.saveReport(run.partial);
+  writer.finish();
+  const problems = validateResults(dir);
+  for (const p of problems) log(`output does not validate: ${p}`);
+  process.stdout.write(md + '\n');
+  log(`report rendered again in ${dir}`);
+  return problems.length ? 1 : 0;
 }
 
 /** One JSON file per scenario, section and experiment that has results; returns their names. */
@@ -632,13 +699,7 @@ function writeScenarioFiles(outDir, results, agg, o, prof) {
     const kind = TUNNEL_ORDER.includes(name) ? 'tunnel' : FLOW_ORDER.includes(name) ? 'flow-table' : 'system';
     files.push(writeScenario(outDir, { ...base, name, kind, title: scenarios[name].title, profile: prof, samples, summary: agg[name] }));
   }
-  const sections = [
-    ['rtt-interleaved', 'RTT with veth, tapfwd and limed up at once, ping alternating between them', results.rtt_interleaved],
-    ['tunnel-rtt-interleaved', 'RTT through limed GRE, OVS GRE and OpenVPN up at once, ping alternating between them', results.tunnel_rtt_interleaved],
-    ['alloc', 'limed allocations by source (V8 sampling heap profiler)', results.alloc],
-    ['classifier', 'The tuple-space classifier alone (bench/classifier.mjs)', results.classifier],
-    ['sync', 'Control channel: clone, flow-mod round trips, data path under flow-mods', results.sync],
-  ];
+  const sections = SECTION_FILES.map(([name, key, title]) => [name, title, results[key]]);
   for (const [name, title, r] of sections) {
     if (!r) continue;
     files.push(writeScenario(outDir, { ...base, name, kind: 'section', title, ...(r.error ? { error: r.error } : { result: r }) }));
@@ -738,9 +799,9 @@ function finishDerived(results) {
   }
 }
 
-main().then((code) => {
+(opts.report ? reportOnly(opts.report) : main()).then((code) => {
   exiting = true;
-  finalCleanupSync();
+  cleanupSync();
   process.exit(code);
 }, (e) => {
   process.stderr.write(`bench: ${e.stack ?? e}\n`);

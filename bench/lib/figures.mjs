@@ -40,7 +40,7 @@ const titleOf = (title, subtitle) => (subtitle ? { text: title, subtitle } : tit
 export function barSpec({ title, subtitle, rows, yTitle, xTitle = 'system', groupTitle = 'kind', logY = false }) {
   const data = rows.filter((r) => Number.isFinite(r.median));
   const order = data.map((r) => r.label);
-  const x = { field: 'label', type: 'nominal', title: xTitle, sort: order, axis: { labelAngle: -30 } };
+  const x = { field: 'label', type: 'nominal', title: xTitle, sort: order, axis: { labelAngle: -30, labelLimit: 240 } };
   const y = { type: 'quantitative', title: yTitle, ...(logY ? { scale: { type: 'log' } } : {}) };
   return {
     title: titleOf(title, subtitle),

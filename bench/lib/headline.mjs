@@ -96,6 +96,17 @@ export function renderHeadline(rows, goals, figures) {
       L.push(`| ${r.label} | ${cap} | ${r.blast ? fmt(r.blast.median / 1e3, 1) : 'n/a'} | ${r.tcp ? fmt(r.tcp.median, 2) : 'n/a'} | ${r.cpu ? fmt(r.cpu.median, 2) : '— (kernel)'} | ${add} | ${r.rounds} |`);
     }
     L.push('');
+    const pairs = [['limed', 'ovs'], ['limed', 'tapfwd'], ['gre-limed', 'gre-ovs'], ['gre-limed', 'openvpn'], ['vlan-limed', 'gre-ovs'], ['vlan-limed', 'openvpn']]
+      .map(([a, b]) => [byName(rows, a), byName(rows, b)]).filter(([a, b]) => a && b);
+    if (pairs.length) {
+      L.push('limed against the anchors (ratios of the medians; capacity and TCP: higher is better; CPU and added RTT: lower is better):', '');
+      L.push('| | capacity | TCP | CPU per frame | added RTT p50 | added RTT p99 |', '|---|---:|---:|---:|---:|---:|');
+      const x = (v) => (v == null || !Number.isFinite(v) ? 'n/a' : `${v.toFixed(2)}×`);
+      for (const [a, b] of pairs) {
+        L.push(`| ${a.label} ÷ ${b.label} | ${x(ratio(a.capacity?.median, b.capacity?.median))} | ${x(ratio(a.tcp?.median, b.tcp?.median))} | ${x(ratio(a.cpu?.median, b.cpu?.median))} | ${x(ratio(a.rtt_added.p50, b.rtt_added.p50))} | ${x(ratio(a.rtt_added.p99, b.rtt_added.p99))} |`);
+      }
+      L.push('');
+    }
     for (const p of figures) L.push(`![${p}](${p})`, '');
   }
   L.push('## Goals (issue 7)', '');

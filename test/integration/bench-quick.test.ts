@@ -46,6 +46,7 @@ const FIGURES: Record<string, string[]> = {
   'clone-time': ['flows in the table (log scale)'],
   'clone-under-churn': ['flow-mods per second at the writer'],
   'table-scaling-flows': ['capacity (kframes/s)', 'new 5-tuple per frame'],
+  'table-scaling-cpu': ['limed CPU per delivered frame (µs)'],
 };
 
 describe('bench harness: command-line errors (no root needed)', () => {
