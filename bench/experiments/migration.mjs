@@ -120,7 +120,7 @@ function lossStats(run, windows = {}) {
     for (const [src, rx] of Object.entries(r.rx ?? {})) {
       const s = run.probes[src]?.sent?.[dst] ?? 0;
       sent += s;
-      received += rx.received - (rx.dup ?? 0);
+      received += rx.received; // distinct sequence numbers (duplicates are counted apart)
       for (const [seq, count] of rx.lost_runs ?? []) {
         for (const [k, [from, to]] of Object.entries(windows)) {
           // Probe `seq` left its sender seq / rate seconds after the start.

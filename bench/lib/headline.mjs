@@ -102,10 +102,21 @@ export function renderHeadline(rows, goals, figures) {
       L.push('limed against the anchors (ratios of the medians; capacity and TCP: higher is better; CPU and added RTT: lower is better):', '');
       L.push('| | capacity | TCP | CPU per frame | added RTT p50 | added RTT p99 |', '|---|---:|---:|---:|---:|---:|');
       const x = (v) => (v == null || !Number.isFinite(v) ? 'n/a' : `${v.toFixed(2)}×`);
+      const behind = [];
       for (const [a, b] of pairs) {
-        L.push(`| ${a.label} ÷ ${b.label} | ${x(ratio(a.capacity?.median, b.capacity?.median))} | ${x(ratio(a.tcp?.median, b.tcp?.median))} | ${x(ratio(a.cpu?.median, b.cpu?.median))} | ${x(ratio(a.rtt_added.p50, b.rtt_added.p50))} | ${x(ratio(a.rtt_added.p99, b.rtt_added.p99))} |`);
+        const r = {
+          capacity: ratio(a.capacity?.median, b.capacity?.median), TCP: ratio(a.tcp?.median, b.tcp?.median), 'CPU per frame': ratio(a.cpu?.median, b.cpu?.median),
+          'added RTT p50': ratio(a.rtt_added.p50, b.rtt_added.p50), 'added RTT p99': ratio(a.rtt_added.p99, b.rtt_added.p99),
+        };
+        L.push(`| ${a.label} ÷ ${b.label} | ${x(r.capacity)} | ${x(r.TCP)} | ${x(r['CPU per frame'])} | ${x(r['added RTT p50'])} | ${x(r['added RTT p99'])} |`);
+        for (const [k, v] of Object.entries(r)) {
+          if (v == null || !Number.isFinite(v)) continue;
+          const worse = k === 'capacity' || k === 'TCP' ? v < 1 : v > 1;
+          if (worse) behind.push(`${a.label} vs ${b.label}: ${k} ${x(v)}`);
+        }
       }
       L.push('');
+      L.push(behind.length ? `Where limed is behind an anchor in this run: ${behind.join('; ')}.` : 'limed is not behind any anchor in this run.', '');
     }
     for (const p of figures) L.push(`![${p}](${p})`, '');
   }
