@@ -65,6 +65,9 @@ export function siteConfig(ctx, side, certs) {
     `peer: { name: site-${a ? 'b' : 'a'}, address: 127.0.0.1:${a ? PORT_B : PORT_A} }`,
     `tls: { ca: ${tls.ca}, cert: ${tls.cert}, key: ${tls.key} }`,
     `state_dir: ${join(ctx.tmp, `sync-state-${side}`)}`,
+    // LIMEB_LIMED_YAML: more top-level settings for both sites (e.g. "fast_path: off"), as
+    // for the tunnel scenarios, to compare configurations by hand.
+    ...(process.env.LIMEB_LIMED_YAML ? [process.env.LIMEB_LIMED_YAML] : []),
     '',
   ].join('\n'));
   return { sock, cfg, stateDir: join(ctx.tmp, `sync-state-${side}`) };
