@@ -3,7 +3,7 @@
  * experiments (a host moves between sites; how long does each flow stall, what is lost).
  *
  *   probe --id N --bind IP --port P --rate PPS --seconds T --start-at UNIX_MS
- *         [--trace] [--bin-ms MS] --to ID@IP [--to ID@IP ...]
+ *         [--trace] [--bin-ms MS] [--grace-ms MS] --to ID@IP [--to ID@IP ...]
  *
  * One process per host namespace, bound to UDP IP:P (SO_RCVBUF 4 MB). From START_AT
  * (CLOCK_REALTIME, Unix ms; every prober of an experiment gets the same value) it sends,
@@ -20,7 +20,7 @@
  * kernel's receive timestamp (SO_TIMESTAMPNS; read time if it is missing or not within
  * the last second), so this process's own scheduling delay is not measured as network delay.
  * It receives meanwhile (same thread, recvmmsg batches) and counts datagrams that are short,
- * have another magic or another dst id as "bad". It stops 1.5 s after its last send (or on
+ * have another magic or another dst id as "bad". It stops --grace-ms (default 1.5 s) after its last send (or on
  * SIGTERM/SIGINT, with what it has) and prints ONE JSON line on stdout, exit 0:
  *   {"id":N,"rate":PPS,"seconds":T,"start_at_ms":MS,"bin_ms":B,
  *    "sent":{"<dst>":n,...},"send_errors":{"<dst>":n,...},"skipped":n,"bad":n,
@@ -72,7 +72,6 @@
 #define SEQ_LIMIT (1u << 28)  /* bitmap bound (32 MB); larger seqs are "bad" */
 #define MAX_RUNS 64
 #define BATCH 64
-#define GRACE_NS 1500000000ull
 
 static volatile sig_atomic_t stop;
 static void on_signal(int sig) { (void)sig; stop = 1; }
@@ -85,7 +84,7 @@ static uint64_t ts_ns(clockid_t c) {
 
 static void usage(void) {
   fprintf(stderr, "usage: probe --id N --bind IP --port P --rate PPS --seconds T --start-at UNIX_MS\n"
-                  "             [--trace] [--bin-ms MS] --to ID@IP [--to ID@IP ...]\n");
+                  "             [--trace] [--bin-ms MS] [--grace-ms MS] --to ID@IP [--to ID@IP ...]\n");
   exit(2);
 }
 
@@ -130,6 +129,8 @@ static int do_trace;
 static unsigned long long bad, skipped;
 static uint64_t start_ns;           /* START_AT, CLOCK_REALTIME */
 static double bin_ms = 1000;
+/* How long to keep receiving after the last send (--grace-ms, default 1500). */
+static double grace_ms = 1500;
 
 static struct src *src_get(uint16_t id) {
   for (int i = 0; i < nsrc; i++) if (srcs[i].id == id) return &srcs[i];
@@ -363,6 +364,7 @@ int main(int argc, char **argv) {
     else if (!strcmp(a, "--seconds")) { if (parse_num(v, &seconds) || seconds <= 0 || seconds > 86400) usage(); }
     else if (!strcmp(a, "--start-at")) { if (parse_num(v, &start_d) || start_d < 0 || start_d != (double)(long long)start_d || start_d > 1e15) usage(); }
     else if (!strcmp(a, "--bin-ms")) { if (parse_num(v, &bin_ms) || bin_ms < 0.001 || bin_ms > 86400e3) usage(); }
+    else if (!strcmp(a, "--grace-ms")) { if (parse_num(v, &grace_ms) || grace_ms < 0 || grace_ms > 600e3) usage(); }
     else if (!strcmp(a, "--to")) {
       const char *at = strchr(v, '@');
       if (!at || ndst == MAX_DST) usage();
@@ -421,7 +423,7 @@ int main(int argc, char **argv) {
 #define TICK(k) (start_mono + (int64_t)((double)(k) * period))
   uint64_t next = 0;                 /* next tick to send or skip */
   int64_t end = INT64_MAX;           /* stop receiving at (mono) */
-  if (total == 0) end = start_mono + (int64_t)GRACE_NS;
+  if (total == 0) end = start_mono + (int64_t)(grace_ms * 1e6);
 
   struct pollfd pfd = { fd, POLLIN, 0 };
   while (!stop) {
@@ -433,7 +435,7 @@ int main(int argc, char **argv) {
       while (due < total && TICK(due) <= now) due++;
       if (due - next > max_backlog) { skipped += due - max_backlog - next; next = due - max_backlog; }
       while (next < due) { send_tick(fd, id); next++; }
-      if (next == total) end = (int64_t)ts_ns(CLOCK_MONOTONIC) + (int64_t)GRACE_NS;
+      if (next == total) end = (int64_t)ts_ns(CLOCK_MONOTONIC) + (int64_t)(grace_ms * 1e6);
     }
     now = (int64_t)ts_ns(CLOCK_MONOTONIC);
     int64_t wake = next < total ? TICK(next) : end;

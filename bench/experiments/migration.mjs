@@ -218,7 +218,7 @@ const limeVsSc = {
       log(`lime-vs-sc: ${strategy}, two hosts talking at 200 probes/s each way, inter-site delay ${delayMs} ms`);
       const r = await migrationRun(ctx, {
         tag: `f10${strategy === 'lime' ? 'l' : 's'}`, hosts: 2, delayMs, strategy, dests: { 1: [2], 2: [1] }, rate: 200, steps: [[1], [2]],
-        pre: profile.quick ? 800 : 2000, gap: profile.quick ? 1000 : 3000, post: profile.quick ? 500 : 2000, binMs: profile.quick ? 250 : 500,
+        pre: profile.quick ? 600 : 2000, gap: profile.quick ? 700 : 3000, post: profile.quick ? 400 : 2000, binMs: profile.quick ? 200 : 500,
       });
       const fin = r.events.find((e) => e.event === 'finalize');
       const moves = r.events.filter((e) => e.event.startsWith('move'));
@@ -271,7 +271,7 @@ const delaySweep = {
   async run(ctx, profile) {
     const p = ensembleParams(profile);
     const dests = kRandomPairs(p.n, p.k, 11);
-    const delays = profile.quick ? [0, 20] : [0, 5, 10, 20, 50];
+    const delays = profile.quick ? [20] : [0, 5, 10, 20, 50];
     const points = [];
     for (const delayMs of delays) {
       for (const strategy of ['lime', 'stop-and-copy']) {

@@ -153,7 +153,8 @@ export async function buildMigrationRig(ctx, { hosts: n, delayMs = 0, home = () 
         const logFile = join(ctx.tmp, `${tag}-probe-${h}.out`);
         writeFileSync(logFile, '');
         const args = ['--id', String(h), '--bind', hostIp(h), '--port', String(PROBE_PORT), '--rate', String(rate), '--seconds', String(seconds),
-          '--start-at', String(startAt), '--bin-ms', String(binMs), ...(trace ? ['--trace'] : []), ...to.flatMap((d) => ['--to', `${d}@${hostIp(d)}`])];
+          // 0.6 s of grace after the last send: more than a probe's way (≤ 50 ms delay, a queue).
+          '--start-at', String(startAt), '--bin-ms', String(binMs), '--grace-ms', '600', ...(trace ? ['--trace'] : []), ...to.flatMap((d) => ['--to', `${d}@${hostIp(d)}`])];
         procs.push({ h, logFile, entry: startBg(`probe-${h}`, ctx.probeBin, args, { ns: hostNs(h), logFile }) });
       }
       for (const p of procs) await waitForLine(p.logFile, /READY/, 5000, () => alive(p.entry.pid), `probe ${p.h}`);
