@@ -2312,6 +2312,33 @@ lime_engine_port_stats_js (napi_env env, napi_callback_info info) {
   return v;
 }
 
+/*
+ * lime_engine_load(engine, out: Float64Array(2)): out = [cpuNs, fullDrains], cumulative over
+ * all runs: the engine thread's CPU time, and its reads that filled a whole batch.
+ */
+static napi_value
+lime_engine_load_js (napi_env env, napi_callback_info info) {
+  ARGS(2)
+  engine_js_t *w = get_engine(env, argv[0]);
+  lime_engine_load_t load;
+  napi_typedarray_type type;
+  napi_value ab;
+  void *data = NULL;
+  size_t len = 0, off = 0;
+  bool is_ta = false;
+  double *out;
+  if (w == NULL) return NULL;
+  NAPI_CALL(env, napi_is_typedarray(env, argv[1], &is_ta));
+  if (!is_ta) return throw_type(env, "lime_engine_load: out must be a Float64Array(2)");
+  NAPI_CALL(env, napi_get_typedarray_info(env, argv[1], &type, &len, &data, &ab, &off));
+  if (type != napi_float64_array || len < 2) return throw_type(env, "lime_engine_load: out must be a Float64Array(2)");
+  lime_engine_load(w->engine, &load);
+  out = data;
+  out[0] = (double) load.cpu_ns;
+  out[1] = (double) load.full_drains;
+  return NULL;
+}
+
 /* lime_engine_add_port(engine, port, fd) */
 static napi_value
 lime_engine_add_port_js (napi_env env, napi_callback_info info) {
@@ -2527,6 +2554,7 @@ init (napi_env env, napi_value exports) {
   export_function(env, exports, "lime_engine_stop", lime_engine_stop_js);
   export_function(env, exports, "lime_engine_set_slow", lime_engine_set_slow_js);
   export_function(env, exports, "lime_engine_port_stats", lime_engine_port_stats_js);
+  export_function(env, exports, "lime_engine_load", lime_engine_load_js);
   export_function(env, exports, "lime_fc_harvest", lime_fc_harvest_js);
   export_function(env, exports, "lime_fc_usage", lime_fc_usage_js);
   export_uint32(env, exports, "LIME_FC_RETIRE_ALL", LIME_FC_RETIRE_ALL);

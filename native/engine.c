@@ -67,6 +67,10 @@ struct lime_engine {
   int stopfd; /* eventfd: wakes the thread to stop */
   pthread_t thread;
   int running;
+  /* CPU time of the engine's earlier runs (a run adds its own when its thread ends). */
+  _Atomic uint64_t cpu_done_ns;
+  /* Drains that filled the whole batch: frames were left waiting (the engine is behind). */
+  _Atomic uint64_t full_drains;
   _Atomic int stopping; /* the loop's thread waits to join: no waiting for it to drain */
   /* The ring: the engine thread produces at head, the loop consumes at tail. */
   slot_t *ring;
@@ -434,8 +438,7 @@ drain (lime_engine_t *e, uint32_t port, uint8_t *const *at, uint32_t *lens, int 
 }
 
 static void *
-engine_thread (void *arg) {
-  lime_engine_t *e = arg;
+engine_run (lime_engine_t *e) {
   uint8_t *slab = malloc((size_t) DRAIN * (HEADROOM + LIME_ENGINE_FRAME_MAX));
   uint8_t *at[DRAIN];
   uint32_t lens[DRAIN];
@@ -462,6 +465,7 @@ engine_thread (void *arg) {
       for (int round = 0; round < 2; round++) {
         const int one = round == 0 && e->ports[port].kind != KIND_GRE && e->ports[port].last_drain <= 1;
         got = drain(e, port, at, lens, one);
+        if (got == DRAIN) atomic_fetch_add_explicit(&e->full_drains, 1, memory_order_relaxed);
         for (uint32_t j = 0; j < got; j++) handle(e, port, at[j], lens[j]);
         flush_tx(e);
         total += got;
@@ -473,6 +477,32 @@ engine_thread (void *arg) {
   free(slab);
   return NULL;
 }
+
+/* The thread: the engine's loop, then its CPU time into cpu_done_ns (lime_engine_load). */
+static void *
+engine_thread (void *arg) {
+  lime_engine_t *e = arg;
+  struct timespec ts;
+  engine_run(e);
+  if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0) {
+    atomic_fetch_add(&e->cpu_done_ns, (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec);
+  }
+  return NULL;
+}
+
+void
+lime_engine_load (lime_engine_t *e, lime_engine_load_t *out) {
+  uint64_t done = atomic_load(&e->cpu_done_ns);
+  clockid_t cid;
+  struct timespec ts;
+  /* A running thread's own clock; once it has ended, what it added to cpu_done_ns. */
+  out->cpu_ns = done;
+  if (e->running && pthread_getcpuclockid(e->thread, &cid) == 0 && clock_gettime(cid, &ts) == 0) {
+    out->cpu_ns = done + (uint64_t) ts.tv_sec * 1000000000u + (uint64_t) ts.tv_nsec;
+  }
+  out->full_drains = atomic_load_explicit(&e->full_drains, memory_order_relaxed);
+}
+
 
 /*
  * After frames were handed over: deliver the last batch (done), then — only now have

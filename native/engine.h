@@ -112,6 +112,12 @@ int lime_engine_start (lime_engine_t *e);
 /* Stop and join the thread, deliver what is still in the ring; idempotent. */
 void lime_engine_stop (lime_engine_t *e);
 int lime_engine_running (const lime_engine_t *e);
+/* How loaded the engine is (any thread may ask), cumulative over all its runs. */
+typedef struct {
+  uint64_t cpu_ns;      /* CPU time its thread used */
+  uint64_t full_drains; /* reads that filled a whole batch: frames were left waiting */
+} lime_engine_load_t;
+void lime_engine_load (lime_engine_t *e, lime_engine_load_t *out);
 /* Free (stops first); the uv_async handle is closed and freed on the loop. */
 void lime_engine_free (lime_engine_t *e);
 void lime_engine_stats (lime_engine_t *e, lime_engine_stats_t *out);

@@ -1,6 +1,6 @@
 /**
- * Control-plane policing: when the data path has more frames than the event loop can
- * forward, management requests (flow-mods and everything else an operator or controller
+ * Control-plane policing: when the data path has more frames than it can forward (in the
+ * event loop, or in the native fast path's thread), management requests (flow-mods and everything else an operator or controller
  * sends) get a bounded share of the loop, so that a stream of them slows down instead of
  * the forwarding. Routers call this control-plane policing; limed's data path and control
  * plane share one thread, so the share is enforced by admission, not by a scheduler.
@@ -48,6 +48,11 @@ export interface PolicerSample {
   dataPathMs: number;
   /** Some port left frames queued after a wake-up (it drained its most batches). */
   backlogged: boolean;
+  /**
+   * The native fast path's thread left frames waiting (a read filled its whole batch): the
+   * data path is saturated there, on a thread of its own, whatever the loop did.
+   */
+  engineBacklogged?: boolean;
 }
 
 export interface PolicerStatus {
@@ -117,7 +122,10 @@ export class ControlPolicer {
     const controlMs = Math.max(0, s.loopBusyMs - s.dataPathMs);
     this.loopBusy = Math.min(1, s.loopBusyMs / s.wallMs);
     const wasSaturated = this.saturated;
-    this.saturated = s.backlogged && s.loopBusyMs >= LOOP_BUSY * s.wallMs;
+    // Saturated: the loop's data path is behind (busy nearly all the window, frames left
+    // queued), or the fast path's thread is — then control work competes with it for the
+    // CPUs rather than for the loop, and is held to the same share.
+    this.saturated = (s.backlogged && s.loopBusyMs >= LOOP_BUSY * s.wallMs) || s.engineBacklogged === true;
     if (this.saturated) {
       this.nSaturated++;
       if (wasSaturated && this.admittedThisWindow > 0) {

@@ -1,8 +1,9 @@
 /**
  * The clock and the measurements behind the control policer (control-policer.ts): every
  * window it samples the event loop's busy time (Node's event-loop utilisation), the data
- * path's (the native ports' time in their poll callbacks) and whether a port was left with
- * a backlog (wake-ups that stopped at their drain limit), hands them to the policer,
+ * path's (the native ports' time in their poll callbacks) and whether a port — or the
+ * native fast path's thread — was left with a backlog (reads that stopped at their drain
+ * limit), hands them to the policer,
  * and logs when policing starts to hold requests back, at most once per LOG_EVERY_MS.
  */
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
@@ -20,6 +21,11 @@ export interface PolicingIo {
   dataPathNs(): number;
   /** Wake-ups so far that left frames queued, summed over ports (may drop likewise). */
   backlogPolls(): number;
+  /**
+   * Reads of the native fast path's thread so far that left frames waiting (none without
+   * the fast path): its data path is saturated while the event loop may well be idle.
+   */
+  engineBacklogs?(): number;
   log(msg: string, fields: Record<string, unknown>): void;
 }
 
@@ -44,6 +50,7 @@ export class ControlPolicing {
     let elu: EventLoopUtilization = performance.eventLoopUtilization();
     let dataNs = this.io.dataPathNs();
     let backlog = this.io.backlogPolls();
+    let engineBacklog = this.io.engineBacklogs?.() ?? 0;
     let at = performance.now();
     // Short windows only while the loop is busy (or requests wait): an idle daemon wakes
     // ten times a second for this, not a hundred.
@@ -53,14 +60,19 @@ export class ControlPolicing {
       const d = performance.eventLoopUtilization(nowElu, elu);
       const nowNs = this.io.dataPathNs();
       const nowBacklog = this.io.backlogPolls();
-      this.policer.account({ wallMs: now - at, loopBusyMs: d.active, dataPathMs: Math.max(0, nowNs - dataNs) / 1e6, backlogged: nowBacklog > backlog });
+      const nowEngineBacklog = this.io.engineBacklogs?.() ?? 0;
+      this.policer.account({
+        wallMs: now - at, loopBusyMs: d.active, dataPathMs: Math.max(0, nowNs - dataNs) / 1e6,
+        backlogged: nowBacklog > backlog, engineBacklogged: nowEngineBacklog > engineBacklog,
+      });
       elu = nowElu;
       dataNs = nowNs;
       backlog = nowBacklog;
+      engineBacklog = nowEngineBacklog;
       at = now;
       const st = this.policer.status();
       this.maybeLog(now, st);
-      this.schedule(sample, st.loopBusy >= BUSY || st.waiting > 0 ? this.windowMs : this.idleWindowMs);
+      this.schedule(sample, st.loopBusy >= BUSY || st.waiting > 0 || st.saturated ? this.windowMs : this.idleWindowMs);
     };
     this.schedule(sample, this.idleWindowMs);
   }

@@ -180,6 +180,7 @@ export class Daemon implements ManagementService {
         // Frames the fast path could not hand over: JavaScript is behind on its share too.
         return n + (this.fastPath?.handOverDrops() ?? 0);
       },
+      engineBacklogs: () => this.fastPath?.fullDrains() ?? 0,
       log: (msg, fields) => this.log.info(fields, msg),
     });
   }

@@ -90,6 +90,7 @@ export class NativeFastPath {
   private readonly harvestOut = new Float64Array(4096);
   private readonly harvestState = new Uint32Array(2);
   private readonly stats = new Float64Array(7);
+  private readonly loadScratch = new Float64Array(2);
   private readonly ctx: NativeProgramContext;
   /** The cache's slot count: a harvest is complete when its cursor reaches it. */
   private readonly slots: number;
@@ -234,6 +235,17 @@ export class NativeFastPath {
   /** Frames the engine dropped because JavaScript had not taken the previous ones (a backlog signal). */
   handOverDrops(): number {
     return this.closed ? 0 : this.native.lime_engine_stats(this.engine).upcallDrops;
+  }
+
+  /**
+   * The engine's reads that filled a whole batch so far (frames were left waiting: the
+   * engine is behind), for control-plane policing: the data path can be saturated in the
+   * engine's thread while the event loop is idle.
+   */
+  fullDrains(): number {
+    if (this.closed) return 0;
+    this.native.lime_engine_load(this.engine, this.loadScratch);
+    return this.loadScratch[1]!;
   }
 
   status(): FastPathStatus {

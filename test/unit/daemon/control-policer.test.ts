@@ -131,6 +131,29 @@ describe('ControlPolicer', () => {
     expect(r.later).toEqual([0, 1]);
   });
 
+  it('counts the fast path\'s thread: its backlog is saturation with the loop idle, and control work is held to the share', async () => {
+    const p = new ControlPolicer({ share: 0.05, initialCostMs: 0.5 });
+    p.account(idle); // credit refilled to the cap: 5 % of 20 ms = 1 ms
+    p.account({ wallMs: 10, loopBusyMs: 1, dataPathMs: 0, backlogged: false, engineBacklogged: false });
+    expect(p.status().saturated).toBe(false);
+    // The engine left frames waiting; the loop spent 1 ms on control work and is otherwise idle.
+    p.account({ wallMs: 10, loopBusyMs: 1, dataPathMs: 0, backlogged: false, engineBacklogged: true });
+    expect(p.status().saturated).toBe(true);
+    expect(p.status().creditMs).toBeCloseTo(0.5); // 1 + 0.5 earned − 1 used
+    const a = ask(p, 20);
+    expect(a.now).toBe(1); // 0.5 ms of credit at 0.5 ms a request
+    for (let i = 0; i < 3; i++) p.account({ wallMs: 10, loopBusyMs: 0, dataPathMs: 0, backlogged: false, engineBacklogged: true });
+    await flush();
+    expect(a.later.length).toBeGreaterThan(0);
+    expect(a.later.length).toBeLessThan(19);
+    expect(a.later).toEqual([...a.later].sort((x, y) => x - y)); // in arrival order
+    // The engine caught up: everything waiting goes in.
+    p.account(idle);
+    await flush();
+    expect(a.now + a.later.length).toBe(20);
+    expect(p.status().saturated).toBe(false);
+  });
+
   it('share 1 turns policing off', () => {
     const p = new ControlPolicer({ share: 1 });
     p.account(saturated(10));

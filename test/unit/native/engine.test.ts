@@ -395,6 +395,37 @@ describe('native forwarding engine', () => {
     expect(() => native.lime_engine_start(engine)).toThrow(/EALREADY/);
   });
 
+  it('reports its load: its thread\'s CPU time over all its runs, and reads that filled a whole batch', async () => {
+    const { cache, engine, outside } = rig(2);
+    const a = udpFrame(1);
+    native.lime_fc_insert(cache, keyOf(a, 1), program([], [OP_OUTPUT, 2]));
+    const load = new Float64Array(2);
+    native.lime_engine_load(engine, load);
+    expect([...load]).toEqual([0, 0]); // never ran
+    // 150 frames wait while it is stopped: once started, its reads fill whole batches of 64.
+    for (let i = 0; i < 150; i++) writeFrame(outside[1]!, a);
+    native.lime_engine_start(engine);
+    await until('150 frames read', () => native.lime_engine_stats(engine).rx >= 150, 10_000);
+    native.lime_engine_load(engine, load);
+    const cpuRunning = load[0]!;
+    expect(cpuRunning).toBeGreaterThan(0);
+    expect(load[1]).toBeGreaterThanOrEqual(1);
+    expect(load[1]).toBeLessThanOrEqual(2); // 150 frames: at most two reads of 64
+    native.lime_engine_stop(engine);
+    native.lime_engine_load(engine, load);
+    const cpuStopped = load[0]!;
+    expect(cpuStopped).toBeGreaterThanOrEqual(cpuRunning); // the ended run's own total
+    await new Promise((r) => setTimeout(r, 20));
+    native.lime_engine_load(engine, load);
+    expect(load[0]).toBe(cpuStopped); // nothing runs while stopped
+    native.lime_engine_start(engine); // a second run adds to the first
+    for (let i = 0; i < 200; i++) writeFrame(outside[1]!, a);
+    await until('200 more frames read', () => native.lime_engine_stats(engine).rx >= 350, 10_000);
+    native.lime_engine_load(engine, load);
+    expect(load[0]).toBeGreaterThan(cpuStopped);
+    expect(() => native.lime_engine_load(engine, new Float64Array(1))).toThrow(/Float64Array\(2\)/);
+  });
+
   it('counts exactly across harvests that retire entries while the engine runs', async () => {
     const { cache, engine, outside } = rig(2);
     const a = udpFrame(1, 50);
