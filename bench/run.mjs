@@ -4,7 +4,7 @@
 // datapath and limed; then limed's flow table (issue 3), and site-to-site tunnels: limed GRE,
 // OVS GRE and OpenVPN (issue 4). See bench/README.md. Must run as root.
 import { spawnSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, writeFileSync, readFileSync, statSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import os from 'node:os';
@@ -15,7 +15,7 @@ import { startServer, udp, tcp } from './lib/iperf.mjs';
 import { ping, pingFlood } from './lib/ping.mjs';
 import { scenarios as baseScenarios, ORDER as BASE_ORDER, limectlShow, waitForFile } from './lib/scenarios.mjs';
 import { aggregate, evaluateGoals, evaluateFlowGoals, evaluateTunnelGoals, renderMarkdown, metricDefs, FRAME_NOTE } from './lib/report.mjs';
-import { flowScenarios, FLOW_ORDER, buildUdpgen, udpgen, hitRulePackets, portTx, parseClassifier } from './lib/flows.mjs';
+import { flowScenarios, FLOW_ORDER, udpgen, hitRulePackets, portTx, parseClassifier } from './lib/flows.mjs';
 import { median } from './lib/stats.mjs';
 import { ladder as paceLadder } from './lib/ladder.mjs';
 import { measureRttInterleaved } from './lib/rtt.mjs';
@@ -28,6 +28,7 @@ import { tableScaling } from './experiments/table-scaling.mjs';
 import { headlineRows, headlineGoals, renderHeadline, headlineFigureSpecs } from './lib/headline.mjs';
 import { prepareOutDir, writeScenario, writeRun, validateResults } from './lib/output.mjs';
 import { writeFigure } from './lib/figures.mjs';
+import { buildC } from './lib/build.mjs';
 
 const REPO = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 // The issue-2 comparison (veth … limed, iperf3-driven), then the issue-3 flow-table
@@ -456,10 +457,10 @@ async function main() {
   const ctx = {
     tmp: makeTmpDir(),
     repo: REPO,
-    tapfwdBin: buildC('tapfwd'),
-    udpgenBin: opts.names.some((n) => FLOW_ORDER.includes(n)) || opts.sections.includes('sync') || opts.experiments.includes('table-scaling') ? buildUdpgen(REPO) : null,
-    delaylineBin: needsMigrationTools ? buildC('delayline') : null,
-    probeBin: needsMigrationTools ? buildC('probe') : null,
+    tapfwdBin: buildC(REPO, 'tapfwd'),
+    udpgenBin: opts.names.some((n) => FLOW_ORDER.includes(n)) || opts.sections.includes('sync') || opts.experiments.includes('table-scaling') ? buildC(REPO, 'udpgen') : null,
+    delaylineBin: needsMigrationTools ? buildC(REPO, 'delayline') : null,
+    probeBin: needsMigrationTools ? buildC(REPO, 'probe') : null,
     limedJs: join(opts.limedRoot ?? REPO, 'dist/bin/limed.js'),
     limectlJs: join(opts.limedRoot ?? REPO, 'dist/bin/limectl.js'),
   };
@@ -711,18 +712,6 @@ function writeScenarioFiles(outDir, results, agg, o, prof) {
     files.push(writeScenario(outDir, { ...base, name, kind: 'experiment', title: EXPERIMENTS[name].title, ...(dur != null ? { duration_s: dur } : {}), ...(r.error ? { error: r.error } : { result: rest }) }));
   }
   return files;
-}
-
-/** Compile one of bench/c/*.c to bench/build/ when missing or older than its source. */
-function buildC(name) {
-  const src = join(REPO, `bench/c/${name}.c`);
-  const bin = join(REPO, `bench/build/${name}`);
-  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return bin;
-  mkdirSync(dirname(bin), { recursive: true });
-  log(`building bench/build/${name}`);
-  const r = runSync('cc', ['-O2', '-o', bin, src]);
-  if (r.code !== 0) throw new Error(`cc ${name}.c failed: ${r.stderr.trim()}`);
-  return bin;
 }
 
 /**

@@ -11,14 +11,12 @@ import { rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { log, sleep, startBg, stopSync } from '../lib/exec.mjs';
 import { addNs, SW, teardownSync } from '../lib/netns.mjs';
-import { loadClient, logTime, makeCerts, siteConfig, waitPeered } from '../lib/sync.mjs';
+import { fileSize, flowText, loadClient, logTime, makeCerts, siteConfig, waitPeered } from '../lib/sync.mjs';
 import { waitForFile } from '../lib/scenarios.mjs';
 import { flowLines } from '../lib/flows.mjs';
 import { lineSpec } from '../lib/figures.mjs';
-import { readFileSync, existsSync } from 'node:fs';
+import { readFileSync } from 'node:fs';
 
-const flowText = (flows) => ({ flows, lines: flows.map((_, i) => i + 1), source: 'bench', more: false });
-const fileSize = (f) => (existsSync(f) ? readFileSync(f).length : 0);
 
 /** The snapshot's sequence number, from B's log line "replication: snapshot loaded (…, seq S)". */
 function snapshotSeq(file, from) {

@@ -12,9 +12,9 @@
 // so each one that reaches h2's UDP layer increments it. No receiver process competes for
 // the 2 CPUs. limed's own tx_packets for limeb-t2 (`limectl show --json`) is recorded as a
 // cross-check around the CPU run.
-import { existsSync, statSync, mkdirSync, writeFileSync, readFileSync } from 'node:fs';
-import { dirname, join } from 'node:path';
-import { run, runSync, log, sleep } from './exec.mjs';
+import { existsSync, writeFileSync, readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { run, log, sleep } from './exec.mjs';
 import { H1, H2, SW, IP1, IP2 } from './netns.mjs';
 import { scenarios as baseScenarios, limectlShow } from './scenarios.mjs';
 
@@ -78,17 +78,6 @@ export function writeFlowFiles(dir) {
 
 // ---------------------------------------------------------------------------------------
 // udpgen
-
-export function buildUdpgen(repo) {
-  const src = join(repo, 'bench/c/udpgen.c');
-  const bin = join(repo, 'bench/build/udpgen');
-  if (existsSync(bin) && statSync(bin).mtimeMs >= statSync(src).mtimeMs) return bin;
-  mkdirSync(dirname(bin), { recursive: true });
-  log('building bench/build/udpgen');
-  const r = runSync('cc', ['-O2', '-o', bin, src]);
-  if (r.code !== 0) throw new Error(`cc udpgen.c failed: ${r.stderr.trim()}`);
-  return bin;
-}
 
 /** h2's `Udp: NoPorts` (datagrams that reached h2's UDP layer for a port nobody listens on). */
 export async function udpNoPorts(ns = H2) {

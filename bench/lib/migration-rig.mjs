@@ -15,7 +15,7 @@ import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { log, run, sleep, startBg, stopSync, alive } from './exec.mjs';
 import { addNs } from './netns.mjs';
-import { loadClient, makeCerts } from './sync.mjs';
+import { loadClient, makeCerts, waitPeered } from './sync.mjs';
 import { waitForFile } from './scenarios.mjs';
 
 export const SITE_NS = { a: 'limeb-ma', b: 'limeb-mb' };
@@ -83,8 +83,11 @@ export async function buildMigrationRig(ctx, { hosts: n, delayMs = 0, home = () 
     const s = sites[side];
     if (!(await waitForFile(s.sock, 15_000))) throw new Error(`limed site ${side.toUpperCase()} did not open its socket: ${tail(s.logFile)}`);
   }
-  await waitPeered(request, sites.a.sock, sites.a);
-  await waitPeered(request, sites.b.sock, sites.b);
+  for (const site of [sites.a, sites.b]) {
+    await waitPeered(request, site.sock, 30_000, () => {
+      if (!alive(site.proc.pid)) throw new Error(`limed exited: ${tail(site.logFile)}`);
+    });
+  }
 
   const rig = {
     hosts, delayMs, sites, request,
@@ -207,17 +210,6 @@ async function waitForLine(file, re, timeoutMs, stillAlive, what) {
     await sleep(20);
   }
   throw new Error(`${what} not ready within ${timeoutMs} ms: ${tail(file)}`);
-}
-
-async function waitPeered(request, sock, site, timeoutMs = 30_000) {
-  const until = Date.now() + timeoutMs;
-  while (Date.now() < until) {
-    const r = await request(sock, { body: 'peer_show', peer_show: {} }).catch(() => null);
-    if (r?.peer_show?.connected) return;
-    if (!alive(site.proc.pid)) throw new Error(`limed exited: ${tail(site.logFile)}`);
-    await sleep(50);
-  }
-  throw new Error(`the sites did not peer within ${timeoutMs} ms: ${tail(site.logFile)}`);
 }
 
 /** k-random traffic (LIME §5): each host talks to k others chosen at random (seeded). */

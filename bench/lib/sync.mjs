@@ -79,13 +79,15 @@ export async function loadClient(ctx) {
   return (sock, body, timeoutMs = 30_000) => mod.request({ path: sock, timeoutMs }, body);
 }
 
-const flowText = (flows) => ({ flows, lines: flows.map((_, i) => i + 1), source: 'bench', more: false });
+export const flowText = (flows) => ({ flows, lines: flows.map((_, i) => i + 1), source: 'bench', more: false });
 
-export async function waitPeered(request, sock, timeoutMs = 30_000) {
+/** Wait until the site at `sock` is peered; `check()` may throw to stop early (its daemon died). */
+export async function waitPeered(request, sock, timeoutMs = 30_000, check = () => {}) {
   const until = Date.now() + timeoutMs;
   while (Date.now() < until) {
     const r = await request(sock, { body: 'peer_show', peer_show: {} }).catch(() => null);
     if (r?.peer_show?.connected) return r.peer_show;
+    check();
     await sleep(50);
   }
   throw new Error(`the sites did not peer within ${timeoutMs} ms`);
@@ -103,7 +105,7 @@ export function logTime(file, from, re) {
   return null;
 }
 
-const fileSize = (f) => (existsSync(f) ? readFileSync(f).length : 0);
+export const fileSize = (f) => (existsSync(f) ? readFileSync(f).length : 0);
 const pct = (xs, p) => percentile([...xs].sort((x, y) => x - y), p);
 
 export async function syncBench(ctx, profile) {
