@@ -13,7 +13,7 @@ import { acquireLock, cleanupLeftovers, finalCleanupSync, teardownSync, makeTmpD
 import { cpuSeconds, machineBusy } from './lib/proc.mjs';
 import { startServer, udp, tcp } from './lib/iperf.mjs';
 import { ping, pingFlood } from './lib/ping.mjs';
-import { scenarios as baseScenarios, ORDER as BASE_ORDER, limectlShow, waitForFile } from './lib/scenarios.mjs';
+import { scenarios as baseScenarios, ORDER as BASE_ORDER, limectlShow, waitForFile, scrapePortCounters } from './lib/scenarios.mjs';
 import { aggregate, evaluateGoals, evaluateFlowGoals, evaluateTunnelGoals, renderMarkdown, metricDefs, FRAME_NOTE } from './lib/report.mjs';
 import { flowScenarios, FLOW_ORDER, udpgen, hitRulePackets, portTx, parseClassifier } from './lib/flows.mjs';
 import { median } from './lib/stats.mjs';
@@ -241,6 +241,9 @@ async function measureScenario(name, round, ctx) {
     sample.background_busy_pct = 100 * (await machineBusy(1000));
     sample.loadavg = readFileSync('/proc/loadavg', 'utf8').trim();
     if (sample.background_busy_pct > 10) log(`  warning: the machine is ${sample.background_busy_pct.toFixed(0)} % busy with other work before measuring (load ${sample.loadavg})`);
+    // limed's Prometheus endpoint, scraped with curl before and after the load below.
+    const prom = info.metricsUrl ? (sample.prometheus = { url: info.metricsUrl, before: null, after: null, moved: false }) : null;
+    if (prom) await scrapeInto(prom, 'before');
 
     await metric('rtt', async () => {
       const p = await ping({ ns: H1, dst: IP2, count: profile.pingCount, interval: profile.pingInterval });
@@ -294,6 +297,17 @@ async function measureScenario(name, round, ctx) {
       sample.metrics.ladder_pps = l.capacity_pps;
       log(`  capacity: ${k(l.capacity_pps)} frames/s delivered with ≤ 1 % loss (offered ${k(l.capacity_offered)})${l.sender_limited ? ', sender-limited' : ''}`);
     });
+
+    if (prom) {
+      await scrapeInto(prom, 'after');
+      if (prom.before && prom.after) {
+        const sum = (o) => Object.values(o).reduce((a, b) => a + b, 0);
+        prom.rx_packets_delta = sum(prom.after.rx_packets) - sum(prom.before.rx_packets);
+        prom.tx_packets_delta = sum(prom.after.tx_packets) - sum(prom.before.tx_packets);
+        prom.moved = prom.rx_packets_delta > 0 && prom.tx_packets_delta > 0;
+      }
+      log(`  prometheus: ${prom.error ? `ERROR ${prom.error}` : `rx packets +${prom.rx_packets_delta}, tx packets +${prom.tx_packets_delta} across the load (${prom.moved ? 'moved' : 'did not move'})`}`);
+    }
 
     if (name === 'limed') await metric('heap', async () => { sample.heap = await limedHeap(ctx, info); });
   } catch (e) {
@@ -399,6 +413,16 @@ function classifierBench() {
   if (!parsed.rows.length) res.error = `classifier.mjs exited ${r.status ?? r.signal}: ${((r.stderr ?? '') || out).trim().split('\n').pop()}`;
   else for (const row of parsed.rows) log(`  ${row.rules} rules, ${row.masks} masks: hit ${(row.hit_per_s / 1e6).toFixed(2)} M/s (${row.probes_per_hit} probes), miss ${(row.miss_per_s / 1e6).toFixed(2)} M/s (${row.probes_per_miss} probes)`);
   return res;
+}
+
+/** Scrape limed's Prometheus endpoint into prom[when] (the port packet counters); a failure goes to prom.error. */
+async function scrapeInto(prom, when) {
+  try {
+    prom[when] = await scrapePortCounters(prom.url);
+  } catch (e) {
+    prom.error = `${when}: ${e.message}`;
+    log(`  prometheus ${when}: ERROR ${e.message}`);
+  }
 }
 
 /** limed: heap and GC statistics across ≥ heapFrames frames (paced at the CPU rate). */

@@ -419,6 +419,22 @@ lime_tap_errname (napi_env env, napi_callback_info info) {
   return result;
 }
 
+/* lime_peer_uid(fd) -> the user id of the process at the other end of a connected Unix
+ * socket (SO_PEERCRED: its credentials when it connected), or -errno. The management
+ * socket refuses every user but root and limed's own (src/mgmt/server.ts). */
+static napi_value
+lime_peer_uid (napi_env env, napi_callback_info info) {
+  ARGS(1)
+  int32_t fd = -1;
+  struct ucred cred;
+  socklen_t len = sizeof cred;
+  napi_value result;
+  NAPI_CALL(env, napi_get_value_int32(env, argv[0], &fd));
+  double uid = getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0 ? (double) cred.uid : -(double) errno;
+  NAPI_CALL(env, napi_create_double(env, uid, &result));
+  return result;
+}
+
 /* lime_tap_now() -> the event loop's clock, uv_now() in ms (monotonic): the same clock
  * the reader stamps on each batch (loop_time), for timers and ages outside the data path. */
 static napi_value
@@ -2522,6 +2538,7 @@ init (napi_env env, napi_value exports) {
   export_function(env, exports, "lime_tap_set_up", lime_tap_set_up);
   export_function(env, exports, "lime_tap_errname", lime_tap_errname);
   export_function(env, exports, "lime_tap_now", lime_tap_now);
+  export_function(env, exports, "lime_peer_uid", lime_peer_uid);
   export_function(env, exports, "lime_tap_init", lime_tap_init);
   export_function(env, exports, "lime_tap_init_mode", lime_tap_init_mode);
   export_function(env, exports, "lime_tap_start", lime_tap_start);

@@ -155,6 +155,24 @@ export function renderMarkdown({ results, agg, scenarioNames, profile, goals, fl
     L.push('');
   }
 
+  // limed's Prometheus endpoint, scraped with curl around the load
+  const proms = results.samples.filter((s) => s.scenario === 'limed' && s.prometheus);
+  if (proms.length) {
+    L.push('## limed Prometheus endpoint');
+    L.push('');
+    L.push(`\`curl ${proms[0].prometheus.url}\` (config \`metrics:\`, from limed's namespace) after the warm-up and again after the load (RTT, TCP, CPU, blast and ladder): the sums over both ports of \`lime_port_rx_packets_total\` and \`lime_port_tx_packets_total\`.`);
+    L.push('');
+    L.push('| round | rx packets before | rx packets after | tx packets before | tx packets after | counters moved |');
+    L.push('|---:|---:|---:|---:|---:|---|');
+    const sum = (o) => (o ? Object.values(o).reduce((a, b) => a + b, 0) : null);
+    for (const s of proms) {
+      const p = s.prometheus;
+      if (p.error && (!p.before || !p.after)) { L.push(`| ${s.round} | ${p.error} | | | | no |`); continue; }
+      L.push(`| ${s.round} | ${sum(p.before.rx_packets)} | ${sum(p.after.rx_packets)} | ${sum(p.before.tx_packets)} | ${sum(p.after.tx_packets)} | ${p.moved ? 'yes' : '**no**'} |`);
+    }
+    L.push('');
+  }
+
   // limed allocations by source
   const a = results.alloc;
   if (a) {

@@ -2,7 +2,7 @@
 // limeb-h2 10.77.0.2/24) joined by the system under test, and returns the PID of the
 // forwarding process (for CPU accounting), or null where the kernel forwards.
 import { existsSync, writeFileSync, readFileSync, mkdirSync } from 'node:fs';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { run, runSync, startBg, track, sleep, alive, log } from './exec.mjs';
 import { procComm } from './proc.mjs';
 import {
@@ -125,9 +125,13 @@ export const scenarios = {
       const sock = join(ctx.tmp, 'limed.sock');
       const cfg = join(ctx.tmp, 'limed.yaml');
       const logFile = join(ctx.tmp, `limed-${Date.now()}.log`);
+      // The Prometheus endpoint, on limeb-sw's loopback: scraped before and after the load
+      // (a build from before it, --limed-root, has none).
+      const metrics = existsSync(join(dirname(ctx.limedJs), '..', 'daemon', 'metrics.js'));
       writeFileSync(cfg, [
         'site: bench',
         `socket: ${sock}`,
+        ...(metrics ? [`metrics: { listen: "${LIMED_METRICS_LISTEN}" }`] : []),
         'ports:',
         '  - { name: limeb-t1, type: tap, mtu: 1500 }',
         '  - { name: limeb-t2, type: tap, mtu: 1500 }',
@@ -147,10 +151,25 @@ export const scenarios = {
           pid = reported;
         }
       } else log(`  warning: limed's management socket ${sock} did not appear`);
-      return { pid, comm: procComm(pid), sock, logFile };
+      return { pid, comm: procComm(pid), sock, logFile, ...(metrics ? { metricsUrl: `http://${LIMED_METRICS_LISTEN}/metrics` } : {}) };
     },
   },
 };
+
+/** Where the `limed` system's Prometheus endpoint listens (in limeb-sw). */
+export const LIMED_METRICS_LISTEN = '127.0.0.1:9469';
+
+/**
+ * `curl` the Prometheus endpoint at `url` (from limeb-sw, where limed runs) and read the
+ * port packet counters: { rx_packets: { port: n }, tx_packets: { port: n } }.
+ */
+export async function scrapePortCounters(url) {
+  const r = await run('curl', ['-sS', '--max-time', '5', '--fail', url], { ns: SW, timeoutMs: 10_000 });
+  const out = { rx_packets: {}, tx_packets: {} };
+  for (const m of r.stdout.matchAll(/^lime_port_(rx|tx)_packets_total\{port="([^"]+)"\} (\S+)$/gm)) out[`${m[1]}_packets`][m[2]] = Number(m[3]);
+  if (!Object.keys(out.rx_packets).length) throw new Error(`${url}: no lime_port_rx_packets_total in the answer`);
+  return out;
+}
 
 export const ORDER = ['veth', 'bridge', 'tapfwd', 'ovs', 'limed'];
 

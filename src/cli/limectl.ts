@@ -26,6 +26,7 @@ import {
   type MigrateStatus,
   type PeerShowReply,
   type PortInfo,
+  type ReloadReply,
   type ShowReply,
 } from '../proto/schema.js';
 import {
@@ -512,6 +513,18 @@ Examples:
       else ctx.io.stdout.write(`${reply.sync_barrier.peered ? 'applied at both sites' : 'applied at this site (no peer connected)'} up to entry ${reply.sync_barrier.seq}\n`);
     });
 
+  program
+    .command('reload')
+    .description("make limed re-read its configuration file (as SIGHUP does) and apply what changed; a file that is invalid, or changes what needs a restart, is refused and the running configuration stays")
+    .option('--json', 'print one JSON object')
+    .action(async (_opts: unknown, cmd: Command) => {
+      const ctx = context(cmd);
+      const reply = await request({ path: ctx.socket, timeoutMs: ctx.timeoutMs }, { body: 'reload', reload: {} });
+      if (reply.body !== 'reload') throw unexpected('reload', reply.body);
+      if (ctx.json) printJson(ctx, reply.reload);
+      else ctx.io.stdout.write(formatReload(reply.reload));
+    });
+
   const migrate = program.command('migrate').description('live migration: where each host (logical port) is, and moving hosts between the sites');
   const phaseCommand = (name: string, description: string, body: (opts: { to?: string; strategy?: string }) => MigrateRequest, done: (m: MigrateStatus) => string): Command =>
     migrate
@@ -656,8 +669,10 @@ export function formatPeerStatus(p: PeerShowReply): string {
   lines.push(`  log ${p.log_id || '(none yet)'}: applied up to entry ${p.seq}, durable up to ${p.durable_seq}`);
   if (p.lag_entries !== undefined) lines.push(`  replication lag: ${p.lag_entries} entries${p.lag_ms !== undefined ? `, ${p.lag_ms.toFixed(0)} ms` : ''}`);
   lines.push(`  resyncs: ${p.resyncs}${p.last_resync_at !== undefined ? `, last at ${new Date(p.last_resync_at * 1000).toISOString()}` : ''}${p.role === 'writer' ? `; resumes: ${p.resumes}` : ''}`);
+  if (p.window_cutoffs > 0) lines.push(`  follower cut loose ${p.window_cutoffs} time(s) for falling behind the replication window (limits.replication_window_entries)`);
   if (p.divergent > 0) lines.push(`  WARNING: ${p.divergent} replicated entries did not apply here; the tables may differ (see the log)`);
   lines.push(`  state directory: ${p.state_dir}`);
+  lines.push(`  journal: ${p.journal_bytes} bytes, ${p.compactions} compactions since start`);
   return lines.join('\n') + '\n';
 }
 
@@ -856,6 +871,9 @@ export function formatShow(reply: ShowReply): string {
   if (c !== undefined && c.share_percent < 100) {
     out += `control plane: ${c.share_percent} % of the event loop while the data path is saturated (${c.saturated ? 'saturated now' : 'not saturated now'}); ${c.deferred} requests deferred, ${c.waiting} waiting\n`;
   }
+  if (c !== undefined && c.monitors_dropped > 0) {
+    out += `monitors dropped: ${c.monitors_dropped} (left more than limits.monitor_queue_bytes of events unread)\n`;
+  }
   const f = reply.fast_path;
   if (f !== undefined && f.enabled) {
     out += `fast path: native on ${f.ports.length > 0 ? f.ports.join(', ') : 'no port'}; ${f.hits} of ${f.rx} frames forwarded natively, ${f.upcalls} handed over (${f.upcall_drops} dropped); flow cache ${f.cache_used} of ${f.cache_slots} (${f.installs} installs, ${f.cache_full} full, ${f.invalidations} invalidations)\n`;
@@ -872,6 +890,16 @@ export function formatFdb(entries: FdbEntry[]): string {
     out += `${e.port.padStart(5)}  ${String(e.vlan).padStart(4)}  ${e.mac}  ${String(Math.floor(e.age)).padStart(3)}\n`;
   }
   return out;
+}
+
+export function formatReload(r: ReloadReply): string {
+  const parts: string[] = [];
+  if (r.ports_added.length > 0) parts.push(`  ports added: ${r.ports_added.join(', ')}`);
+  if (r.ports_removed.length > 0) parts.push(`  ports removed: ${r.ports_removed.join(', ')}`);
+  if (r.ports_changed.length > 0) parts.push(`  ports changed (reopened): ${r.ports_changed.join(', ')}`);
+  for (const s of r.settings_changed) parts.push(`  ${s}`);
+  if (parts.length === 0) return `reloaded ${r.config}: nothing changed\n`;
+  return `reloaded ${r.config}:\n${parts.join('\n')}\n`;
 }
 
 function formatAddedPort(p: PortInfo): string {

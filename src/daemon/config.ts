@@ -28,6 +28,18 @@
  *   # site where it starts; peer.tunnel_port (a gre port with key: flow) carries their frames.
  *   #   - { name: vm1, type: tap, mac: "02:00:00:00:00:01", tunnel_id: 101, site: a }
  *   #   peer: { name: b, address: "192.0.2.2:6640", tunnel_port: to-b }
+ *   # The Prometheus endpoint (src/daemon/metrics.ts): absent, none; present, GET /metrics
+ *   # at listen (default 127.0.0.1:9469). A non-loopback address is allowed: the operator's
+ *   # choice (the endpoint has no authentication; it reads, it changes nothing).
+ *   metrics: { listen: "127.0.0.1:9469" }
+ *   # Resource bounds (defaults shown; README "Resource bounds"). Each is counted when hit.
+ *   limits:
+ *     monitor_queue_bytes: 4194304     # event bytes a limectl monitor connection may leave
+ *                                      # unread before it is dropped (65536..1073741824)
+ *     journal_compact_entries: 50000   # journal records before the table is snapshotted and
+ *                                      # the journal restarts (100..10000000)
+ *     replication_window_entries: 200000  # log entries the writer keeps for a follower; one
+ *                                      # further behind is cut loose and resyncs (1000..10000000)
  */
 import { readFileSync } from 'node:fs';
 import { isAbsolute } from 'node:path';
@@ -38,6 +50,9 @@ import { MAX_TUNNEL_ID } from '../tunnel/logical.js';
 
 export const DEFAULT_SOCKET = '/run/lime/limed.sock';
 export const DEFAULT_STATE_DIR = '/var/lib/lime';
+export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9469';
+/** Defaults of the `limits` section. */
+export const DEFAULT_LIMITS = { monitor_queue_bytes: 4 * 1024 * 1024, journal_compact_entries: 50_000, replication_window_entries: 200_000 } as const;
 
 /** A configuration error: the message names the file and the field. */
 export class ConfigError extends Error {
@@ -67,6 +82,12 @@ const mtuField = z
   .int('expected an integer from 68 to 9000')
   .min(68, 'expected an integer from 68 to 9000')
   .max(9000, 'expected an integer from 68 to 9000');
+
+/** An integer in min..max, the error naming the range and what it counts. */
+const intIn = (min: number, max: number, what: string) => {
+  const msg = `expected an integer from ${min} to ${max} (${what})`;
+  return z.number({ error: msg }).int(msg).min(min, msg).max(max, msg);
+};
 
 const IPV4_TEXT_RE = /^(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(\.(25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)){3}$/;
 const ipv4Text = z
@@ -118,6 +139,9 @@ export const systemPortSchema = z.strictObject({
   type: z.literal('system'),
   device: ifname.optional(),
   offloads: z.enum(['off', 'keep'], { error: 'expected off (turn the device\'s offloads off on attach) or keep' }).default('off'),
+  // A host behind the interface (a VM whose hypervisor owns the TAP, with tunnel_id): its
+  // MAC, which is not the device's — in mobility events, and announced after a commanded move.
+  mac: mac.optional(),
   ...hostFields,
 });
 
@@ -230,6 +254,19 @@ export const configSchema = z.strictObject({
     .string({ error: 'expected an absolute path' })
     .refine((s) => isAbsolute(s), 'expected an absolute path')
     .optional(),
+  metrics: z
+    .strictObject({ listen: hostPort.default(DEFAULT_METRICS_LISTEN) }, { error: `expected a mapping like { listen: "${DEFAULT_METRICS_LISTEN}" }` })
+    .optional(),
+  limits: z
+    .strictObject(
+      {
+        monitor_queue_bytes: intIn(65_536, 1_073_741_824, 'bytes of events a monitor connection may leave unread').default(DEFAULT_LIMITS.monitor_queue_bytes),
+        journal_compact_entries: intIn(100, 10_000_000, 'journal records between snapshots').default(DEFAULT_LIMITS.journal_compact_entries),
+        replication_window_entries: intIn(1000, 10_000_000, 'log entries the writer keeps for its follower').default(DEFAULT_LIMITS.replication_window_entries),
+      },
+      { error: 'expected a mapping like { monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 200000 }' },
+    )
+    .default({ ...DEFAULT_LIMITS }),
 });
 
 export type Config = z.infer<typeof configSchema>;
@@ -289,6 +326,9 @@ export function validateConfig(doc: unknown, source = 'config'): Config {
       }
       tunnels.set(id, i);
       return;
+    }
+    if (p.type === 'system' && p.mac !== undefined && p.tunnel_id === undefined) {
+      throw new ConfigError(`${source}: ports[${i}].mac: on a system port, mac is the MAC of the host behind it and needs tunnel_id (limed does not change an existing device's MAC)`);
     }
     const dev = p.device ?? p.name;
     const prevDev = devices.get(dev);

@@ -24,6 +24,8 @@ import { TapPort, loopNow } from '../io/tap.js';
 import { SystemPort } from '../io/system.js';
 import { GrePort, GreRegistry } from '../io/gre.js';
 import { ManagementServer } from '../mgmt/server.js';
+import { rootOrOwnUserOnly } from '../mgmt/peer-cred.js';
+import { loadNative } from '../io/native.js';
 import {
   ManagementError,
   type FdbEntry,
@@ -32,8 +34,10 @@ import {
   type PortSpec,
   type ShowReply,
 } from '../mgmt/service.js';
-import { portSchema, type Config, type PortConfig } from './config.js';
+import { ConfigError, loadConfig, portSchema, type Config, type PortConfig } from './config.js';
+import { ReloadRefused, describeSetting, planReload } from './reload.js';
 import type { Logger } from './log.js';
+import type { MetricsServer } from './metrics.js';
 import { FlowService, sumFlowCounters } from './flows.js';
 import { Peering, stateDirOf } from './peering.js';
 import { Migration } from './migration.js';
@@ -56,6 +60,7 @@ import type {
   ReplOp,
   PacketOutRequest,
   PeerShowReply,
+  ReloadReply,
   ReplaceFlowsRequest,
   SyncBarrierReply,
   TraceReply,
@@ -109,6 +114,8 @@ export class Daemon implements ManagementService {
   /** The native fast path (config fast_path: native), from start() on. */
   private fastPath: NativeFastPath | undefined;
   private gcObserver: PerformanceObserver | undefined;
+  /** The Prometheus endpoint (config metrics), from start() on. */
+  private metrics: MetricsServer | undefined;
   private gcCount = 0;
   private readonly startedAt = Date.now();
   private readonly onBatch = (_port: Port): void => {
@@ -121,9 +128,17 @@ export class Daemon implements ManagementService {
     this.fastPath?.portState(port.number, state === 'up');
   };
 
+  /** A reload is being applied (one at a time: SIGHUP and limectl reload may race). */
+  private reloading = false;
+
+  /**
+   * @param configPath the file `config` was read from: what a reload reads again
+   *   (undefined: started from a configuration in memory, reload is refused).
+   */
   constructor(
-    readonly config: Config,
+    public config: Config,
     private readonly log: Logger,
+    private readonly configPath?: string,
   ) {
     this.flows = new FlowService(
       {
@@ -200,9 +215,17 @@ export class Daemon implements ManagementService {
         path: this.config.socket,
         service: this,
         log: (level, msg, fields) => this.log[level](fields ?? {}, msg),
+        monitorQueueBytes: this.config.limits.monitor_queue_bytes,
         admit: () => this.policing.policer.admit(),
+        checkPeer: rootOrOwnUserOnly((fd) => loadNative().lime_peer_uid(fd), process.getuid?.() ?? 0),
       });
       await this.mgmt.start();
+      if (this.config.metrics !== undefined) {
+        // Loaded only when configured (prom-client); reads the counters at scrape time only.
+        const { MetricsServer, daemonMetricsSource } = await import('./metrics.js');
+        this.metrics = new MetricsServer(this.config.metrics.listen, daemonMetricsSource(this), (level, msg, fields) => this.log[level](fields ?? {}, msg));
+        await this.metrics.start();
+      }
     } catch (err) {
       await this.stop();
       throw this.asStartupError(err);
@@ -232,6 +255,9 @@ export class Daemon implements ManagementService {
   }
 
   async stop(): Promise<void> {
+    const metrics = this.metrics;
+    this.metrics = undefined;
+    await metrics?.stop();
     if (this.tick !== undefined) clearInterval(this.tick);
     this.tick = undefined;
     this.flows.stop();
@@ -257,7 +283,8 @@ export class Daemon implements ManagementService {
     this.policing.stop();
   }
 
-  private openPort(pc: PortConfig): PortRecord {
+  /** Open a port; `fixedNumber` reopens a port under its old number (reload), so flows naming it still do. */
+  private openPort(pc: PortConfig, fixedNumber?: number): PortRecord {
     if (this.records.has(pc.name)) throw new ManagementError('ALREADY_EXISTS', `port ${pc.name} already exists`);
     const device = pc.type === 'gre' ? undefined : (pc.device ?? pc.name);
     for (const r of this.records.values()) {
@@ -267,7 +294,7 @@ export class Daemon implements ManagementService {
         throw new ManagementError('ALREADY_EXISTS', `port ${r.port.name} is already a GRE tunnel to ${pc.remote_ip} taking ${rc.key === 'flow' || pc.key === 'flow' ? 'every key' : `key ${String(pc.key ?? 'none')}`}`);
       }
     }
-    const number = this.switch.allocatePortNumber();
+    const number = fixedNumber ?? this.switch.allocatePortNumber();
     let port: TapPort | SystemPort | GrePort;
     let mac = '';
     if (pc.type === 'tap') {
@@ -439,6 +466,7 @@ export class Daemon implements ManagementService {
       waiting: s.waiting,
       cost_ms: s.costMs,
       saturated_windows: s.saturatedWindows,
+      monitors_dropped: this.mgmt?.monitorsDropped ?? 0,
     };
   }
 
@@ -512,6 +540,87 @@ export class Daemon implements ManagementService {
   async delPort(name: string): Promise<void> {
     if (!this.records.has(name)) throw new ManagementError('NOT_FOUND', `no port named ${name}`);
     this.closePort(name);
+  }
+
+  // Live reload (SIGHUP, limectl reload) --------------------------------------------------
+
+  /**
+   * Re-read the configuration file and apply it (src/daemon/reload.ts says what may
+   * change). Ports are removed, reopened and added one by one; if one fails to open, what
+   * was done is undone, so the running configuration stays as it was. The flow table, the
+   * peer session and the other ports are not touched.
+   */
+  async reload(): Promise<ReloadReply> {
+    const path = this.configPath;
+    const early = path === undefined ? 'limed was not started from a configuration file' : this.reloading ? 'a reload is already being applied' : '';
+    if (early !== '' || path === undefined) {
+      this.log.warn(`reload refused: ${early}`);
+      throw new ManagementError('BAD_REQUEST', `reload refused: ${early}`);
+    }
+    const keep = 'the running configuration stays in force';
+    let plan;
+    let next: Config;
+    try {
+      next = loadConfig(path);
+      plan = planReload(this.config, next);
+    } catch (err) {
+      if (err instanceof ConfigError || err instanceof ReloadRefused) {
+        this.log.warn({ config: path, reason: err.message }, `reload refused: ${err.message}; ${keep}`);
+        throw new ManagementError('BAD_REQUEST', `reload refused: ${err.message}; ${keep}`);
+      }
+      throw err;
+    }
+    this.reloading = true;
+    const undo: Array<() => void> = [];
+    try {
+      for (const name of plan.remove) {
+        const rec = this.records.get(name)!;
+        const number = rec.port.number;
+        this.closePort(name);
+        undo.push(() => this.openPort(rec.config, number));
+      }
+      for (const { from, to } of plan.change) {
+        const number = this.records.get(from.name)!.port.number;
+        this.closePort(from.name);
+        undo.push(() => this.openPort(from, number));
+        this.openPort(to, number);
+        undo.push(() => this.closePort(to.name));
+      }
+      for (const pc of plan.add) {
+        this.openPort(pc);
+        undo.push(() => this.closePort(pc.name));
+      }
+    } catch (err) {
+      for (const step of undo.reverse()) {
+        try {
+          step();
+        } catch (e) {
+          this.log.error({ err: (e as Error).message }, 'reload: could not undo a step');
+        }
+      }
+      const why = (err as Error).message;
+      this.log.warn({ config: path, reason: why }, `reload failed: ${why}; ${keep}`);
+      throw new ManagementError('FAILED', `reload failed: ${why}; ${keep}`);
+    } finally {
+      this.reloading = false;
+    }
+    for (const s of plan.settings) {
+      if (s.field === 'log_level') this.log.level = next.log_level;
+      else if (s.field === 'mac_table.aging_seconds') this.switch.macTable.agingMs = next.mac_table.aging_seconds * 1000;
+      else if (s.field === 'packet_in.rate') this.switch.pipeline.exec.packetInRate = next.packet_in.rate;
+      else this.switch.pipeline.exec.packetInBurst = next.packet_in.burst;
+    }
+    this.config = next;
+    this.migration.refresh();
+    const reply: ReloadReply = {
+      config: path,
+      ports_added: plan.add.map((p) => p.name),
+      ports_removed: plan.remove,
+      ports_changed: plan.change.map((c) => c.to.name),
+      settings_changed: plan.settings.map(describeSetting),
+    };
+    this.log.info(reply, 'configuration reloaded');
+    return reply;
   }
 
   // Flow table: FlowService does the work -------------------------------------------
@@ -765,7 +874,7 @@ export class Daemon implements ManagementService {
     if (this.peering !== undefined) return this.peering.status();
     return {
       configured: false, role: 'writer', site: this.config.site, peer: '', connected: false, tls_identity: '', remote_address: '',
-      seq: 0, durable_seq: 0, resyncs: 0, resumes: 0, log_id: '', state_dir: '', divergent: 0,
+      seq: 0, durable_seq: 0, resyncs: 0, resumes: 0, log_id: '', state_dir: '', divergent: 0, journal_bytes: 0, compactions: 0, window_cutoffs: 0,
     };
   }
 

@@ -51,6 +51,7 @@ import {
   type TraceReply,
 } from '../mgmt/service.js';
 import type { FlowText, TraceStep } from '../proto/schema.js';
+import { LogLimiter, withSuppressed } from '../util/log-limiter.js';
 
 /** What the flow service needs of the switch (datapath/switch.ts satisfies it). */
 export interface FlowDatapath {
@@ -200,6 +201,8 @@ export class FlowService {
   nPacketIns = 0;
   nPacketInsUnwatched = 0;
   private readonly components: FlowComponents;
+  /** Warnings that could repeat per frame or per event: one line per kind per 10 s, with a count. */
+  private readonly warnings = new LogLimiter();
   private readonly sinks = new Set<(event: MgmtEvent) => void>();
   private queue: MgmtEvent[] = [];
   private flushScheduled = false;
@@ -719,7 +722,8 @@ export class FlowService {
       try {
         this.components.datapath?.()?.packetOut(copy, inPort, actions);
       } catch (err) {
-        this.components.log?.('warn', 'could not forward a frame held for its packet-in', { error: (err as Error).message });
+        const n = this.warnings.admit('release');
+        if (n >= 0) this.components.log?.('warn', 'could not forward a frame held for its packet-in', withSuppressed({ error: (err as Error).message }, n));
       }
     });
   }
@@ -765,7 +769,8 @@ export class FlowService {
         try {
           sink(event);
         } catch (err) {
-          this.components.log?.('warn', 'monitor sink failed', { error: (err as Error).message });
+          const n = this.warnings.admit('sink');
+          if (n >= 0) this.components.log?.('warn', 'monitor sink failed', withSuppressed({ error: (err as Error).message }, n));
         }
       }
     }

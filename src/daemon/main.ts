@@ -43,11 +43,27 @@ Configuration (YAML; JSON is accepted):
                                  answer IPv4 DF senders with ICMP fragmentation-needed;
                                  true = fragment the outer packet (DF clear)
       mss_clamp: false           clamp the TCP MSS of SYNs entering the tunnel
+  metrics:                       optional: a Prometheus endpoint, GET http://LISTEN/metrics
+    listen: "127.0.0.1:9469"     default shown; any address may be given (no authentication)
+  limits:                        resource bounds (README "Resource bounds"); restart to change
+    monitor_queue_bytes: 4194304 event bytes a monitor may leave unread before it is
+                                 dropped (65536..1073741824)
+    journal_compact_entries: 50000
+                                 journal records between snapshots (100..10000000)
+    replication_window_entries: 200000
+                                 log entries the writer keeps for its follower; one
+                                 further behind is cut loose and resyncs (1000..10000000)
 
 Forwarding: by an OpenFlow-like flow table (limectl add-flow, dump-flows, ...; ovs-ofctl
 syntax). The default table-miss rule priority=0,actions=NORMAL makes limed a VLAN-aware
 MAC-learning switch until flows say otherwise: frames go to the port where their
 destination MAC was learned, or are flooded to every other port.
+
+Reload: SIGHUP (systemctl reload limed) or \`limectl reload\` re-reads the file and applies
+port additions, removals and changes (not hosts of live migration nor the peer's tunnel
+port) and log_level, mac_table.aging_seconds and packet_in, without touching the flow
+table or the other ports. A file that does not validate or changes anything else is
+refused with the reason; the running configuration stays in force.
 
 Running: as root, or with CAP_NET_ADMIN (TAP devices, offloads) and CAP_NET_RAW
 (AF_PACKET and raw IPv4 sockets for system and gre ports). limed runs in the
@@ -57,15 +73,16 @@ stops it cleanly: its TAP devices and the management socket are removed.
 Exit codes: 0 stopped cleanly, 1 runtime failure (missing privilege, device busy, socket
 in use), 2 bad usage or bad configuration (the message names the field).
 
-Example:
+Examples:
+  limed --check-config /etc/lime/limed.yaml
   limed --config /etc/lime/limed.yaml
   limectl --socket /run/lime/limed.sock show`;
 
 export async function main(argv: string[]): Promise<number> {
   const program = new Command('limed')
     .description('lime data-plane daemon: switches Ethernet frames between TAP, system and GRE ports')
-    .requiredOption('-c, --config <file>', 'configuration file (YAML or JSON)')
-    .option('--check-config', 'validate the configuration and exit')
+    .option('-c, --config <file>', 'configuration file (YAML or JSON)')
+    .option('--check-config [file]', 'validate the configuration (FILE, or the --config file) and exit without starting')
     .helpOption('-h, --help', 'show this help')
     .addHelpText('after', HELP_AFTER)
     .exitOverride()
@@ -84,11 +101,21 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  const opts = program.opts<{ config: string; checkConfig?: boolean }>();
+  const opts = program.opts<{ config?: string; checkConfig?: boolean | string }>();
+  const checkOnly = opts.checkConfig !== undefined;
+  const file = typeof opts.checkConfig === 'string' ? opts.checkConfig : opts.config;
+  if (file === undefined) {
+    process.stderr.write(`limed: a configuration file is required: --config FILE${checkOnly ? ' or --check-config FILE' : ''}\nlimed: try 'limed --help'\n`);
+    return 2;
+  }
+  if (typeof opts.checkConfig === 'string' && opts.config !== undefined && opts.config !== opts.checkConfig) {
+    process.stderr.write(`limed: --check-config ${opts.checkConfig} and --config ${opts.config} name different files; give one\n`);
+    return 2;
+  }
 
   let config;
   try {
-    config = loadConfig(opts.config);
+    config = loadConfig(file);
   } catch (err) {
     if (err instanceof ConfigError) {
       process.stderr.write(`limed: ${err.message}\n`);
@@ -96,13 +123,13 @@ export async function main(argv: string[]): Promise<number> {
     }
     throw err;
   }
-  if (opts.checkConfig) {
-    process.stdout.write(`limed: ${opts.config}: configuration is valid (site ${config.site}, ${config.ports.length} port(s))\n`);
+  if (checkOnly) {
+    process.stdout.write(`limed: ${file}: configuration is valid (site ${config.site}, ${config.ports.length} port(s))\n`);
     return 0;
   }
 
   const log = createLogger(config.log_level, config.site);
-  const daemon = new Daemon(config, log);
+  const daemon = new Daemon(config, log, file);
   try {
     await daemon.start();
   } catch (err) {
@@ -130,6 +157,14 @@ export async function main(argv: string[]): Promise<number> {
         },
       );
     };
+    // SIGHUP: re-read the file (daemon.reload logs what changed, or why it refused).
+    process.on('SIGHUP', () => {
+      if (stopping) return;
+      log.info({ signal: 'SIGHUP', config: file }, 'received SIGHUP, reloading the configuration');
+      daemon.reload().catch(() => {
+        /* refused or failed: logged by reload with the reason; the old configuration stays */
+      });
+    });
     process.on('SIGTERM', () => stop('SIGTERM'));
     process.on('SIGINT', () => stop('SIGINT'));
   });

@@ -52,7 +52,7 @@ function hostSpecs(config: Config): HostSpec[] {
   const out: HostSpec[] = [];
   for (const p of config.ports) {
     if (p.type === 'gre' || p.tunnel_id === undefined) continue;
-    out.push({ name: p.name, tunnelId: p.tunnel_id, site: p.site ?? config.site, mac: p.type === 'tap' ? (p.mac ?? '') : '' });
+    out.push({ name: p.name, tunnelId: p.tunnel_id, site: p.site ?? config.site, mac: p.mac ?? '' });
   }
   return out;
 }
@@ -155,7 +155,10 @@ export class Migration {
     const { from, to, changed } = this.map.move(request.host, request.site);
     this.arriving.delete(request.host); // the log has spoken: the map says where it is
     if (!changed) return { host: request.host, from, to, seq: 0 };
-    if (from === this.site && afterPeerApplied !== undefined) {
+    // A move the new site detected needs no wait: that site has delivered to the host
+    // itself since it saw the host's frames (its `arriving`), so it never tunnels them
+    // back here; waiting would only keep sending frames to the port the host has left.
+    if (from === this.site && afterPeerApplied !== undefined && request.cause !== 'detected') {
       const mark = ++this.leaveSeq;
       this.leaving.set(request.host, mark);
       afterPeerApplied()

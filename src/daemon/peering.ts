@@ -16,13 +16,20 @@
  * data path's clock. `tableTime` converts, so a hard timeout has the same deadline at both
  * sites (to within their wall clocks' agreement, which NTP keeps to milliseconds).
  *
- * Compaction: after COMPACT_EVERY entries since the last snapshot, once everything
- * applied is durable, the table is written as the new snapshot and the journal restarts.
+ * Compaction: once the journal holds `limits.journal_compact_entries` records (config;
+ * 50,000 by default) and everything applied is durable, the table is written as the new
+ * snapshot and the journal restarts. So the journal stays near that many records, at
+ * either role (a follower's journal grows by the writer's entries, not by its own
+ * submits); compactions are counted (`limectl peer status`).
+ *
+ * The writer keeps the last `limits.replication_window_entries` entries (its window) for
+ * a follower that resumes or catches up; a connected follower further behind is cut loose
+ * (counted: window_cutoffs) and resyncs when it reconnects (sync/replication.ts).
  */
 import { randomUUID } from 'node:crypto';
 import { readFileSync } from 'node:fs';
 import { Journal } from '../sync/journal.js';
-import { Follower, ReplicationError, Writer, type Locations, type LogPosition, type ReplicaIo, type ReplicaLink, type ReplResult } from '../sync/replication.js';
+import { Follower, ReplicationError, Writer, type Locations, type LogPosition, type ReplicaIo, type ReplicaLink, type ReplicaOptions, type ReplResult } from '../sync/replication.js';
 import { PeerChannel, type PeerSession } from '../sync/channel.js';
 import {
   decodeReplEntry,
@@ -41,14 +48,12 @@ import {
 } from '../proto/schema.js';
 import { parseHostPort } from '../util/addr.js';
 import type { Config } from './config.js';
-import { DEFAULT_STATE_DIR } from './config.js';
+import { DEFAULT_LIMITS, DEFAULT_STATE_DIR } from './config.js';
 import type { FlowService, SnapshotLoader } from './flows.js';
 import { PACKED_CAPABILITY } from '../flow/pack.js';
 import type { Logger } from './log.js';
 import type { Migration } from './migration.js';
 
-/** Entries between snapshots. */
-const COMPACT_EVERY = 50_000;
 /** How long a flow-stats query to the peer may take. */
 const QUERY_TIMEOUT_MS = 10_000;
 /** Flows per flow-stats reply message (well under the 1 MiB message bound). */
@@ -66,12 +71,21 @@ export function stateDirOf(config: Config): string | undefined {
   return config.state_dir ?? (config.peer !== undefined ? DEFAULT_STATE_DIR : undefined);
 }
 
+/** The replication options this config asks for (limits.replication_window_entries). */
+export function replicaOptions(config: Config): ReplicaOptions {
+  return { windowEntries: config.limits?.replication_window_entries ?? DEFAULT_LIMITS.replication_window_entries };
+}
+
 export class Peering {
   private readonly replica: Writer | Follower;
   private channel: PeerChannel | undefined;
   private session: PeerSession | undefined;
-  private sinceSnapshot: number;
   private compacting = false;
+  /** Journal records that start a compaction (limits.journal_compact_entries). */
+  private readonly compactEvery: number;
+  /** Compactions done since start. */
+  private compactions = 0;
+  private stopped = false;
   private nextQueryId = 1;
   private usageTimer: NodeJS.Timeout | undefined;
   private readonly queries = new Map<number, { flows: FlowEntry[]; resolve: (f: FlowEntry[]) => void; reject: (e: Error) => void; timer: NodeJS.Timeout }>();
@@ -87,8 +101,21 @@ export class Peering {
     restored: readonly ReplEntry[],
   ) {
     const peer = config.peer;
-    this.replica = peer === undefined || config.site < peer.name ? new Writer(io, position, restored) : new Follower(io, position, peer.name);
-    this.sinceSnapshot = restored.length;
+    const opts = replicaOptions(config);
+    this.replica = peer === undefined || config.site < peer.name ? new Writer(io, position, restored, opts) : new Follower(io, position, peer.name, opts);
+    this.compactEvery = config.limits?.journal_compact_entries ?? DEFAULT_LIMITS.journal_compact_entries;
+    // Entries become durable after the request or message that brought them was handled
+    // (a follower's, the writer's own expiries): look again once they are (coalesced,
+    // after the replica's bookkeeping).
+    let scheduled = false;
+    io.afterPersist = () => {
+      if (scheduled) return;
+      scheduled = true;
+      setImmediate(() => {
+        scheduled = false;
+        this.maybeCompact();
+      });
+    };
   }
 
   /** Open the journal, restore the table from it, and choose the role. */
@@ -293,7 +320,6 @@ export class Peering {
   /** submit(), with the sequence number the writer gave the entry. */
   async submitSequenced(op: ReplOp): Promise<{ seq: number; result: ReplResult }> {
     const r = await this.replica.submit(op);
-    this.sinceSnapshot++;
     this.maybeCompact();
     return r;
   }
@@ -320,6 +346,9 @@ export class Peering {
       log_id: this.replica.position.log_id,
       state_dir: this.stateDir,
       divergent: s.divergent,
+      journal_bytes: this.journal.sizeBytes,
+      compactions: this.compactions,
+      window_cutoffs: s.window_cutoffs,
     };
     if (session?.rttMs !== undefined) reply.rtt_ms = session.rttMs;
     if (s.role === 'writer' && s.lag !== undefined) reply.lag_entries = s.lag;
@@ -334,17 +363,19 @@ export class Peering {
     return { seq: await this.replica.barrier(), peered };
   }
 
-  /** Snapshot the table into the journal once enough entries accumulated and all are durable. */
+  /** Snapshot the table into the journal once it holds enough records and all are durable. */
   private maybeCompact(): void {
-    if (this.compacting || this.sinceSnapshot < COMPACT_EVERY) return;
+    if (this.stopped || this.compacting || this.journal.stats.records < this.compactEvery) return;
     const pos = this.replica.position;
     if (pos.applied_seq !== this.replica.status().seq) return;
     this.compacting = true;
     const now = Date.now();
     const snap: ReplSnapshot = { log_id: pos.log_id, seq: pos.applied_seq, time: now, flows: this.io.snapshotFlows(now), more: false, ...this.io.snapshotLocations() };
-    this.sinceSnapshot = 0;
     this.journal
       .compact(snap.seq, encodeReplSnapshot(snap))
+      .then(() => {
+        this.compactions++;
+      })
       .catch((err: Error) => this.io.log('error', `journal compaction failed: ${err.message}`))
       .finally(() => {
         this.compacting = false;
@@ -352,6 +383,7 @@ export class Peering {
   }
 
   async stop(): Promise<void> {
+    this.stopped = true;
     if (this.usageTimer !== undefined) clearInterval(this.usageTimer);
     this.flows.setPeerRole(undefined);
     await this.channel?.close();
@@ -363,6 +395,8 @@ export class Peering {
 class DaemonReplicaIo implements ReplicaIo {
   /** Set at the writer: resolves once the follower has applied the entry being submitted. */
   afterPeerApplied: (() => Promise<unknown>) | undefined;
+  /** Called when an entry is durable (Peering checks for compaction). */
+  afterPersist: (() => void) | undefined;
 
   constructor(
     private readonly flows: FlowService,
@@ -417,7 +451,10 @@ class DaemonReplicaIo implements ReplicaIo {
   }
 
   persist(seq: number, bytes: Uint8Array): Promise<void> {
-    return this.journal.append(seq, bytes);
+    const done = this.journal.append(seq, bytes);
+    const after = this.afterPersist;
+    if (after !== undefined) done.then(after, () => undefined);
+    return done;
   }
 
   persistSnapshot(snapshot: ReplSnapshot): Promise<void> {

@@ -744,7 +744,10 @@ export class Executor {
   /**
    * During a migration: when the program both outputs and sends to the controller (for
    * an action, not a table miss), send only the packet-in, of the frame held; true when
-   * it did (the program is not run).
+   * it did (the program is not run). A held frame takes a packet-in token like any
+   * packet-in, so held frames are bounded by packet_in.rate/burst: with the bucket empty
+   * the frame is dropped with its packet-in (counted packet_in_rate); none waits longer
+   * than the microtask that releases it (daemon/flows.ts release).
    */
   private holdFor(prog: Uint32Array, q: number, end: number, off: number, size: number): boolean {
     let controller = -1;

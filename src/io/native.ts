@@ -140,6 +140,8 @@ export interface LimeTapBinding {
   lime_engine_set_slow(engine: NativeEngine, port: number, slow: boolean): void;
   /** out = [rxPackets, rxBytes, txPackets, txBytes, txErrors, upcalls, rxTooLong] of the port's native traffic; false if no such port. */
   lime_engine_port_stats(engine: NativeEngine, port: number, out: Float64Array): boolean;
+  /** The user id of the peer of a connected Unix socket (SO_PEERCRED), or -errno. */
+  lime_peer_uid(fd: number): number;
   /** out = [CPU time of the engine's thread (ns), reads that filled a whole batch], cumulative over its runs. */
   lime_engine_load(engine: NativeEngine, out: Float64Array): void;
   /** Stop the thread, hand over what is waiting, give the ports back to their handles, free; idempotent. */

@@ -40,6 +40,7 @@ import { chmod, lstat, mkdir, unlink } from 'node:fs/promises';
 import net from 'node:net';
 import { dirname } from 'node:path';
 import { FrameDecoder, FramingError, encodeFrame } from '../proto/framing.js';
+import { LogLimiter, withSuppressed } from '../util/log-limiter.js';
 import {
   type ErrorBody,
   type FlowText,
@@ -71,6 +72,13 @@ export interface ManagementServerOptions {
    * daemon/control-policer.ts): undefined = serve now, a promise = serve once it resolves.
    */
   admit?: () => Promise<void> | undefined;
+  /**
+   * Who may connect (src/mgmt/peer-cred.ts: root and limed's own user, by the peer
+   * credentials of the connection): undefined = allowed, else the reason of the refusal.
+   * The socket's mode 0600 already keeps other users out; this holds even if the mode or
+   * the directory's permissions were loosened.
+   */
+  checkPeer?: (socket: net.Socket) => string | undefined;
 }
 
 /** Default bound of a monitor connection's unread events, in bytes. */
@@ -142,7 +150,16 @@ export class ManagementServer {
     this.log = opts.log ?? (() => {});
     this.monitorQueueBytes = opts.monitorQueueBytes ?? MONITOR_QUEUE_BYTES;
     this.admit = opts.admit;
+    this.checkPeer = opts.checkPeer;
   }
+
+  /** Connections refused by checkPeer since start. */
+  refusedConnections = 0;
+  /** Monitor connections dropped because their unread events passed monitorQueueBytes, since start. */
+  monitorsDropped = 0;
+  private readonly checkPeer: ManagementServerOptions['checkPeer'];
+  /** Warnings a client can cause again and again: one line per kind per 10 s, with a count. */
+  private readonly warnings = new LogLimiter();
 
   async start(): Promise<void> {
     if (this.server) throw new ManagementSocketError(this.path, `management server on ${this.path} already started`);
@@ -247,9 +264,16 @@ export class ManagementServer {
     let unsubscribe: (() => void) | undefined;
     let serving = false;
     let ended = false; // the client half-closed; finish its requests, then end our side
+    const refusal = this.checkPeer?.(socket);
+    if (refusal !== undefined) {
+      this.refusedConnections++;
+      const n = this.warnings.admit('refused');
+      if (n >= 0) this.log('warn', 'management connection refused', withSuppressed({ connection, reason: refusal, refused: this.refusedConnections }, n));
+    }
 
     const close = (reason: string): void => {
-      this.log('warn', 'closing management connection', { connection, reason });
+      const n = this.warnings.admit('close');
+      if (n >= 0) this.log('warn', 'closing management connection', withSuppressed({ connection, reason }, n));
       queue.length = 0;
       socket.destroy();
     };
@@ -265,6 +289,12 @@ export class ManagementServer {
         } catch (err) {
           close((err as Error).message);
           break;
+        }
+        if (refusal !== undefined) {
+          // The request is answered (so limectl says why), not served; then the connection ends.
+          queue.length = 0;
+          socket.end(encodeFrame(encodeMgmtReply({ version: PROTOCOL_VERSION, id: request.id, ...errorBody('FAILED', `permission denied: ${refusal}`) })));
+          return;
         }
         if (state.monitor !== undefined) {
           close(`request '${request.body ?? 'unknown'}' on a monitor connection`);
@@ -343,6 +373,7 @@ export class ManagementServer {
       }
       if (socket.writableLength + frame.length > this.monitorQueueBytes) {
         stopped = true;
+        this.monitorsDropped++;
         close(`monitor client too slow: ${socket.writableLength} bytes of events unread (limit ${this.monitorQueueBytes})`);
         return;
       }
@@ -510,6 +541,8 @@ export class ManagementServer {
         return { body: 'peer_show', peer_show: this.service.peerShow() };
       case 'sync_barrier':
         return { body: 'sync_barrier', sync_barrier: await this.service.syncBarrier() };
+      case 'reload':
+        return { body: 'reload', reload: await this.service.reload() };
       case 'migrate': {
         const r = request.migrate;
         if (r.action === 'status') return { body: 'migrate', migrate: this.service.migrateStatus() };

@@ -27,6 +27,7 @@ import type {
   MigrateStatus,
   MigrationPhase,
   MoveHostRequest,
+  ReloadReply,
 } from '../proto/schema.js';
 
 export type {
@@ -41,6 +42,7 @@ export type {
   ReplaceFlowsRequest,
   SyncBarrierReply,
   TraceReply,
+  ReloadReply,
 };
 
 export interface PortSpec {
@@ -161,4 +163,12 @@ export interface ManagementService {
   migratePlan(request: { window_ms: number; parallel: number }): Promise<MigrateStatus>;
   /** Move the hosts of a plan step by step (prepare first when no migration is under way). */
   migrateRun(request: MigrateRunRequest): Promise<MigrateStatus>;
+
+  // Operation (issue 8).
+  /**
+   * Re-read the configuration file and apply what may change at run time. ManagementError
+   * BAD_REQUEST (the file does not validate, or changes what only a restart can) or FAILED
+   * (a port could not be opened): nothing changed, the running configuration stays.
+   */
+  reload(): Promise<ReloadReply>;
 }

@@ -75,6 +75,7 @@ export interface ControlInfo {
   waiting: number;
   cost_ms: number;
   saturated_windows: number;
+  monitors_dropped: number;
 }
 
 export interface FastPathInfo {
@@ -275,7 +276,8 @@ export type MgmtRequestBody =
   | { body: 'packet_out'; packet_out: PacketOutRequest }
   | { body: 'peer_show'; peer_show: Empty }
   | { body: 'sync_barrier'; sync_barrier: Empty }
-  | { body: 'migrate'; migrate: MigrateRequest };
+  | { body: 'migrate'; migrate: MigrateRequest }
+  | { body: 'reload'; reload: Empty };
 
 export type MgmtReplyBody =
   | { body: 'error'; error: ErrorBody }
@@ -290,7 +292,8 @@ export type MgmtReplyBody =
   | { body: 'flow_diff'; flow_diff: FlowDiffReply }
   | { body: 'peer_show'; peer_show: PeerShowReply }
   | { body: 'sync_barrier'; sync_barrier: SyncBarrierReply }
-  | { body: 'migrate'; migrate: MigrateStatus };
+  | { body: 'migrate'; migrate: MigrateStatus }
+  | { body: 'reload'; reload: ReloadReply };
 
 // Live migration (issue 6).
 
@@ -393,6 +396,19 @@ export interface PeerShowReply {
   state_dir: string;
   divergent: number;
   resumes: number;
+  journal_bytes: number;
+  compactions: number;
+  window_cutoffs: number;
+}
+
+/** limectl reload: what the re-read configuration changed. */
+export interface ReloadReply {
+  config: string;
+  ports_added: string[];
+  ports_removed: string[];
+  ports_changed: string[];
+  /** "FIELD: OLD -> NEW" */
+  settings_changed: string[];
 }
 
 export interface SyncBarrierReply {

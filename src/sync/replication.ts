@@ -316,6 +316,8 @@ export class Writer extends Replica {
   private persistChain: Promise<void> = Promise.resolve();
   nResyncs = 0;
   nResumes = 0;
+  /** Follower connections cut loose for falling more than the window behind. */
+  nWindowCutoffs = 0;
   lastResyncAt: number | undefined;
   /** The journal failed: nothing more can be made durable, so nothing more is accepted. */
   private failed: Error | undefined;
@@ -466,7 +468,7 @@ export class Writer extends Replica {
 
   status(): {
     role: 'writer'; seq: number; durable_seq: number; acked_seq: number | undefined; lag: number | undefined; lag_ms: number | undefined;
-    live: boolean; resyncs: number; resumes: number; divergent: number;
+    live: boolean; resyncs: number; resumes: number; divergent: number; window_cutoffs: number;
   } {
     const f = this.follower;
     let lagMs: number | undefined;
@@ -478,7 +480,7 @@ export class Writer extends Replica {
     return {
       role: 'writer', seq: this.lastSeq, durable_seq: this.durableSeq, acked_seq: f?.acked,
       lag: f !== undefined ? this.lastSeq - f.acked : undefined, lag_ms: lagMs, live: f?.live ?? false,
-      resyncs: this.nResyncs, resumes: this.nResumes, divergent: this.nDivergent,
+      resyncs: this.nResyncs, resumes: this.nResumes, divergent: this.nDivergent, window_cutoffs: this.nWindowCutoffs,
     };
   }
 
@@ -506,6 +508,7 @@ export class Writer extends Replica {
       const from = f.next - this.windowStart;
       if (from < 0) {
         // Trimmed while the follower was behind: it must resync.
+        this.nWindowCutoffs++;
         this.protocolError(`the follower fell more than ${this.windowLimit} entries behind`);
         this.detach('fell behind the window');
         return;
@@ -549,6 +552,7 @@ export class Writer extends Replica {
     if (f !== undefined && f.next - this.windowStart < excess) {
       // The follower would lose entries it has not been sent: cut it loose instead of
       // holding an unbounded backlog; it resyncs on reconnection.
+      this.nWindowCutoffs++;
       this.protocolError(`the follower fell more than ${this.windowLimit} entries behind`);
       this.detach('fell behind the window');
     }
@@ -730,8 +734,8 @@ export class Follower extends Replica {
     }
   }
 
-  status(): { role: 'follower'; seq: number; durable_seq: number; resyncs: number; resumes: number; divergent: number; lag: undefined; lag_ms: undefined } {
-    return { role: 'follower', seq: this.lastSeq, durable_seq: this.durableSeq, resyncs: this.nResyncs, resumes: 0, divergent: this.nDivergent, lag: undefined, lag_ms: undefined };
+  status(): { role: 'follower'; seq: number; durable_seq: number; resyncs: number; resumes: number; divergent: number; lag: undefined; lag_ms: undefined; window_cutoffs: 0 } {
+    return { role: 'follower', seq: this.lastSeq, durable_seq: this.durableSeq, resyncs: this.nResyncs, resumes: 0, divergent: this.nDivergent, lag: undefined, lag_ms: undefined, window_cutoffs: 0 };
   }
 
   private onEntries(encoded: readonly Uint8Array[]): void {

@@ -15,6 +15,7 @@ import {
   type PortSpec,
   type ShowReply,
   type SyncBarrierReply,
+  type ReloadReply,
 } from '../../src/mgmt/service.js';
 import { FrameDecoder, encodeFrame } from '../../src/proto/framing.js';
 import { FlowService, type FlowDatapath } from '../../src/daemon/flows.js';
@@ -104,21 +105,33 @@ export class FakeManagementService implements ManagementService {
       ports: this.ports.map((p) => ({ ...p })),
       mac_table: { size: this.fdb.length, capacity: 8192, evictions: 7, aging_seconds: 300 },
       process: { pid: 4242, uptime_seconds: 61.5, heap_used: 5_000_000, rss: 40_000_000, gc_count: 3 },
-      control: { share_percent: 10, saturated: false, deferred: 12, waiting: 0, cost_ms: 0.8, saturated_windows: 40 },
+      control: { share_percent: 10, saturated: false, deferred: 12, waiting: 0, cost_ms: 0.8, saturated_windows: 40, monitors_dropped: this.monitorsDropped },
       fast_path: { enabled: true, ports: ['vm1'], cache_used: 3, cache_slots: 8192, rx: 120, hits: 100, upcalls: 20, upcall_drops: 0, installs: 3, cache_full: 0, invalidations: 2 },
     };
   }
+
+  /** show()'s control.monitors_dropped (tests set it). */
+  monitorsDropped = 0;
 
   /** What peerShow() answers (tests set it). */
   peer: PeerShowReply = {
     configured: true, role: 'follower', site: 'paris', peer: 'berlin', connected: true, tls_identity: 'CN=berlin, DNS:berlin',
     remote_address: '192.0.2.2:6640', rtt_ms: 1.25, seq: 42, durable_seq: 42, resyncs: 1, last_resync_at: 1_700_000_000,
-    log_id: 'log-x', state_dir: '/var/lib/lime', divergent: 0, resumes: 2,
+    log_id: 'log-x', state_dir: '/var/lib/lime', divergent: 0, resumes: 2, journal_bytes: 2048, compactions: 3, window_cutoffs: 0,
   };
 
   peerShow(): PeerShowReply {
     this.calls.push(['peerShow']);
     return { ...this.peer };
+  }
+
+  /** If set, reload() throws it (a rejected configuration). */
+  reloadError: unknown;
+
+  async reload(): Promise<ReloadReply> {
+    this.calls.push(['reload']);
+    if (this.reloadError !== undefined) throw this.reloadError;
+    return { config: '/etc/lime/limed.yaml', ports_added: ['vm3'], ports_removed: ['vm2'], ports_changed: [], settings_changed: ['log_level: info -> debug'] };
   }
 
   async syncBarrier(): Promise<SyncBarrierReply> {

@@ -108,10 +108,20 @@ describeAsRoot('bench harness: npm run bench -- --quick', () => {
       expect(doc.error, `${f} reports an error`).toBeUndefined();
       expect(`${doc.name}.json`).toBe(f);
     }
+    // limed's Prometheus endpoint was scraped (curl) before and after the load, and its port counters moved.
+    const limedDoc = JSON.parse(readFileSync(join(out, 'limed.json'), 'utf8')) as { samples: { prometheus?: { moved: boolean; error?: string; rx_packets_delta?: number } }[] };
+    expect(limedDoc.samples.length).toBeGreaterThan(0);
+    for (const s of limedDoc.samples) {
+      expect(s.prometheus, 'limed sample has its Prometheus scrapes').toBeDefined();
+      expect(s.prometheus!.error).toBeUndefined();
+      expect(s.prometheus!.moved, JSON.stringify(s.prometheus)).toBe(true);
+      expect(s.prometheus!.rx_packets_delta).toBeGreaterThan(1000);
+    }
     // The report shows every figure, and each is an SVG with its axis titles and legend.
     const report = readFileSync(join(out, 'REPORT.md'), 'utf8');
     expect(report).toMatch(/^# lime bench/);
     expect(report).toContain('## Goals (issue 7)');
+    expect(report).toContain('## limed Prometheus endpoint');
     for (const [name, words] of Object.entries(FIGURES)) {
       const rel = `figures/${name}.svg`;
       expect(run.figures).toContain(rel);

@@ -34,13 +34,14 @@ describe('limed command line', () => {
   it('documents the configuration and exit codes in --help', () => {
     const r = limed(['--help']);
     expect(r.code).toBe(0);
-    for (const s of ['--config', 'site:', 'socket:', 'ports:', 'mtu:', 'mac:', 'aging_seconds', 'Exit codes', 'SIGTERM']) expect(r.stdout).toContain(s);
+    for (const s of ['--config', 'site:', 'socket:', 'ports:', 'mtu:', 'mac:', 'aging_seconds', 'monitor_queue_bytes', 'journal_compact_entries', 'replication_window_entries', 'Exit codes', 'SIGTERM']) expect(r.stdout).toContain(s);
   });
 
   it('exits 2 without --config', () => {
     const r = limed([]);
     expect(r.code).toBe(2);
-    expect(r.stderr).toContain("required option '-c, --config <file>' not specified");
+    expect(r.stderr).toContain('limed: a configuration file is required: --config FILE\n');
+    expect(limed(['--check-config']).stderr).toContain('--config FILE or --check-config FILE');
   });
 
   it('exits 2 on an unknown option', () => {
@@ -80,11 +81,23 @@ describe('limed command line', () => {
 
   it('--check-config validates without starting', () => {
     const f = config('ok.yaml', `site: a\nsocket: ${join(dir, 'never.sock')}\nports:\n  - { name: limec-never, type: tap }\n`);
-    const r = limed(['--config', f, '--check-config']);
-    expect(r.code).toBe(0);
-    expect(r.stdout).toContain('configuration is valid (site a, 1 port(s))');
+    for (const argv of [['--config', f, '--check-config'], ['--check-config', f], ['--check-config', f, '--config', f]]) {
+      const r = limed(argv);
+      expect(r.code, argv.join(' ')).toBe(0);
+      expect(r.stdout).toBe(`limed: ${f}: configuration is valid (site a, 1 port(s))\n`);
+    }
     expect(existsSync(join(dir, 'never.sock'))).toBe(false);
     expect(linkExists('limec-never')).toBe(false);
+  });
+
+  it('--check-config FILE names the bad field and exits 2; two different files are refused', () => {
+    const bad = config('check-bad.yaml', 'site: a\nports:\n  - { name: vm1, type: tap, mtu: 20 }\n');
+    const r = limed(['--check-config', bad]);
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toBe(`limed: ${bad}: ports[0].mtu: expected an integer from 68 to 9000, got 20`);
+    const other = limed(['--check-config', bad, '--config', join(dir, 'other.yaml')]);
+    expect(other.code).toBe(2);
+    expect(other.stderr).toContain('name different files');
   });
 });
 

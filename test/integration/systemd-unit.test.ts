@@ -57,7 +57,8 @@ describeWhen(HAVE, 'systemd-analyze', 'packaging/limed.service', () => {
     expect(s.get('ConfigurationDirectory')).toEqual(['lime']);
     expect(s.get('StateDirectory')).toEqual(['lime']);
     expect(s.get('RuntimeDirectory')).toEqual(['lime']);
-    expect(s.get('ExecStartPre')?.[0]).toMatch(/limed --config \/etc\/lime\/limed\.yaml --check-config$/);
+    expect(s.get('ExecStartPre')?.[0]).toMatch(/limed --check-config \/etc\/lime\/limed\.yaml$/);
+    expect(s.get('ExecReload')).toEqual(['/bin/kill -HUP $MAINPID']);
     expect(s.get('ExecStart')?.[0]).toMatch(/limed --config \/etc\/lime\/limed\.yaml$/);
   });
 

@@ -6,6 +6,7 @@ import { afterEach, beforeEach, describe, expect, it, vi } from 'vitest';
 import { connectMessage } from '../../../src/cli/client.js';
 import { main } from '../../../src/cli/limectl.js';
 import { ManagementServer } from '../../../src/mgmt/server.js';
+import { ManagementError } from '../../../src/mgmt/service.js';
 import { FakeManagementService, tempDir } from '../../helpers/fake-mgmt.js';
 
 let tmp: ReturnType<typeof tempDir>;
@@ -73,6 +74,14 @@ describe('limectl show', () => {
     const col = lines[1]!.indexOf('MAC');
     expect(lines[2]!.indexOf('02:00')).toBe(col);
     expect(lines[3]!.indexOf('02:00')).toBe(col);
+  });
+
+  it('prints the monitor connections dropped for a full queue, once there are any', async () => {
+    expect((await ctl('show')).stdout).not.toContain('monitors dropped');
+    service.monitorsDropped = 3;
+    const r = await ctl('show');
+    expect(r.stdout).toContain('\nmonitors dropped: 3 (left more than limits.monitor_queue_bytes of events unread)\n');
+    expect(JSON.parse((await ctl('show', '--json')).stdout).control).toMatchObject({ monitors_dropped: 3 });
   });
 
   it('--json prints exactly one JSON object with the contract fields', async () => {
@@ -348,6 +357,7 @@ describe('limectl peer status / sync barrier', () => {
         '  replication lag: 3 entries, 12 ms',
         '  resyncs: 1, last at 2023-11-14T22:13:20.000Z; resumes: 2',
         '  state directory: /var/lib/lime',
+        '  journal: 2048 bytes, 3 compactions since start',
         '',
       ].join('\n'),
     );
@@ -364,7 +374,13 @@ describe('limectl peer status / sync barrier', () => {
 
   it('--json prints the reply as one object', async () => {
     const r = await ctl('peer', 'status', '--json');
-    expect(JSON.parse(r.stdout)).toMatchObject({ role: 'follower', peer: 'berlin', connected: true, seq: 42, rtt_ms: 1.25 });
+    expect(JSON.parse(r.stdout)).toMatchObject({ role: 'follower', peer: 'berlin', connected: true, seq: 42, rtt_ms: 1.25, journal_bytes: 2048, compactions: 3, window_cutoffs: 0 });
+  });
+
+  it('says how often the follower was cut loose for falling behind the replication window', async () => {
+    service.peer = { ...service.peer, role: 'writer', window_cutoffs: 2 };
+    const r = await ctl('peer', 'status');
+    expect(r.stdout).toContain('\n  follower cut loose 2 time(s) for falling behind the replication window (limits.replication_window_entries)\n');
   });
 
   it('sync barrier waits for the daemon and reports the position', async () => {
@@ -379,6 +395,28 @@ describe('limectl peer status / sync barrier', () => {
   it('an unknown sub-command is a usage error (exit 2)', async () => {
     const r = await ctl('peer', 'statuss');
     expect(r.code).toBe(2);
+  });
+});
+
+describe('limectl reload', () => {
+  it('prints what the daemon changed, or one JSON object', async () => {
+    let r = await ctl('reload');
+    expect(r.code, r.stderr).toBe(0);
+    expect(r.stdout).toBe('reloaded /etc/lime/limed.yaml:\n  ports added: vm3\n  ports removed: vm2\n  log_level: info -> debug\n');
+    r = await ctl('reload', '--json');
+    expect(JSON.parse(r.stdout)).toEqual({
+      config: '/etc/lime/limed.yaml', ports_added: ['vm3'], ports_removed: ['vm2'], ports_changed: [], settings_changed: ['log_level: info -> debug'],
+    });
+    expect(service.calls.filter(([m]) => m === 'reload')).toHaveLength(2);
+  });
+
+  it('a refused reload is an error with the reason on one line, exit 1', async () => {
+    service.reloadError = new ManagementError('BAD_REQUEST', 'reload refused: ports.0.mtu: expected an integer from 68 to 9000; the running configuration stays in force');
+    const r = await ctl('reload');
+    expect(r.code).toBe(1);
+    expect(r.stdout).toBe('');
+    expect(r.stderr).toContain('ports.0.mtu: expected an integer from 68 to 9000');
+    expectOneLine(r.stderr);
   });
 });
 

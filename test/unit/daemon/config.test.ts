@@ -1,5 +1,5 @@
 import { describe, expect, it } from 'vitest';
-import { ConfigError, DEFAULT_SOCKET, DEFAULT_STATE_DIR, parseConfig } from '../../../src/daemon/config.js';
+import { ConfigError, DEFAULT_LIMITS, DEFAULT_METRICS_LISTEN, DEFAULT_SOCKET, DEFAULT_STATE_DIR, parseConfig } from '../../../src/daemon/config.js';
 
 function err(text: string): string {
   try {
@@ -66,6 +66,7 @@ describe('limed configuration', () => {
     ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, device: x }\n', 'limed.yaml: ports[0]: unknown field "device"'],
     ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, key: 1 }\n  - { name: u, type: gre, remote_ip: 10.0.0.2, key: 1 }\n', 'limed.yaml: ports[1].key: ports[0] is already a GRE tunnel to 10.0.0.2 with key 1'],
     ['site: a\nports:\n  - { name: t, type: gre, remote_ip: 10.0.0.2, key: 1 }\n  - { name: u, type: gre, remote_ip: 10.0.0.2, key: flow }\n', 'limed.yaml: ports[1].key: a GRE tunnel with key "flow" takes every key from 10.0.0.2: it must be the only tunnel to that remote'],
+    ['site: a\nports:\n  - { name: s, type: system, mac: "02:00:00:00:00:09" }\n', 'limed.yaml: ports[0].mac: on a system port, mac is the MAC of the host behind it and needs tunnel_id (limed does not change an existing device\'s MAC)'],
     ['site: a\nports:\n  - { name: s, type: system, offloads: on }\n', 'limed.yaml: ports[0].offloads: expected off (turn the device\'s offloads off on attach) or keep, got "on"'],
     ['site: a\nports:\n  - { name: s, type: system, mtu: 1500 }\n', 'limed.yaml: ports[0]: unknown field "mtu"'],
     ['site: a\nports:\n  - { name: s, type: system, device: eth1 }\n  - { name: v, type: tap, device: eth1 }\n', 'limed.yaml: ports[1].device: device "eth1" is already used by ports[0]'],
@@ -164,6 +165,57 @@ describe('limed configuration: hosts for live migration', () => {
     [`${PEER}peer: { name: b, address: "192.0.2.2:6640", tunnel_port: wan }\nports:\n  - { name: vm1, type: tap, tunnel_id: 101, site: a }\n  - { name: wan, type: gre, remote_ip: 192.0.2.2, key: 7 }\n`, 'limed.yaml: peer.tunnel_port: port "wan" must be a gre port with key: flow (each host\'s frames cross with its tunnel id as the key)'],
     ['site: a\nports:\n  - { name: vm1, type: tap, tunnel_id: 101, site: a }\n', 'limed.yaml: ports[0].tunnel_id: a host moves between two sites: set peer: { name, address, tunnel_port }'],
     ['site: a\nports:\n  - { name: vm1, type: tap, site: a }\n', 'limed.yaml: ports[0].site: only a host (a port with tunnel_id) has a starting site'],
+  ])('rejects %j', (text, message) => {
+    expect(err(text)).toBe(message);
+  });
+});
+
+describe('limed configuration: resource limits', () => {
+  it('fills the defaults, and takes each bound at its ends', () => {
+    expect(parseConfig('site: a\n').limits).toEqual({ monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 200000 });
+    expect(DEFAULT_LIMITS).toEqual({ monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 200000 });
+    expect(parseConfig('site: a\nlimits: { journal_compact_entries: 100 }\n').limits).toEqual({ monitor_queue_bytes: 4194304, journal_compact_entries: 100, replication_window_entries: 200000 });
+    expect(parseConfig('site: a\nlimits: { monitor_queue_bytes: 65536, journal_compact_entries: 10000000, replication_window_entries: 1000 }\n').limits).toEqual({
+      monitor_queue_bytes: 65536, journal_compact_entries: 10000000, replication_window_entries: 1000,
+    });
+    expect(parseConfig('site: a\nlimits: { monitor_queue_bytes: 1073741824, replication_window_entries: 10000000 }\n').limits).toMatchObject({ monitor_queue_bytes: 1073741824, replication_window_entries: 10000000 });
+  });
+
+  it.each([
+    ['site: a\nlimits: { monitor_queue_bytes: 65535 }\n', 'limed.yaml: limits.monitor_queue_bytes: expected an integer from 65536 to 1073741824 (bytes of events a monitor connection may leave unread), got 65535'],
+    ['site: a\nlimits: { monitor_queue_bytes: 1073741825 }\n', 'limed.yaml: limits.monitor_queue_bytes: expected an integer from 65536 to 1073741824 (bytes of events a monitor connection may leave unread), got 1073741825'],
+    ['site: a\nlimits: { monitor_queue_bytes: 4MiB }\n', 'limed.yaml: limits.monitor_queue_bytes: expected an integer from 65536 to 1073741824 (bytes of events a monitor connection may leave unread), got "4MiB"'],
+    ['site: a\nlimits: { journal_compact_entries: 99 }\n', 'limed.yaml: limits.journal_compact_entries: expected an integer from 100 to 10000000 (journal records between snapshots), got 99'],
+    ['site: a\nlimits: { journal_compact_entries: 1000.5 }\n', 'limed.yaml: limits.journal_compact_entries: expected an integer from 100 to 10000000 (journal records between snapshots), got 1000.5'],
+    ['site: a\nlimits: { replication_window_entries: 999 }\n', 'limed.yaml: limits.replication_window_entries: expected an integer from 1000 to 10000000 (log entries the writer keeps for its follower), got 999'],
+    ['site: a\nlimits: { replication_window_entries: 10000001 }\n', 'limed.yaml: limits.replication_window_entries: expected an integer from 1000 to 10000000 (log entries the writer keeps for its follower), got 10000001'],
+    ['site: a\nlimits: { mac_table: 5 }\n', 'limed.yaml: limits: unknown field "mac_table"'],
+    ['site: a\nlimits: 5\n', 'limed.yaml: limits: expected a mapping like { monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 200000 }, got 5'],
+  ])('rejects %j', (text, message) => {
+    expect(err(text)).toBe(message);
+  });
+});
+
+describe('limed configuration: the Prometheus endpoint', () => {
+  it('has none unless the metrics section is given; listen defaults to loopback', () => {
+    expect(parseConfig('site: a\n').metrics).toBeUndefined();
+    expect(parseConfig('site: a\nmetrics: {}\n').metrics).toEqual({ listen: DEFAULT_METRICS_LISTEN });
+    expect(DEFAULT_METRICS_LISTEN).toBe('127.0.0.1:9469');
+    // Any address is the operator's choice, IPv6 and names included.
+    expect(parseConfig('site: a\nmetrics: { listen: "0.0.0.0:9100" }\n').metrics).toEqual({ listen: '0.0.0.0:9100' });
+    expect(parseConfig('site: a\nmetrics: { listen: "[::1]:9469" }\n').metrics?.listen).toBe('[::1]:9469');
+    expect(parseConfig('site: a\nmetrics: { listen: "localhost:9469" }\n').metrics?.listen).toBe('localhost:9469');
+  });
+
+  it.each([
+    ['site: a\nmetrics: { listen: 9469 }\n', 'limed.yaml: metrics.listen: expected "HOST:PORT", e.g. "192.0.2.1:6640" or "[2001:db8::1]:6640", got 9469'],
+    ['site: a\nmetrics: { listen: "127.0.0.1" }\n', 'limed.yaml: metrics.listen: expected "HOST:PORT", e.g. "192.0.2.1:6640" or "[2001:db8::1]:6640", got "127.0.0.1"'],
+    ['site: a\nmetrics: { listen: "127.0.0.1:70000" }\n', 'limed.yaml: metrics.listen: expected "HOST:PORT", e.g. "192.0.2.1:6640" or "[2001:db8::1]:6640", got "127.0.0.1:70000"'],
+    ['site: a\nmetrics: { listen: "127.0.0.1:0" }\n', 'limed.yaml: metrics.listen: expected "HOST:PORT", e.g. "192.0.2.1:6640" or "[2001:db8::1]:6640", got "127.0.0.1:0"'],
+    ['site: a\nmetrics: { listen: "127.0.0.1:9469", path: /m }\n', 'limed.yaml: metrics: unknown field "path"'],
+    ['site: a\nmetrics: true\n', 'limed.yaml: metrics: expected a mapping like { listen: "127.0.0.1:9469" }, got true'],
+    ['site: a\nmetrics:\n', 'limed.yaml: metrics: expected a mapping like { listen: "127.0.0.1:9469" }, got null'],
+    ['site: a\nmetrics: "127.0.0.1:9469"\n', 'limed.yaml: metrics: expected a mapping like { listen: "127.0.0.1:9469" }, got "127.0.0.1:9469"'],
   ])('rejects %j', (text, message) => {
     expect(err(text)).toBe(message);
   });

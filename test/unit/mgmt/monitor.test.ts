@@ -71,6 +71,7 @@ describe('monitor', () => {
 
   it('drops a monitor client that does not read, with a logged reason, without blocking others', async () => {
     const path = await start(64 * 1024);
+    expect(server.monitorsDropped).toBe(0);
     const slow = await connect(path);
     slow.send({ version: 1, id: 1, body: 'monitor', monitor: {} });
     await slow.waitReplies(1);
@@ -85,6 +86,7 @@ describe('monitor', () => {
     }
     const line = logs.find((l) => l.msg === 'closing management connection' && /monitor client too slow/.test(String(l.fields?.['reason'])));
     expect(line?.level).toBe('warn');
+    expect(server.monitorsDropped).toBe(1); // counted (limectl show: control.monitors_dropped)
     await vi.waitFor(() => expect(service.flows.monitorCount).toBe(0));
     // the daemon still answers
     ctl.send({ version: 1, id: 999, body: 'show', show: {} });

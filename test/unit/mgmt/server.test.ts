@@ -279,6 +279,37 @@ describe('ManagementServer requests', () => {
     expect((await good.waitReplies(1))[0]!.body).toBe('show');
   });
 
+  it('logs one line for a burst of garbage connections, not one per connection', async () => {
+    const server = await startServer();
+    for (let i = 0; i < 20; i++) {
+      const bad = await connect(server.path);
+      bad.writeRaw(Uint8Array.of(0x80, 0x80, 0x80, 0x80, 0x80, 0x80));
+      await bad.waitClosed();
+    }
+    expect(logs.filter((l) => l.msg === 'closing management connection')).toHaveLength(1);
+    const good = await connect(server.path);
+    good.send({ version: 1, id: 1, body: 'show', show: {} });
+    expect((await good.waitReplies(1))[0]!.body).toBe('show');
+  });
+
+  it('answers every request of a refused peer with permission denied, serving none', async () => {
+    const server = new ManagementServer({
+      path: join(tmp.dir, 'refusing.sock'),
+      service,
+      log: (level, msg, fields) => logs.push({ level, msg, fields }),
+      checkPeer: () => 'user id 1000 is not root',
+    });
+    await server.start();
+    servers.push(server);
+    const c = await connect(join(tmp.dir, 'refusing.sock'));
+    c.send({ version: 1, id: 7, body: 'del_port', del_port: { name: 'vm1' } });
+    const replies = await c.waitReplies(1);
+    expect(replies[0]).toMatchObject({ id: 7, error: { code: 'FAILED', message: 'permission denied: user id 1000 is not root' } });
+    await c.waitClosed();
+    expect(service.calls).toEqual([]);
+    expect(server.refusedConnections).toBe(1);
+  });
+
   it('closes a connection announcing an oversized frame without waiting for its body', async () => {
     const server = await startServer();
     const good = await connect(server.path);

@@ -56,7 +56,7 @@ const replies: MgmtReply[] = [
       ports: [port, { ...port, name: 'vm2', number: 2, state: 'down', drops: {} }],
       mac_table: { size: 2, capacity: 8192, evictions: 5, aging_seconds: 300 },
       process: { pid: 4242, uptime_seconds: 12.5, heap_used: 5_000_000, rss: 40_000_000, gc_count: 3 },
-      control: { share_percent: 10, saturated: true, deferred: 3, waiting: 1, cost_ms: 0.75, saturated_windows: 9 },
+      control: { share_percent: 10, saturated: true, deferred: 3, waiting: 1, cost_ms: 0.75, saturated_windows: 9, monitors_dropped: 2 },
       fast_path: { enabled: true, ports: ['vm1', 'to-b'], cache_used: 4, cache_slots: 8192, rx: 1000, hits: 990, upcalls: 10, upcall_drops: 1, installs: 4, cache_full: 0, invalidations: 2 },
     },
   },
@@ -166,7 +166,7 @@ describe('MgmtReply', () => {
         ports: [],
         mac_table: { size: 0, capacity: 0, evictions: 0, aging_seconds: 0 },
         process: { pid: 0, uptime_seconds: 0, heap_used: 0, rss: 0, gc_count: 0 },
-        control: { share_percent: 0, saturated: false, deferred: 0, waiting: 0, cost_ms: 0, saturated_windows: 0 },
+        control: { share_percent: 0, saturated: false, deferred: 0, waiting: 0, cost_ms: 0, saturated_windows: 0, monitors_dropped: 0 },
         fast_path: { enabled: false, ports: [], cache_used: 0, cache_slots: 0, rx: 0, hits: 0, upcalls: 0, upcall_drops: 0, installs: 0, cache_full: 0, invalidations: 0 },
       },
     });

@@ -378,6 +378,21 @@ describe('replication: writer and follower', () => {
     expect([...p.b.table].sort()).toEqual([...p.a.table].sort());
   });
 
+  it('cuts loose a connected follower that falls more than the window behind, counts it, and resyncs it', async () => {
+    const p = pair({ windowEntries: 5 });
+    p.connect(1); // one message in flight at most: the follower falls behind at once
+    await settle();
+    expect(p.writer.status().window_cutoffs).toBe(0);
+    const pending = Array.from({ length: 12 }, (_, i) => p.writer.submit(add(`c${i}`)));
+    await Promise.all(pending); // resolved once the follower is cut loose (nobody waits for it)
+    expect(p.writer.status().window_cutoffs).toBe(1);
+    expect(p.link.ends[0]!.closed).toBe('the follower fell more than 5 entries behind');
+    p.connect();
+    await p.writer.barrier();
+    expect(p.writer.status()).toMatchObject({ resyncs: 2, window_cutoffs: 1, live: true });
+    expect([...p.b.table].sort()).toEqual([...p.a.table].sort());
+  });
+
   it('closes the connection on a protocol violation, naming it', async () => {
     const p = pair();
     p.connect();
