@@ -100,6 +100,14 @@ export class FlowSyntaxError extends Error {
 /** Internal: a failure inside a value, before its position is known. */
 class ValueError extends Error {}
 
+/**
+ * `table[key]` if `key` is the table's own entry: text is user input, and a plain object
+ * also answers "constructor", "valueOf", "__proto__"… from its prototype.
+ */
+function lookup<T>(table: Readonly<Record<string, T>>, key: string): T | undefined {
+  return Object.hasOwn(table, key) ? table[key] : undefined;
+}
+
 // ---------------------------------------------------------------------------------------
 // Numbers
 // ---------------------------------------------------------------------------------------
@@ -225,7 +233,7 @@ function resolvePort(ctx: Ctx, s: string, start: number): number {
     if (n <= 0xffffn && Object.values(SPECIAL_PORTS).includes(Number(n))) return Number(n);
     fail(ctx, start, s, `port ${s} out of range (0..${MAX_PORT} or a reserved port)`);
   }
-  const special = SPECIAL_PORTS[s.toUpperCase()];
+  const special = lookup(SPECIAL_PORTS, s.toUpperCase());
   if (special !== undefined) return special;
   const n = ctx.ports?.numberOf(s);
   if (n === undefined) fail(ctx, start, s, `unknown port "${s}"`);
@@ -385,7 +393,7 @@ function parseFieldValueMasked(ctx: Ctx, field: FieldName, text: string, start: 
   };
   if (spec.format === 'tcp_flags') return wrap(start, text, () => parseTcpFlags(text), false);
   if (spec.format === 'frag') {
-    const fv = FRAG_VALUES[text];
+    const fv = lookup(FRAG_VALUES, text);
     if (fv === undefined) fail(ctx, start, text, `bad value "${text}" for ip_frag: expected no, yes, first, later or not_later`);
     return { value: [fv[0]], mask: [fv[1]] };
   }
@@ -438,10 +446,15 @@ function applyMatchItem(ctx: Ctx, match: Match, it: Item, named: { field: FieldN
   if (isShorthand(it.key) && it.value === undefined) {
     const sh = SHORTHANDS[it.key];
     setField(match, 'dl_type', [sh.dlType]);
-    if (sh.nwProto !== undefined) setField(match, 'nw_proto', [sh.nwProto]);
+    if (sh.nwProto !== undefined) {
+      setField(match, 'nw_proto', [sh.nwProto]);
+      // Checked like a named nw_proto: a later dl_type (`icmp6,dl_type=0`) can take its
+      // IP away, leaving a match no flow text can express.
+      named.push({ field: 'nw_proto', start: it.keyStart, name: it.key });
+    }
     return true;
   }
-  const field: FieldName | undefined = isFieldName(it.key) ? it.key : FIELD_ALIASES[it.key];
+  const field: FieldName | undefined = isFieldName(it.key) ? it.key : lookup(FIELD_ALIASES, it.key);
   if (field === undefined) return false;
   if (it.value === undefined) fail(ctx, it.keyStart, it.key, `field ${it.key} missing value`);
   if (it.value === '') fail(ctx, it.keyStart, `${it.key}=`, `field ${it.key} missing value`);
@@ -459,7 +472,12 @@ function checkMatchPrereqs(ctx: Ctx, match: Match, named: readonly { field: Fiel
     // ovs-ofctl reads nw_src/nw_dst in an ARP match as arp_spa/arp_tpa (same key words).
     if ((n.field === 'nw_src' || n.field === 'nw_dst') && (dl === DL_TYPE_ARP || dl === DL_TYPE_RARP)) continue;
     const err = prereqError(n.name, FIELDS[n.field].prereq, match);
-    if (err !== undefined) fail(ctx, n.start, n.name, err);
+    if (err === undefined) continue;
+    if (isShorthand(n.name)) {
+      const sh = SHORTHANDS[n.name];
+      fail(ctx, n.start, n.name, `${n.name} (dl_type=0x${sh.dlType.toString(16).padStart(4, '0')},nw_proto=${sh.nwProto}) conflicts with dl_type=0x${(dl ?? 0).toString(16).padStart(4, '0')} given after it`);
+    }
+    fail(ctx, n.start, n.name, err);
   }
 }
 
@@ -498,7 +516,7 @@ function parseFlowInternal(text: string, opts: ParseFlowOptions): ParsedFlow {
   };
   for (const it of items) {
     if (applyMatchItem(ctx, match, it, named)) continue;
-    const flag = (FLAG_KEYS as Record<string, keyof FlowSpec['flags'] | undefined>)[it.key];
+    const flag = lookup<keyof FlowSpec['flags']>(FLAG_KEYS, it.key);
     if (flag !== undefined && it.value === undefined) {
       if (cmd === 'delete') fail(ctx, it.keyStart, it.key, `${it.key} is not allowed in a delete`);
       spec.flags[flag] = true;
@@ -544,8 +562,11 @@ function parseFlowInternal(text: string, opts: ParseFlowOptions): ParsedFlow {
           spec.cookie = big(v, it.valueStart);
         } else {
           if (cmd === 'add') fail(ctx, it.valueStart + slash, v.slice(slash), 'flow additions cannot use a cookie mask');
-          spec.cookie = big(v.slice(0, slash), it.valueStart);
+          const cookie = big(v.slice(0, slash), it.valueStart);
           spec.cookieMask = big(v.slice(slash + 1), it.valueStart + slash + 1);
+          // cookie=V/0 selects every flow, whatever V: kept as 0/0, because a cookie V with
+          // mask 0 reads as "set the cookie to V" (no mask) to the table and to print.ts.
+          spec.cookie = spec.cookieMask === 0n ? 0n : cookie;
         }
         break;
       }
@@ -640,10 +661,10 @@ export function isWritableField(name: string): name is WritableField {
 /** A writable field by its name, alias, or NXM/OXM name; undefined if none. */
 function writableFieldOf(name: string): WritableField | undefined {
   if (isWritableField(name)) return name;
-  const alias = FIELD_ALIASES[name];
+  const alias = lookup(FIELD_ALIASES, name);
   if (alias !== undefined && isWritableField(alias)) return alias;
   for (const [f, nxm] of Object.entries(NXM_NAMES)) if (nxm === name) return f as WritableField;
-  return EXTRA_FIELD_NAMES[name];
+  return lookup(EXTRA_FIELD_NAMES, name);
 }
 
 /** Splits text[from…to) at top-level ',' / white space; returns [token, start] pairs. */
@@ -966,7 +987,7 @@ export function parsePacket(text: string, ports?: PortNames): ParsedPacket {
   let ttlSet = false;
   for (const it of items) {
     if (it.value !== undefined && it.value.includes('/')) {
-      const field = isFieldName(it.key) ? it.key : FIELD_ALIASES[it.key];
+      const field = isFieldName(it.key) ? it.key : lookup(FIELD_ALIASES, it.key);
       if (field !== undefined && FIELDS[field].format !== 'tcp_flags') {
         const slash = it.value.indexOf('/');
         fail(ctx, it.valueStart + slash, it.value.slice(slash), `a packet field takes no mask`);
