@@ -38,7 +38,7 @@
  *                                      # unread before it is dropped (65536..1073741824)
  *     journal_compact_entries: 50000   # journal records before the table is snapshotted and
  *                                      # the journal restarts (100..10000000)
- *     replication_window_entries: 200000  # log entries the writer keeps for a follower; one
+ *     replication_window_entries: 20000  # log entries the writer keeps for a follower; one
  *                                      # further behind is cut loose and resyncs (1000..10000000)
  */
 import { readFileSync } from 'node:fs';
@@ -52,7 +52,7 @@ export const DEFAULT_SOCKET = '/run/lime/limed.sock';
 export const DEFAULT_STATE_DIR = '/var/lib/lime';
 export const DEFAULT_METRICS_LISTEN = '127.0.0.1:9469';
 /** Defaults of the `limits` section. */
-export const DEFAULT_LIMITS = { monitor_queue_bytes: 4 * 1024 * 1024, journal_compact_entries: 50_000, replication_window_entries: 200_000 } as const;
+export const DEFAULT_LIMITS = { monitor_queue_bytes: 4 * 1024 * 1024, journal_compact_entries: 50_000, replication_window_entries: 20_000 } as const;
 
 /** A configuration error: the message names the file and the field. */
 export class ConfigError extends Error {
@@ -264,7 +264,7 @@ export const configSchema = z.strictObject({
         journal_compact_entries: intIn(100, 10_000_000, 'journal records between snapshots').default(DEFAULT_LIMITS.journal_compact_entries),
         replication_window_entries: intIn(1000, 10_000_000, 'log entries the writer keeps for its follower').default(DEFAULT_LIMITS.replication_window_entries),
       },
-      { error: 'expected a mapping like { monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 200000 }' },
+      { error: 'expected a mapping like { monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 20000 }' },
     )
     .default({ ...DEFAULT_LIMITS }),
 });

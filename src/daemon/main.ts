@@ -50,7 +50,7 @@ Configuration (YAML; JSON is accepted):
                                  dropped (65536..1073741824)
     journal_compact_entries: 50000
                                  journal records between snapshots (100..10000000)
-    replication_window_entries: 200000
+    replication_window_entries: 20000
                                  log entries the writer keeps for its follower; one
                                  further behind is cut loose and resyncs (1000..10000000)
 

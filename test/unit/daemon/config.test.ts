@@ -172,9 +172,9 @@ describe('limed configuration: hosts for live migration', () => {
 
 describe('limed configuration: resource limits', () => {
   it('fills the defaults, and takes each bound at its ends', () => {
-    expect(parseConfig('site: a\n').limits).toEqual({ monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 200000 });
-    expect(DEFAULT_LIMITS).toEqual({ monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 200000 });
-    expect(parseConfig('site: a\nlimits: { journal_compact_entries: 100 }\n').limits).toEqual({ monitor_queue_bytes: 4194304, journal_compact_entries: 100, replication_window_entries: 200000 });
+    expect(parseConfig('site: a\n').limits).toEqual({ monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 20000 });
+    expect(DEFAULT_LIMITS).toEqual({ monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 20000 });
+    expect(parseConfig('site: a\nlimits: { journal_compact_entries: 100 }\n').limits).toEqual({ monitor_queue_bytes: 4194304, journal_compact_entries: 100, replication_window_entries: 20000 });
     expect(parseConfig('site: a\nlimits: { monitor_queue_bytes: 65536, journal_compact_entries: 10000000, replication_window_entries: 1000 }\n').limits).toEqual({
       monitor_queue_bytes: 65536, journal_compact_entries: 10000000, replication_window_entries: 1000,
     });
@@ -190,7 +190,7 @@ describe('limed configuration: resource limits', () => {
     ['site: a\nlimits: { replication_window_entries: 999 }\n', 'limed.yaml: limits.replication_window_entries: expected an integer from 1000 to 10000000 (log entries the writer keeps for its follower), got 999'],
     ['site: a\nlimits: { replication_window_entries: 10000001 }\n', 'limed.yaml: limits.replication_window_entries: expected an integer from 1000 to 10000000 (log entries the writer keeps for its follower), got 10000001'],
     ['site: a\nlimits: { mac_table: 5 }\n', 'limed.yaml: limits: unknown field "mac_table"'],
-    ['site: a\nlimits: 5\n', 'limed.yaml: limits: expected a mapping like { monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 200000 }, got 5'],
+    ['site: a\nlimits: 5\n', 'limed.yaml: limits: expected a mapping like { monitor_queue_bytes: 4194304, journal_compact_entries: 50000, replication_window_entries: 20000 }, got 5'],
   ])('rejects %j', (text, message) => {
     expect(err(text)).toBe(message);
   });

@@ -57,8 +57,8 @@ async function freePort(): Promise<number> {
 }
 
 describe('limits reach the replicated table', () => {
-  it('replicaOptions: the writer\'s window is limits.replication_window_entries (default 200000)', () => {
-    expect(replicaOptions(parseConfig('site: a\n'))).toEqual({ windowEntries: 200_000 });
+  it('replicaOptions: the writer\'s window is limits.replication_window_entries (default 20000)', () => {
+    expect(replicaOptions(parseConfig('site: a\n'))).toEqual({ windowEntries: 20_000 });
     expect(replicaOptions(parseConfig('site: a\nlimits: { replication_window_entries: 1000 }\n'))).toEqual({ windowEntries: 1000 });
   });
 
@@ -119,7 +119,7 @@ describe('limits reach the replicated table', () => {
     // The follower's journal is bounded too: it grew by the writer's 900 entries.
     await vi.waitFor(() => expect(b.status().compactions).toBeGreaterThanOrEqual(1));
     expect(b.status().journal_bytes).toBeLessThan(statSync(join(dirA, 'journal')).size);
-    await awayFor(1100); // beyond it (the default window, 200000, would resume)
+    await awayFor(1100); // beyond it (the default window, 20000, would resume)
     expect(a.status()).toMatchObject({ resyncs: 2, resumes: 1 });
     await vi.waitFor(() => expect(b.status().seq).toBe(a.status().seq));
   }, 60_000);
