@@ -44,6 +44,9 @@ export interface MigrationDeps {
   log: Logger;
 }
 
+/** After a host moved away from here, frames on its port for this long are its old ones, not an arrival. */
+const DETECT_GRACE_MS = 1000;
+
 /** How often a detected move that could not be logged (peer unreachable) is tried again. */
 const DETECT_RETRY_MS = 1000;
 
@@ -67,6 +70,8 @@ export class Migration {
   private leaveSeq = 0;
   /** Hosts detected here (frames on their port) whose move is not yet in the log: local meanwhile. */
   private readonly arriving = new Set<string>();
+  /** When each host last moved away from this site (Date.now()): see onHostArrived. */
+  private readonly leftAt = new Map<string, number>();
   private retryTimer: NodeJS.Timeout | undefined;
   /** Host name by port number, as of the last refresh (the detection hook's lookup). */
   private hostByPort = new Map<number, string>();
@@ -118,6 +123,11 @@ export class Migration {
     const name = this.hostByPort.get(port);
     const from = name === undefined ? undefined : this.map.siteOf(name);
     if (name === undefined || from === this.site || this.arriving.has(name)) return;
+    // Frames the host sent before it left may still be queued on its port here when the
+    // move away is applied: they are not the host arriving (the soak saw moves flap back
+    // and forth at full rate). A host really coming back is detected by its next frames.
+    const left = this.leftAt.get(name);
+    if (left !== undefined && Date.now() - left < DETECT_GRACE_MS) return;
     this.arriving.add(name);
     this.refresh();
     this.deps.log.info({ host: name, from, to: this.site }, `host ${name} detected at this site (frames on its port); moving it here`);
@@ -155,6 +165,7 @@ export class Migration {
     const { from, to, changed } = this.map.move(request.host, request.site);
     this.arriving.delete(request.host); // the log has spoken: the map says where it is
     if (!changed) return { host: request.host, from, to, seq: 0 };
+    if (from === this.site) this.leftAt.set(request.host, Date.now());
     // A move the new site detected needs no wait: that site has delivered to the host
     // itself since it saw the host's frames (its `arriving`), so it never tunnels them
     // back here; waiting would only keep sending frames to the port the host has left.

@@ -155,9 +155,13 @@ export function encodeRecordHeader(seq: number, payload: Uint8Array): Buffer {
   return header;
 }
 
-/** A whole record in one new buffer. */
+/**
+ * A whole record in one new buffer of its own: the journal keeps every record since the
+ * last compaction in memory (its tail), and a small buffer from Node's shared pool would
+ * pin an 8 KB slab per dozen records (the soak measured 0.6–0.7 KB per 200-byte record).
+ */
 export function encodeRecord(seq: number, payload: Uint8Array): Buffer {
-  const record = Buffer.allocUnsafe(RECORD_HEADER_BYTES + payload.length);
+  const record = Buffer.allocUnsafeSlow(RECORD_HEADER_BYTES + payload.length);
   record.set(encodeRecordHeader(seq, payload), 0);
   record.set(payload, RECORD_HEADER_BYTES);
   return record;
